@@ -1,0 +1,719 @@
+//! Matching text against a dictionary under a policy: whole texts and push streams.
+
+use std::sync::Arc;
+
+use crate::category::{Action, Category, CategorySet};
+use crate::dictionary::{class, Dictionary, NONE};
+use crate::error::{Error, ErrorKind};
+use crate::keywords::KeywordKind;
+use crate::pii::{find_pii, PiiHit, Redactor};
+use crate::policy::{Mask, MaskStyle, OnLimit, Policy};
+
+/// One keyword found in a text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hit {
+    /// The keyword as written in its dictionary file.
+    pub keyword: String,
+    /// The category that decided the action (the keyword's first, when its own action rules).
+    pub category: Option<Category>,
+    /// Every category of the keyword.
+    pub categories: CategorySet,
+    /// What the policy does with it (never [`Action::Pass`]: passed hits are not reported).
+    pub action: Action,
+    /// Byte offset of the first byte of the match in the original text (or stream).
+    pub start: usize,
+    /// Byte offset one past the match.
+    pub end: usize,
+}
+
+/// The verdict on a whole text.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Decision {
+    /// The most severe action among the hits; [`Action::Pass`] when nothing was found.
+    pub action: Action,
+    /// Keyword hits in text order.
+    pub hits: Vec<Hit>,
+    /// Personal information found (empty when the policy's `pii.action` is `pass`).
+    pub pii: Vec<PiiHit>,
+    /// The text with masked hits and redacted personal information, when anything changed.
+    pub text: Option<String>,
+    /// `(placeholder, value)` pairs to undo placeholder redaction of personal information.
+    pub restore: Vec<(String, String)>,
+    /// The text exceeded `limits.max_text_bytes`; it was not inspected and `action` is the
+    /// policy's `on_limit` answer (`block` for fail-closed, `pass` for fail-open).
+    pub limit_exceeded: bool,
+}
+
+/// A dictionary and a policy, ready to check text. Cheap to clone (reference counted); build
+/// one per policy at configuration time and share it.
+///
+/// ```
+/// use std::sync::Arc;
+/// use aigc_edge::{Action, Dictionary, Filter, KeywordFormat, KeywordKind, KeywordList, Policy};
+///
+/// let mut list = KeywordList::new();
+/// list.add_source("demo.txt", "赌博\tA.1h\nfuck\tA.1f\tmask\n".as_bytes(),
+///                 KeywordFormat::Native, KeywordKind::Deny);
+/// let filter = Filter::new(Arc::new(Dictionary::new(&list)?), &Policy::default())?;
+///
+/// let d = filter.check("网上赌-博，ＦＵＣＫ");
+/// assert_eq!(d.action, Action::Block);
+/// assert_eq!(d.hits[0].keyword, "赌博");
+/// assert_eq!(&"网上赌-博，ＦＵＣＫ"[d.hits[0].start..d.hits[0].end], "赌-博");
+/// assert_eq!(d.hits[1].action, Action::Mask);
+/// assert_eq!(d.text.as_deref(), Some("网上***，****"));
+/// # Ok::<(), aigc_edge::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Filter {
+    dict: Arc<Dictionary>,
+    policy: Arc<Policy>,
+}
+
+impl Filter {
+    /// Combines a dictionary with a policy. Fails when the policy is invalid or its
+    /// normalization differs from the one the dictionary was compiled with.
+    pub fn new(dict: Arc<Dictionary>, policy: &Policy) -> Result<Filter, Error> {
+        policy.validate()?;
+        let (have, want) = (dict.normalization(), &policy.normalize);
+        let fields = [
+            ("case", have.case == want.case),
+            ("width", have.width == want.width),
+            ("styles", have.styles == want.styles),
+            ("traditional", have.traditional == want.traditional),
+            ("invisible", have.invisible == want.invisible),
+            ("separators", have.separators == want.separators),
+        ];
+        if let Some((field, _)) = fields.iter().find(|(_, same)| !same) {
+            return Err(Error::new(ErrorKind::NormalizationMismatch { field }));
+        }
+        Ok(Filter { dict, policy: Arc::new(policy.clone()) })
+    }
+
+    /// The dictionary.
+    pub fn dictionary(&self) -> &Dictionary {
+        &self.dict
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Checks a whole text: keyword hits, personal information, the decision and the
+    /// rewritten text.
+    pub fn check(&self, text: &str) -> Decision {
+        if text.len() > self.policy.limits.max_text_bytes {
+            let action = match self.policy.on_limit {
+                OnLimit::FailClosed => Action::Block,
+                OnLimit::FailOpen => Action::Pass,
+            };
+            return Decision { action, limit_exceeded: true, ..Decision::default() };
+        }
+        let mut scanner = Scanner::new(&self.dict, self.policy.normalize.max_gap);
+        scanner.feed_str(text, 0);
+        scanner.finish();
+        let mut hits: Vec<Hit> =
+            scanner.found.drain(..).filter_map(|c| self.hit(c)).collect();
+        hits.sort_by_key(|h| (h.start, h.end));
+        let pii_action = self.policy.pii.action;
+        let pii = if pii_action == Action::Pass || self.policy.pii.kinds.is_empty() {
+            Vec::new()
+        } else {
+            find_pii(text, &self.policy.pii.kinds)
+        };
+        let mut action = hits.iter().map(|h| h.action).max().unwrap_or(Action::Pass);
+        if !pii.is_empty() {
+            action = action.max(pii_action);
+        }
+        let mut spans: Vec<Span> =
+            hits.iter().filter(|h| h.action >= Action::Mask).map(|h| Span::masked(h.start, h.end)).collect();
+        let mut redactor = Redactor::new(self.policy.pii.style);
+        if pii_action >= Action::Mask {
+            for p in &pii {
+                let value = text.get(p.start..p.end).unwrap_or("");
+                let with = redactor.replacement(p.kind, value);
+                spans.push(Span { start: p.start, end: p.end, with: Some(with) });
+            }
+        }
+        let rewritten = (!spans.is_empty()).then(|| {
+            let mut writer = MaskWriter::default();
+            for span in spans {
+                writer.add(span);
+            }
+            let mut out = Vec::with_capacity(text.len());
+            writer.write(&mut out, text.as_bytes(), 0, &self.policy.mask);
+            String::from_utf8_lossy(&out).into_owned()
+        });
+        Decision {
+            action,
+            hits,
+            pii,
+            text: rewritten,
+            restore: redactor.restore_table().to_vec(),
+            limit_exceeded: false,
+        }
+    }
+
+    /// Starts a stream: push chunks with [`Stream::write`], end with [`Stream::finish`].
+    pub fn stream(&self) -> Stream {
+        Stream {
+            scanner: Scanner::new(&self.dict, self.policy.normalize.max_gap),
+            filter: self.clone(),
+            buf: Vec::new(),
+            buf_start: 0,
+            writer: MaskWriter::default(),
+            blocked: None,
+            peak_carry: 0,
+        }
+    }
+
+    fn hit(&self, c: Candidate) -> Option<Hit> {
+        let pattern = self.dict.pattern(c.pattern)?;
+        let (action, category) = self.policy.actions.resolve(pattern.categories, pattern.action);
+        (action != Action::Pass).then(|| Hit {
+            keyword: self.dict.keyword(c.pattern).to_string(),
+            category,
+            categories: pattern.categories,
+            action,
+            start: c.start,
+            end: c.end,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streaming.
+
+/// Why a stream stopped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Block {
+    /// A keyword whose action is `block`. Output stops before its first byte.
+    Keyword(Hit),
+    /// More than `limits.max_carry_bytes` were held back and the policy fails closed.
+    CarryLimit {
+        /// The limit in force.
+        limit: usize,
+    },
+}
+
+/// What one [`Stream::write`] or [`Stream::finish`] settled.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Chunk {
+    /// Bytes that can go out now: input that no pending match can touch, with masks applied.
+    pub output: Vec<u8>,
+    /// Hits decided during this call (`flag` ones included).
+    pub hits: Vec<Hit>,
+    /// Set when the stream must stop; nothing more will be output.
+    pub blocked: Option<Block>,
+    /// The carry limit was exceeded under fail-open: held bytes were flushed unchecked.
+    pub limit_exceeded: bool,
+}
+
+/// The error for writing to a stream that has already blocked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamBlocked;
+
+impl core::fmt::Display for StreamBlocked {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("stream already blocked; no further input is accepted")
+    }
+}
+
+impl std::error::Error for StreamBlocked {}
+
+/// A push-style filter over text arriving in chunks (UTF-8, split anywhere, even inside a
+/// character).
+///
+/// Every keyword is found even when split across chunks. Output is held back only while it
+/// could still be part of a match: at most the longest keyword (plus the separators skipped
+/// inside it), never the whole stream; `limits.max_carry_bytes` caps it, with the policy's
+/// `on_limit` action past the cap.
+///
+/// ```
+/// use std::sync::Arc;
+/// use aigc_edge::{Dictionary, Filter, KeywordFormat, KeywordKind, KeywordList, Policy};
+///
+/// let mut list = KeywordList::new();
+/// list.add_source("k", "法轮功\tA.1a\tmask\n".as_bytes(), KeywordFormat::Native, KeywordKind::Deny);
+/// let filter = Filter::new(Arc::new(Dictionary::new(&list)?), &Policy::default())?;
+///
+/// let mut stream = filter.stream();
+/// let mut out = Vec::new();
+/// for piece in ["今天说说法", "轮", "功的事"] {
+///     out.extend(stream.write(piece.as_bytes()).unwrap().output);
+/// }
+/// out.extend(stream.finish().output);
+/// assert_eq!(String::from_utf8(out).unwrap(), "今天说说***的事");
+/// # Ok::<(), aigc_edge::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Stream {
+    filter: Filter,
+    scanner: Scanner,
+    buf: Vec<u8>,
+    buf_start: usize,
+    writer: MaskWriter,
+    blocked: Option<Block>,
+    peak_carry: usize,
+}
+
+impl Stream {
+    /// Pushes a chunk; returns what is settled. After a block every call is refused.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<Chunk, StreamBlocked> {
+        if self.blocked.is_some() {
+            return Err(StreamBlocked);
+        }
+        self.buf.extend_from_slice(bytes);
+        self.scanner.feed_bytes(bytes);
+        Ok(self.drain())
+    }
+
+    /// Ends the stream and returns the rest.
+    pub fn finish(mut self) -> Chunk {
+        if self.blocked.is_some() {
+            return Chunk { blocked: self.blocked.take(), ..Chunk::default() };
+        }
+        self.scanner.finish();
+        self.drain()
+    }
+
+    /// The most bytes held back at once so far.
+    pub fn peak_carry(&self) -> usize {
+        self.peak_carry
+    }
+
+    /// Bytes held back now.
+    pub fn carry(&self) -> usize {
+        self.buf.len()
+    }
+
+    fn drain(&mut self) -> Chunk {
+        let mut chunk = Chunk::default();
+        let found: Vec<Candidate> = self.scanner.found.drain(..).collect();
+        for hit in found.into_iter().filter_map(|c| self.filter.hit(c)) {
+            if hit.action >= Action::Mask {
+                self.writer.add(Span::masked(hit.start, hit.end));
+            }
+            if hit.action == Action::Block {
+                let earlier = match &self.blocked {
+                    Some(Block::Keyword(b)) => hit.start < b.start,
+                    _ => true,
+                };
+                if earlier {
+                    self.blocked = Some(Block::Keyword(hit.clone()));
+                }
+            }
+            chunk.hits.push(hit);
+        }
+        chunk.hits.sort_by_key(|h| (h.start, h.end));
+        let mut upto = self.scanner.settled().max(self.buf_start);
+        if let Some(Block::Keyword(hit)) = &self.blocked {
+            upto = upto.min(hit.start);
+        }
+        self.emit(&mut chunk.output, upto);
+        self.peak_carry = self.peak_carry.max(self.buf.len());
+        let limit = self.filter.policy.limits.max_carry_bytes;
+        if self.blocked.is_none() && self.buf.len() > limit {
+            match self.filter.policy.on_limit {
+                OnLimit::FailClosed => self.blocked = Some(Block::CarryLimit { limit }),
+                OnLimit::FailOpen => {
+                    self.scanner.forget();
+                    let end = self.buf_start + self.buf.len();
+                    self.emit(&mut chunk.output, end);
+                    chunk.limit_exceeded = true;
+                }
+            }
+        }
+        chunk.blocked = self.blocked.clone();
+        chunk
+    }
+
+    fn emit(&mut self, out: &mut Vec<u8>, upto: usize) {
+        let n = upto.saturating_sub(self.buf_start).min(self.buf.len());
+        if n == 0 {
+            return;
+        }
+        let mask = &self.filter.policy.mask;
+        self.writer.write(out, &self.buf[..n], self.buf_start, mask);
+        self.buf.drain(..n);
+        self.buf_start += n;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Masking.
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Span {
+    start: usize,
+    end: usize,
+    /// A fixed replacement (a PII placeholder); `None` for the policy's mask.
+    with: Option<String>,
+}
+
+impl Span {
+    fn masked(start: usize, end: usize) -> Span {
+        Span { start, end, with: None }
+    }
+}
+
+/// Rewrites spans of a byte sequence that arrives in order, possibly in pieces.
+#[derive(Clone, Debug, Default)]
+struct MaskWriter {
+    /// Spans not yet fully written, sorted by start.
+    spans: Vec<Span>,
+    /// Bytes before this offset are dropped (a replacement was written for them).
+    skip_until: usize,
+    /// Characters before this offset become the mask character.
+    char_until: usize,
+}
+
+impl MaskWriter {
+    fn add(&mut self, span: Span) {
+        let at = self.spans.partition_point(|s| s.start <= span.start);
+        self.spans.insert(at, span);
+    }
+
+    /// Writes `bytes` (which start at offset `base`) to `out`, rewriting spans.
+    fn write(&mut self, out: &mut Vec<u8>, bytes: &[u8], base: usize, mask: &Mask) {
+        let end = base + bytes.len();
+        let mut at = base;
+        while at < end {
+            let i = at - base;
+            if at < self.skip_until {
+                at = self.skip_until.min(end);
+                continue;
+            }
+            if let Some(span) = self.spans.first().filter(|s| s.start <= at) {
+                let inside = at > span.start;
+                let span = self.spans.remove(0);
+                if span.end <= at {
+                    continue;
+                }
+                match (&span.with, mask.style) {
+                    (Some(with), _) => {
+                        if !inside {
+                            out.extend_from_slice(with.as_bytes());
+                        }
+                        self.skip_until = span.end;
+                    }
+                    (None, MaskStyle::Replace) => {
+                        if !inside {
+                            out.extend_from_slice(mask.with.as_bytes());
+                        }
+                        self.skip_until = span.end;
+                    }
+                    (None, MaskStyle::Char) => self.char_until = self.char_until.max(span.end),
+                }
+                continue;
+            }
+            if at < self.char_until {
+                let width = utf8_width(bytes[i]).max(1);
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(mask.char.encode_utf8(&mut buf).as_bytes());
+                at += width;
+                continue;
+            }
+            let next = self.spans.first().map_or(end, |s| s.start.min(end));
+            out.extend_from_slice(&bytes[i..next - base]);
+            at = next;
+        }
+    }
+}
+
+fn utf8_width(first: u8) -> usize {
+    match first {
+        0x00..=0x7F => 1,
+        0xC2..=0xDF => 2,
+        0xE0..=0xEF => 3,
+        0xF0..=0xF4 => 4,
+        _ => 1,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The scanner shared by whole texts and streams.
+
+#[derive(Clone, Copy, Debug, Default)]
+struct RingSlot {
+    start: usize,
+    word_before: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Candidate {
+    pattern: u32,
+    start: usize,
+    end: usize,
+}
+
+/// Walks the automaton over normalized characters, keeping only what an undecided match
+/// needs: the current state, the start offsets of the last `max_keyword_chars` characters, and
+/// hits whose boundary or allow-list cover is not yet known.
+#[derive(Clone, Debug)]
+struct Scanner {
+    dict: Arc<Dictionary>,
+    state: u32,
+    ring: Vec<RingSlot>,
+    ring_mask: usize,
+    count: usize,
+    gap: u32,
+    max_gap: u32,
+    last_word: bool,
+    /// End of the last character seen.
+    pos: usize,
+    /// Hits waiting for the next character to check the word boundary after them.
+    pending: Vec<Candidate>,
+    /// Deny hits waiting to know whether an allow hit covers them.
+    open: Vec<Candidate>,
+    allows: Vec<(usize, usize)>,
+    /// Decided deny hits, for the owner to take.
+    found: Vec<Candidate>,
+    /// An incomplete UTF-8 sequence from the end of the last chunk.
+    utf8: [u8; 4],
+    utf8_len: usize,
+}
+
+impl Scanner {
+    fn new(dict: &Arc<Dictionary>, max_gap: u8) -> Scanner {
+        let size = (dict.max_keyword_chars() + 1).next_power_of_two();
+        Scanner {
+            dict: Arc::clone(dict),
+            state: 0,
+            ring: vec![RingSlot::default(); size],
+            ring_mask: size - 1,
+            count: 0,
+            gap: 0,
+            max_gap: u32::from(max_gap),
+            last_word: false,
+            pos: 0,
+            pending: Vec::new(),
+            open: Vec::new(),
+            allows: Vec::new(),
+            found: Vec::new(),
+            utf8: [0; 4],
+            utf8_len: 0,
+        }
+    }
+
+    /// Everything before this offset is decided: no match in progress can reach back to it.
+    fn settled(&self) -> usize {
+        self.open.iter().map(|c| c.start).fold(self.settled_without_open(), usize::min)
+    }
+
+    /// Drops every undecided match (fail-open past the carry limit).
+    fn forget(&mut self) {
+        self.state = 0;
+        self.gap = 0;
+        self.pending.clear();
+        self.open.clear();
+        self.allows.clear();
+    }
+
+    fn feed_bytes(&mut self, mut bytes: &[u8]) {
+        let mut base = self.pos + self.utf8_len;
+        if self.utf8_len > 0 {
+            // Complete the character split across chunks.
+            let need = utf8_width(self.utf8[0]) - self.utf8_len;
+            let take = need.min(bytes.len());
+            self.utf8[self.utf8_len..self.utf8_len + take].copy_from_slice(&bytes[..take]);
+            self.utf8_len += take;
+            bytes = &bytes[take..];
+            base += take;
+            if take < need {
+                return;
+            }
+            let held = self.utf8;
+            let len = self.utf8_len;
+            self.utf8_len = 0;
+            let start = base - len;
+            match core::str::from_utf8(&held[..len]) {
+                Ok(s) => self.feed_str(s, start),
+                Err(_) => {
+                    // Not a character after all: the lead byte is invalid, the rest re-read.
+                    self.boundary(start + 1);
+                    let rest = held[1..len].to_vec();
+                    self.pos = start + 1;
+                    self.feed_bytes(&rest);
+                    base = self.pos + self.utf8_len;
+                }
+            }
+        }
+        while !bytes.is_empty() {
+            match core::str::from_utf8(bytes) {
+                Ok(s) => {
+                    self.feed_str(s, base);
+                    return;
+                }
+                Err(e) => {
+                    let valid = e.valid_up_to();
+                    let (good, rest) = bytes.split_at(valid);
+                    self.feed_str(core::str::from_utf8(good).unwrap_or(""), base);
+                    base += valid;
+                    match e.error_len() {
+                        Some(bad) => {
+                            self.boundary(base + bad);
+                            base += bad;
+                            bytes = &rest[bad.min(rest.len())..];
+                        }
+                        None => {
+                            self.utf8[..rest.len()].copy_from_slice(rest);
+                            self.utf8_len = rest.len();
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Invalid bytes ending at `end` act as a boundary.
+    fn boundary(&mut self, end: usize) {
+        self.resolve_pending(false);
+        self.state = 0;
+        self.gap = 0;
+        self.last_word = false;
+        self.pos = end;
+        self.settle_open();
+    }
+
+    fn feed_str(&mut self, text: &str, base: usize) {
+        for (i, c) in text.char_indices() {
+            let start = base + i;
+            let end = start + c.len_utf8();
+            let class = self.dict.class(c);
+            match class.kind() {
+                class::CHAR => {
+                    if !self.pending.is_empty() {
+                        self.resolve_pending(class.is_word());
+                    }
+                    self.step(class.code(), class.is_word(), start, end);
+                }
+                class::INVISIBLE => {
+                    self.gap += 1;
+                    if self.gap > self.max_gap {
+                        self.state = 0;
+                    }
+                    self.pos = end;
+                }
+                class::SEPARATOR => {
+                    self.resolve_pending(false);
+                    self.last_word = false;
+                    self.gap += 1;
+                    if self.gap > self.max_gap {
+                        self.state = 0;
+                    }
+                    self.pos = end;
+                }
+                class::MULTI => {
+                    let dict = Arc::clone(&self.dict);
+                    for (code, word) in dict.multi(c) {
+                        self.resolve_pending(word);
+                        self.step(code, word, start, end);
+                    }
+                }
+                _ => self.boundary(end),
+            }
+            if !self.open.is_empty() {
+                self.settle_open();
+            }
+        }
+    }
+
+    #[inline]
+    fn step(&mut self, code: u32, word: bool, start: usize, end: usize) {
+        self.gap = 0;
+        self.pos = end;
+        if code == 0 {
+            self.state = 0;
+            self.last_word = word;
+            return;
+        }
+        self.state = self.dict.next_state(self.state, code);
+        self.count = self.count.wrapping_add(1);
+        self.ring[self.count & self.ring_mask] = RingSlot { start, word_before: self.last_word };
+        self.last_word = word;
+        let mut s = self.dict.first_output(self.state);
+        while s != NONE {
+            let (pattern, next) = self.dict.output(s);
+            s = next;
+            let Some(p) = self.dict.pattern(pattern) else { continue };
+            let back = usize::from(p.len).saturating_sub(1);
+            let first = self.ring[self.count.wrapping_sub(back) & self.ring_mask];
+            if p.starts_word && first.word_before {
+                continue;
+            }
+            let c = Candidate { pattern, start: first.start, end };
+            if p.ends_word {
+                self.pending.push(c);
+            } else {
+                self.accept(c);
+            }
+        }
+    }
+
+    fn accept(&mut self, c: Candidate) {
+        match self.dict.pattern(c.pattern).map(|p| p.kind) {
+            Some(KeywordKind::Allow) => self.allows.push((c.start, c.end)),
+            Some(KeywordKind::Deny) => self.open.push(c),
+            None => {}
+        }
+    }
+
+    fn resolve_pending(&mut self, next_is_word: bool) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let pending = core::mem::take(&mut self.pending);
+        if !next_is_word {
+            for c in pending {
+                self.accept(c);
+            }
+        }
+    }
+
+    /// Moves deny hits that no later allow hit can cover to `found`.
+    fn settle_open(&mut self) {
+        let settled = self.settled_without_open();
+        let allows = &self.allows;
+        let found = &mut self.found;
+        self.open.retain(|c| {
+            if c.start >= settled {
+                return true;
+            }
+            if !allows.iter().any(|&(s, e)| s <= c.start && c.end <= e) {
+                found.push(*c);
+            }
+            false
+        });
+        if self.open.is_empty() && self.pending.is_empty() {
+            self.allows.clear();
+        }
+    }
+
+    fn settled_without_open(&self) -> usize {
+        let mut settled = self.pos;
+        let depth = self.dict.depth(self.state);
+        if depth > 0 {
+            settled = self.ring[self.count.wrapping_sub(depth - 1) & self.ring_mask].start;
+        }
+        for c in &self.pending {
+            settled = settled.min(c.start);
+        }
+        settled
+    }
+
+    fn finish(&mut self) {
+        if self.utf8_len > 0 {
+            let end = self.pos + self.utf8_len;
+            self.utf8_len = 0;
+            self.boundary(end);
+        }
+        self.resolve_pending(false);
+        self.state = 0;
+        self.settle_open();
+        let rest = core::mem::take(&mut self.open);
+        self.found.extend(rest);
+    }
+}

@@ -1,0 +1,129 @@
+/*!
+The core of **aigc-edge**: keeps generative-AI content within China's rules.
+
+It is pure Rust with no I/O, clock or randomness, and runs the same in the Envoy filter
+(proxy-wasm, `wasm32-wasip1`), in the browser (wasm-bindgen, `wasm32-unknown-unknown`) and in
+the `aigc-edge` command-line tool.
+
+# Overview
+
+The main types:
+
+* [`KeywordList`] reads keyword files (`keyword TAB category TAB action`, or the `word tag,tag`
+  layout of houbb/sensitive-word) and reports every dirty line with its file and line.
+* [`Dictionary`] is the compiled keyword automaton: a character-wise double-array
+  Aho-Corasick automaton over normalized keywords. [`Dictionary::to_artifact`] writes it as a
+  compact binary artifact (versioned, CRC-checked) that [`Dictionary::from_artifact`] loads in
+  milliseconds, so an edge proxy starting one VM per worker does not rebuild it.
+* [`Policy`] is the serde-defined policy shared by every host: actions per TC260 risk
+  [`Category`], normalization steps, mask style, personal-information handling and limits.
+* [`Filter`] is a dictionary plus a policy. [`Filter::check`] decides on a whole text;
+  [`Filter::stream`] gives a push [`Stream`] that finds keywords split across chunks while
+  holding back no more than the longest keyword.
+* [`find_pii`] and [`Redactor`] detect and redact personal information.
+
+# Example: check a text
+
+```
+use std::sync::Arc;
+use aigc_edge::{Action, Dictionary, Filter, KeywordFormat, KeywordKind, KeywordList, Policy};
+
+let mut list = KeywordList::new();
+list.add_source("demo.txt", "五星红旗\tA.1b\tflag\n法轮功\tA.1a\nsb\tA.4c\tmask\n".as_bytes(),
+                KeywordFormat::Native, KeywordKind::Deny);
+let filter = Filter::new(Arc::new(Dictionary::new(&list)?), &Policy::default())?;
+
+// Traditional characters, inserted symbols and zero-width characters do not evade.
+let d = filter.check("我爱五星紅旗，法✨轮\u{200B}功");
+assert_eq!(d.action, Action::Block);
+let found: Vec<&str> = d.hits.iter().map(|h| h.keyword.as_str()).collect();
+assert_eq!(found, ["五星红旗", "法轮功"]);
+
+// Latin keywords match on word boundaries only.
+assert_eq!(filter.check("plug in the USB").action, Action::Pass);
+assert_eq!(filter.check("you SB").text.as_deref(), Some("you **"));
+# Ok::<(), aigc_edge::Error>(())
+```
+
+# Example: allow words win over the deny words they cover
+
+```
+use std::sync::Arc;
+use aigc_edge::{Action, Dictionary, Filter, KeywordFormat, KeywordKind, KeywordList, Policy};
+
+let mut list = KeywordList::new();
+list.add_source("deny", "黄片\tA.1f\n".as_bytes(), KeywordFormat::Native, KeywordKind::Deny);
+list.add_source("allow", "三黄片\n".as_bytes(), KeywordFormat::Native, KeywordKind::Allow);
+let filter = Filter::new(Arc::new(Dictionary::new(&list)?), &Policy::default())?;
+let d = filter.check("三黄片是中药，黄片不是");
+assert_eq!(d.hits.len(), 1);
+assert_eq!(d.hits[0].start, "三黄片是中药，".len());
+# Ok::<(), aigc_edge::Error>(())
+```
+
+# Example: compile once, load fast
+
+```
+use aigc_edge::{Dictionary, KeywordFormat, KeywordKind, KeywordList};
+
+let mut list = KeywordList::new();
+list.add_source("k", "赌博\n".as_bytes(), KeywordFormat::Native, KeywordKind::Deny);
+let artifact: Vec<u8> = Dictionary::new(&list)?.to_artifact();   // `aigc-edge compile`
+let dict = Dictionary::from_artifact(&artifact)?;                 // at VM start
+assert_eq!(dict.len(), 1);
+# Ok::<(), aigc_edge::Error>(())
+```
+
+# Example: personal information
+
+```
+use std::sync::Arc;
+use aigc_edge::{Action, Dictionary, Filter, KeywordFormat, KeywordKind, KeywordList, Policy};
+
+let mut list = KeywordList::new();
+list.add_source("k", "赌博\n".as_bytes(), KeywordFormat::Native, KeywordKind::Deny);
+let filter = Filter::new(Arc::new(Dictionary::new(&list)?), &Policy::default())?;
+let d = filter.check("我的手机13812345678，备用13812345678");
+assert_eq!(d.action, Action::Mask);
+assert_eq!(d.text.as_deref(), Some("我的手机[MOBILE_1]，备用[MOBILE_1]"));
+assert_eq!(d.restore, [("[MOBILE_1]".to_string(), "13812345678".to_string())]);
+# Ok::<(), aigc_edge::Error>(())
+```
+
+# Normalization
+
+Each step of [`Normalization`] can be switched off in the policy. Keywords are stored in the
+form the policy's normalization sees them ([`normalize::canonical`]), so a dictionary is
+compiled for one normalization and a [`Filter`] refuses a policy that differs. Matches never
+span sentence or clause punctuation (`。，！？；：`, line breaks), which keeps separator
+skipping from joining words across sentences; `make bench` measures the false-positive cost
+of every step on benign corpora.
+
+# Limits
+
+Every limit is explicit ([`policy::Limits`]): text size for [`Filter::check`], bytes a stream
+holds back, dictionary size and keyword length. Past a limit the policy's [`policy::OnLimit`]
+decides: fail closed (block) or fail open (pass, and say so).
+*/
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+mod category;
+mod dictionary;
+mod error;
+mod filter;
+mod keywords;
+pub mod normalize;
+mod pii;
+pub mod policy;
+mod t2s_table;
+
+pub use category::{Action, Category, CategorySet, ParseCategoryError};
+pub use dictionary::{crc32, Dictionary, DictionaryBuilder, ARTIFACT_VERSION};
+pub use error::{Error, ErrorKind};
+pub use filter::{Block, Chunk, Decision, Filter, Hit, Stream, StreamBlocked};
+pub use keywords::{Diagnostic, Keyword, KeywordFormat, KeywordKind, KeywordList, Problem, TAG_CATEGORIES};
+pub use normalize::{Normalization, Step};
+pub use pii::{find_pii, restore, PiiHit, PiiKind, RedactionStyle, Redactor};
+pub use policy::Policy;

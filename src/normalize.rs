@@ -1,0 +1,383 @@
+//! Normalization against evasion: how one character of text is seen by the matcher.
+//!
+//! Normalization works a character at a time and never moves text: every character the matcher
+//! sees carries the byte range of the original character it came from, so hits are reported in
+//! the original text.
+
+use serde::{Deserialize, Serialize};
+
+use crate::t2s_table::T2S;
+
+/// One normalization step. Each can be switched off in the policy
+/// (`"normalize": {"traditional": false}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Step {
+    /// Case folding: `FuCK` matches `fuck`.
+    Case,
+    /// Full-width to half-width: `ｆｕｃｋ` matches `fuck`, `１２３` matches `123`.
+    Width,
+    /// Number and letter styles and Unicode compatibility forms: `①⑴⒈❶⁹₉㈠` and CJK or
+    /// financial numerals (`三`, `叁`) to digits; `ⓐⒶ⒜` and mathematical alphanumerics to letters.
+    Styles,
+    /// Traditional to simplified Chinese, one character at a time (Unihan `kSimplifiedVariant`).
+    Traditional,
+    /// Zero-width and other invisible characters are removed.
+    Invisible,
+    /// Separators (spaces, symbols, brackets, emoji) between the characters of a keyword are
+    /// skipped, at most `max_gap` in a row. Sentence and clause punctuation (`。，！？；：` and
+    /// line breaks) is never skipped, so a match cannot span two sentences.
+    Separators,
+}
+
+/// Which normalization steps apply to text, as read from a policy's `normalize` object.
+///
+/// All steps are on by default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Normalization {
+    /// [`Step::Case`].
+    pub case: bool,
+    /// [`Step::Width`].
+    pub width: bool,
+    /// [`Step::Styles`].
+    pub styles: bool,
+    /// [`Step::Traditional`].
+    pub traditional: bool,
+    /// [`Step::Invisible`].
+    pub invisible: bool,
+    /// [`Step::Separators`].
+    pub separators: bool,
+    /// Most separators or invisible characters skipped in a row inside one match (1–16).
+    pub max_gap: u8,
+}
+
+impl Default for Normalization {
+    fn default() -> Self {
+        Normalization {
+            case: true,
+            width: true,
+            styles: true,
+            traditional: true,
+            invisible: true,
+            separators: true,
+            max_gap: 3,
+        }
+    }
+}
+
+impl Normalization {
+    /// Every step off: text and keywords are matched as written.
+    pub fn none() -> Self {
+        Normalization {
+            case: false,
+            width: false,
+            styles: false,
+            traditional: false,
+            invisible: false,
+            separators: false,
+            max_gap: 3,
+        }
+    }
+
+    /// Is `step` on?
+    pub fn has(&self, step: Step) -> bool {
+        match step {
+            Step::Case => self.case,
+            Step::Width => self.width,
+            Step::Styles => self.styles,
+            Step::Traditional => self.traditional,
+            Step::Invisible => self.invisible,
+            Step::Separators => self.separators,
+        }
+    }
+
+    /// This normalization with `step` switched on or off.
+    pub fn with(mut self, step: Step, on: bool) -> Self {
+        let slot = match step {
+            Step::Case => &mut self.case,
+            Step::Width => &mut self.width,
+            Step::Styles => &mut self.styles,
+            Step::Traditional => &mut self.traditional,
+            Step::Invisible => &mut self.invisible,
+            Step::Separators => &mut self.separators,
+        };
+        *slot = on;
+        self
+    }
+
+    /// Every step, for loops over steps (benchmarks, tests).
+    pub const STEPS: [Step; 6] = [
+        Step::Case,
+        Step::Width,
+        Step::Styles,
+        Step::Traditional,
+        Step::Invisible,
+        Step::Separators,
+    ];
+}
+
+/// How the matcher sees one character of text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Folded {
+    /// Up to three characters to match (`⑩` becomes `1`, `0`).
+    Chars([char; 3], u8),
+    /// A separator: skipped inside a match when [`Step::Separators`] is on, else a boundary.
+    Separator,
+    /// An invisible character: ignored entirely.
+    Invisible,
+    /// Ends any match in progress (sentence punctuation, line breaks, controls).
+    Boundary,
+}
+
+impl Folded {
+    fn one(c: char) -> Folded {
+        Folded::Chars([c, '\0', '\0'], 1)
+    }
+
+    fn number(n: u32) -> Folded {
+        if n < 10 {
+            Folded::one(digit(n))
+        } else {
+            Folded::Chars([digit(n / 10), digit(n % 10), '\0'], 2)
+        }
+    }
+
+    pub(crate) fn chars(&self) -> &[char] {
+        match self {
+            Folded::Chars(cs, n) => &cs[..usize::from(*n)],
+            _ => &[],
+        }
+    }
+}
+
+fn digit(n: u32) -> char {
+    char::from_digit(n % 10, 10).unwrap_or('0')
+}
+
+/// Characters that never show but can split a word: zero-width, joiners, direction marks,
+/// soft hyphen, variation selectors, tag characters, fillers.
+pub fn is_invisible(c: char) -> bool {
+    matches!(c as u32,
+        0x00AD | 0x034F | 0x061C | 0x115F | 0x1160 | 0x17B4 | 0x17B5 | 0x180B..=0x180F
+        | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x206F | 0x3164 | 0xFE00..=0xFE0F
+        | 0xFEFF | 0xFFA0 | 0x1D173..=0x1D17A | 0xE0000..=0xE0FFF)
+}
+
+/// Punctuation that ends a sentence or clause; a match never spans it.
+fn is_sentence_boundary(c: char) -> bool {
+    matches!(
+        c,
+        '\n' | '\r' | '\u{0B}' | '\u{0C}' | '\u{85}' | '\u{2028}' | '\u{2029}'
+            | ',' | ';' | ':' | '!' | '?'
+            | '。' | '，' | '、' | '；' | '：' | '！' | '？' | '…' | '‥' | '｡' | '､'
+    )
+}
+
+/// Letters and digits outside the CJK blocks: Latin-script keywords must not start or end
+/// inside a run of these (`sb` does not match in `usb`).
+pub fn is_word_char(c: char) -> bool {
+    if c.is_ascii() {
+        return c.is_ascii_alphanumeric();
+    }
+    (c as u32) < 0x2E80 && c.is_alphanumeric()
+}
+
+/// Number and letter styles, and compatibility forms, to plain digits and letters.
+fn fold_style(c: char) -> Option<Folded> {
+    let u = c as u32;
+    let from = |base: u32| u - base;
+    let letter = |base: char, off: u32| char::from_u32(base as u32 + off).map(Folded::one);
+    Some(match u {
+        0x2460..=0x2473 => Folded::number(from(0x2460) + 1), // ①..⑳
+        0x2474..=0x2487 => Folded::number(from(0x2474) + 1), // ⑴..⒇
+        0x2488..=0x249B => Folded::number(from(0x2488) + 1), // ⒈..⒛
+        0x249C..=0x24B5 => return letter('a', from(0x249C)), // ⒜..⒵
+        0x24B6..=0x24CF => return letter('a', from(0x24B6)), // Ⓐ..Ⓩ
+        0x24D0..=0x24E9 => return letter('a', from(0x24D0)), // ⓐ..ⓩ
+        0x24EA | 0x24FF | 0x1F100 | 0x1F10B | 0x1F10C => Folded::one('0'),
+        0x24EB..=0x24F4 => Folded::number(from(0x24EB) + 11), // ⓫..⓴
+        0x24F5..=0x24FE => Folded::number(from(0x24F5) + 1),  // ⓵..⓾
+        0x2776..=0x277F => Folded::number(from(0x2776) + 1),  // ❶..❿
+        0x2780..=0x2789 => Folded::number(from(0x2780) + 1),  // ➀..➉
+        0x278A..=0x2793 => Folded::number(from(0x278A) + 1),  // ➊..➓
+        0x2070 => Folded::one('0'),
+        0x00B9 => Folded::one('1'),
+        0x00B2 => Folded::one('2'),
+        0x00B3 => Folded::one('3'),
+        0x2074..=0x2079 => Folded::number(from(0x2074) + 4), // ⁴..⁹
+        0x2080..=0x2089 => Folded::number(from(0x2080)),     // ₀..₉
+        0x3220..=0x3229 => Folded::number(from(0x3220) + 1), // ㈠..㈩
+        0x3280..=0x3289 => Folded::number(from(0x3280) + 1), // ㊀..㊉
+        0x1F101..=0x1F10A => Folded::number(from(0x1F101)),  // 🄁..🄊 digit comma
+        0x1F110..=0x1F129 => return letter('a', from(0x1F110)), // 🄐..🄩
+        0x1F130..=0x1F149 => return letter('a', from(0x1F130)), // 🄰..🅉
+        0x1F150..=0x1F169 => return letter('a', from(0x1F150)), // 🅐..🅩
+        0x1F170..=0x1F189 => return letter('a', from(0x1F170)), // 🅰..🆉
+        0x1F1E6..=0x1F1FF => return letter('a', from(0x1F1E6)), // regional indicators
+        // Mathematical alphanumeric symbols: 13 alphabets of 52 letters, then digits.
+        0x1D400..=0x1D6A3 => {
+            let k = from(0x1D400) % 52;
+            return if k < 26 { letter('a', k) } else { letter('a', k - 26) };
+        }
+        0x1D7CE..=0x1D7FF => Folded::number(from(0x1D7CE) % 10),
+        _ => return fold_cjk_numeral(c).map(Folded::one),
+    })
+}
+
+/// CJK and financial numerals to digits. Applied to keywords too, so `下三滥` matches
+/// `下3滥` and `下叁滥`.
+fn fold_cjk_numeral(c: char) -> Option<char> {
+    Some(match c {
+        '〇' | '零' => '0',
+        '一' | '壹' | '弌' => '1',
+        '二' | '贰' | '貳' | '弍' | '两' | '兩' => '2',
+        '三' | '叁' | '參' | '弎' => '3',
+        '四' | '肆' => '4',
+        '五' | '伍' => '5',
+        '六' | '陆' | '陸' => '6',
+        '七' | '柒' => '7',
+        '八' | '捌' => '8',
+        '九' | '玖' => '9',
+        '拾' => '十',
+        _ => return None,
+    })
+}
+
+fn fold_width(c: char) -> char {
+    match c as u32 {
+        0xFF01..=0xFF5E => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+        0x3000 => ' ',
+        0xFF61 => '。',
+        0xFF64 => '、',
+        _ => c,
+    }
+}
+
+fn fold_case(c: char) -> char {
+    if c.is_ascii() {
+        return c.to_ascii_lowercase();
+    }
+    let mut lower = c.to_lowercase();
+    match (lower.next(), lower.next()) {
+        (Some(l), None) => l,
+        _ => c,
+    }
+}
+
+/// The simplified form of a traditional character, or the character itself.
+pub fn simplify(c: char) -> char {
+    let u = c as u32;
+    match T2S.binary_search_by_key(&u, |&(t, _)| t) {
+        Ok(i) => T2S.get(i).and_then(|&(_, s)| char::from_u32(s)).unwrap_or(c),
+        Err(_) => c,
+    }
+}
+
+/// How `c` is seen under `norm`.
+pub(crate) fn fold(c: char, norm: &Normalization) -> Folded {
+    if is_invisible(c) {
+        return if norm.invisible { Folded::Invisible } else { Folded::one(c) };
+    }
+    let mut c = c;
+    if norm.width {
+        c = fold_width(c);
+    }
+    if is_sentence_boundary(c) || (c.is_control() && c != '\t') {
+        return Folded::Boundary;
+    }
+    if norm.styles {
+        if let Some(folded) = fold_style(c) {
+            return folded;
+        }
+    }
+    if norm.case {
+        c = fold_case(c);
+    }
+    if norm.traditional {
+        c = simplify(c);
+    }
+    if c.is_alphanumeric() || !norm.separators {
+        Folded::one(c)
+    } else {
+        Folded::Separator
+    }
+}
+
+/// The canonical form of a keyword under `norm`: what the matcher must see for it to match.
+/// Separators, invisible characters and sentence punctuation are dropped (`6？4` is stored as
+/// `64`), since in text they are skipped or end the match.
+pub fn canonical(keyword: &str, norm: &Normalization) -> String {
+    let mut out = String::with_capacity(keyword.len());
+    for c in keyword.chars() {
+        out.extend(fold(c, norm).chars());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_forms() {
+        let cases = [
+            ("FuCK", "fuck"),
+            ("ｆｕｃｋ", "fuck"),
+            ("Ⓕⓤc⒦", "fuck"),
+            ("𝐟𝐮𝐜𝐤", "fuck"),
+            ("五星紅旗", "5星红旗"),
+            ("9⓿二肆⁹₈③⑸⒋➃㈤㊄", "902498354455"),
+            ("⑩", "10"),
+            ("下三滥", "下3滥"),
+            ("傻@冒", "傻冒"),
+            ("a\u{200B}b", "ab"),
+            ("two girls", "twogirls"),
+            ("习　近平", "习近平"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(canonical(input, &Normalization::default()), want, "canonical({input:?})");
+        }
+    }
+
+    #[test]
+    fn boundaries_and_separators() {
+        let all = Normalization::default();
+        for c in ['。', '，', '\n', '!', '?', '；', '！', '？', ','] {
+            assert_eq!(fold(c, &all), Folded::Boundary, "{c:?}");
+        }
+        for c in [' ', '@', '+', '【', ']', '✨', '*', '.', '\t', '　'] {
+            assert_eq!(fold(c, &all), Folded::Separator, "{c:?}");
+        }
+        for c in ['\u{200B}', '\u{200D}', '\u{FEFF}', '\u{00AD}', '\u{FE0F}'] {
+            assert_eq!(fold(c, &all), Folded::Invisible, "{c:?}");
+        }
+    }
+
+    #[test]
+    fn steps_switch_off() {
+        let cases: [(Step, char, char); 4] = [
+            (Step::Case, 'A', 'a'),
+            (Step::Width, 'ａ', 'a'),
+            (Step::Styles, 'ⓐ', 'a'),
+            (Step::Traditional, '紅', '红'),
+        ];
+        for (step, input, folded) in cases {
+            let on = Normalization::default();
+            assert_eq!(fold(input, &on).chars(), &[folded]);
+            let off = Normalization::none().with(step, true);
+            assert_eq!(fold(input, &off).chars(), &[folded], "{step:?} alone");
+            let without = on.with(step, false);
+            assert_ne!(fold(input, &without).chars(), &[folded], "{step:?} off");
+        }
+    }
+
+    #[test]
+    fn word_chars() {
+        for c in ['a', 'Z', '7', 'é', 'ж'] {
+            assert!(is_word_char(c), "{c:?}");
+        }
+        for c in ['中', ' ', '@', 'の', '한'] {
+            assert!(!is_word_char(c), "{c:?}");
+        }
+    }
+}
