@@ -1,0 +1,297 @@
+//! Table-driven matching tests. Every case runs on the whole text and as a stream split at every
+//! byte (two chunks), and byte by byte; all must agree.
+//!
+//! `AIGC_CHUNK=N` pins an extra run with fixed N-byte chunks, to reproduce a failure.
+
+use std::sync::Arc;
+
+use aigc_edge::{Action, Block, Dictionary, Filter, KeywordFormat, KeywordKind, KeywordList, Policy};
+
+struct Case {
+    name: &'static str,
+    deny: &'static str,
+    allow: &'static str,
+    text: &'static str,
+    /// The matched original substrings, in order.
+    want: &'static [&'static str],
+}
+
+const fn case(name: &'static str, deny: &'static str, text: &'static str, want: &'static [&'static str]) -> Case {
+    Case { name, deny, allow: "", text, want }
+}
+
+const CASES: &[Case] = &[
+    case("ignore-case", "fuck", "fuCK the bad words.", &["fuCK"]),
+    case("full-width", "fuck", "ｆｕｃｋ the bad words.", &["ｆｕｃｋ"]),
+    case("english-style", "fuck", "Ⓕⓤc⒦ the bad words", &["Ⓕⓤc⒦"]),
+    case("math-alphanumerics", "fuck", "𝐟𝐮𝐜𝐤 off", &["𝐟𝐮𝐜𝐤"]),
+    case("traditional", "五星红旗", "我爱我的祖国和五星紅旗。", &["五星紅旗"]),
+    case("number-style", "下三滥", "花豹用下3滥招式对付疣猪", &["下3滥"]),
+    case("financial-numerals", "六四", "陆肆，64，1964年", &["陆肆", "64"]),
+    case("multi-char-number", "10号", "⑩号楼", &["⑩号"]),
+    case("skip-chars", "傻冒\n狗东西", "傻@冒，狗+东西", &["傻@冒", "狗+东西"]),
+    case("skip-chars-html", "傻逼", "<p>傻逼</p>", &["傻逼"]),
+    case("brackets", "中国\n国人", "我是【中]国【人", &["中]国", "国【人"]),
+    case("emoji-insert", "法轮功", "法✨轮功好", &["法✨轮功"]),
+    case("space-insert", "习近平", "习 近平主席的简介", &["习 近平"]),
+    case("zero-width", "asshole", "a\u{200D}sshole", &["a\u{200D}sshole"]),
+    case("zero-width-keeps-word", "sb", "u\u{200B}sb", &[]),
+    case("sentence-boundary-cjk", "中国", "其中，国家。中。国", &[]),
+    case("sentence-boundary-latin", "ab", "a! b a, b", &[]),
+    case("gap-within-limit", "中国", "中   国", &["中   国"]),
+    case("gap-over-limit", "中国", "中    国", &[]),
+    case("english-whole-word", "av", "I have a nice day。", &[]),
+    case("english-first-only", "cp", "cp cpm", &["cp"]),
+    case("number-whole-word", "69", "totaled 695 billion yen", &[]),
+    case("sb-in-sbc", "sb", "sbc", &[]),
+    case("sb-in-disburse", "sb", "Disburse", &[]),
+    case("ass-in-grass", "ass", "a cute cat in green grass", &[]),
+    case("star-in-stars", "star", "stars", &[]),
+    case("usb", "sb", "plug the USB in", &[]),
+    case("full-width-boundary", "abc\n中国", "我是中美国人厉害中国完美ａｂｃddb好的", &["中国"]),
+    case("boundary-digits", "1\nA\n2\n0\n吃", "A10021003吃饭", &["吃"]),
+    case("mixed-script", "0售k粉qq", "买0售k粉qq号", &["0售k粉qq"]),
+    case("longest-and-overlap", "我的世界\n我的", "不是我的也不是我的世界", &["我的", "我的", "我的世界"]),
+    case("suffix-outputs", "pflt\ndividend payout pflt", "ratio dividend payout pflt", &["dividend payout pflt", "pflt"]),
+    case("repeated-keywords", "一\n二二\n三三三", "一,二二,三三三", &["一", "二二", "三三三"]),
+    case("nothing", "赌博", "今天天气很好", &[]),
+    case("at-edges", "赌博", "赌博", &["赌博"]),
+    Case { name: "allow-covers", deny: "黄片", allow: "三黄片", text: "三黄片黄片", want: &["黄片"] },
+    Case {
+        name: "allow-longer",
+        deny: "共产",
+        allow: "共产党",
+        text: "共产党是白名单不会被检测，但是共产是黑名单",
+        want: &["共产"],
+    },
+    Case { name: "allow-latin", deny: "sb", allow: "sb.com", text: "visit sb.com or sb", want: &["sb"] },
+];
+
+fn filter(deny: &str, allow: &str, policy: &str) -> Filter {
+    let mut list = KeywordList::new();
+    list.add_source("deny", deny.as_bytes(), KeywordFormat::Native, KeywordKind::Deny);
+    list.add_source("allow", allow.as_bytes(), KeywordFormat::Native, KeywordKind::Allow);
+    let dict = Dictionary::new(&list).unwrap();
+    Filter::new(Arc::new(dict), &Policy::from_json(policy).unwrap()).unwrap()
+}
+
+const MASK_ALL: &str = r#"{"actions": {"default": "mask", "uncategorized": "mask"}, "pii": {"action": "pass"}}"#;
+
+/// Runs a stream over `chunks`; returns output and `(start, end)` of every hit.
+fn run_stream(f: &Filter, chunks: &[&[u8]]) -> (Vec<u8>, Vec<(usize, usize)>) {
+    let mut stream = f.stream();
+    let mut out = Vec::new();
+    let mut hits = Vec::new();
+    for chunk in chunks {
+        let c = stream.write(chunk).unwrap();
+        out.extend(c.output);
+        hits.extend(c.hits.iter().map(|h| (h.start, h.end)));
+    }
+    let c = stream.finish();
+    out.extend(c.output);
+    hits.extend(c.hits.iter().map(|h| (h.start, h.end)));
+    hits.sort();
+    (out, hits)
+}
+
+#[test]
+fn cases_whole_and_streamed() {
+    let pinned: Option<usize> = std::env::var("AIGC_CHUNK").ok().and_then(|v| v.parse().ok());
+    for case in CASES {
+        let f = filter(case.deny, case.allow, MASK_ALL);
+        let d = f.check(case.text);
+        let got: Vec<&str> = d.hits.iter().map(|h| &case.text[h.start..h.end]).collect();
+        assert_eq!(got, case.want, "case {}", case.name);
+        let want_out = d.text.clone().unwrap_or_else(|| case.text.to_string());
+        let mut want_hits: Vec<(usize, usize)> = d.hits.iter().map(|h| (h.start, h.end)).collect();
+        want_hits.sort();
+        let bytes = case.text.as_bytes();
+        let mut splits: Vec<Vec<&[u8]>> = (0..=bytes.len()).map(|k| vec![&bytes[..k], &bytes[k..]]).collect();
+        splits.push(bytes.chunks(1).collect());
+        if let Some(n) = pinned {
+            splits.push(bytes.chunks(n.max(1)).collect());
+        }
+        for chunks in splits {
+            let (out, hits) = run_stream(&f, &chunks);
+            let sizes: Vec<usize> = chunks.iter().map(|c| c.len()).collect();
+            assert_eq!(String::from_utf8_lossy(&out), want_out, "case {} chunks {sizes:?}", case.name);
+            assert_eq!(hits, want_hits, "case {} chunks {sizes:?}", case.name);
+        }
+    }
+}
+
+#[test]
+fn masks_keep_text_around_hits() {
+    let cases = [
+        (MASK_ALL, "说赌博和赌-博", "说**和***"),
+        (r#"{"actions": {"uncategorized": "mask"}, "mask": {"style": "replace", "with": "[X]"}}"#, "说赌博和赌-博", "说[X]和[X]"),
+        (r#"{"actions": {"uncategorized": "mask"}, "mask": {"style": "char", "char": "■"}}"#, "赌博赌博", "■■■■"),
+        (MASK_ALL, "博彩赌博彩", "*****"),
+    ];
+    for (policy, text, want) in cases {
+        let f = filter("赌博\n博彩\n赌博彩", "", policy);
+        assert_eq!(f.check(text).text.as_deref(), Some(want), "{policy} {text}");
+        let bytes = text.as_bytes();
+        for k in 0..=bytes.len() {
+            let (out, _) = run_stream(&f, &[&bytes[..k], &bytes[k..]]);
+            assert_eq!(String::from_utf8_lossy(&out), want, "{policy} split {k}");
+        }
+    }
+}
+
+#[test]
+fn actions_and_decision() {
+    let deny = "赌博\tA.1h\n色情\tA.1f\nsb\tA.4c\n谣言\tA.1g\tflag\n";
+    let policy = r#"{"actions": {"default": "block", "categories": {"A.4c": "mask", "A.1h": "pass"}}}"#;
+    let f = filter(deny, "", policy);
+    let cases: [(&str, Action, &[&str]); 5] = [
+        ("今天很好", Action::Pass, &[]),
+        ("网上赌博", Action::Pass, &[]),
+        ("这是谣言", Action::Flag, &["谣言"]),
+        ("you sb", Action::Mask, &["sb"]),
+        ("色情和谣言 sb", Action::Block, &["色情", "谣言", "sb"]),
+    ];
+    for (text, action, keywords) in cases {
+        let d = f.check(text);
+        assert_eq!(d.action, action, "{text}");
+        let got: Vec<&str> = d.hits.iter().map(|h| h.keyword.as_str()).collect();
+        assert_eq!(got, keywords, "{text}");
+    }
+    let d = f.check("色情");
+    assert_eq!(d.hits[0].category.map(|c| c.to_string()).as_deref(), Some("A.1f"));
+}
+
+#[test]
+fn stream_block_stops_before_the_hit() {
+    let f = filter("色情\tA.1f\nsb\tA.4c\tmask", "", "{}");
+    let text = "前文 sb 中间色情后文还有很多";
+    let bytes = text.as_bytes();
+    for k in 0..=bytes.len() {
+        let mut stream = f.stream();
+        let mut out = Vec::new();
+        let mut blocked = None;
+        for chunk in [&bytes[..k], &bytes[k..]] {
+            match stream.write(chunk) {
+                Ok(c) => {
+                    out.extend(c.output);
+                    if c.blocked.is_some() {
+                        blocked = c.blocked;
+                    }
+                }
+                Err(_) => assert!(blocked.is_some(), "refused before blocking"),
+            }
+        }
+        let end = stream.finish();
+        blocked = blocked.or(end.blocked);
+        out.extend(end.output);
+        assert_eq!(String::from_utf8(out).unwrap(), "前文 ** 中间", "split {k}");
+        match blocked {
+            Some(Block::Keyword(hit)) => assert_eq!(hit.keyword, "色情"),
+            other => panic!("split {k}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn stream_passes_invalid_utf8_through() {
+    let f = filter("赌博", "", MASK_ALL);
+    let input: &[u8] = b"a\xffb\xe8\xb5\x8c\xe5\x8d\x9a\xe8c\xf0\x9f";
+    let want: &[u8] = b"a\xffb**\xe8c\xf0\x9f";
+    for k in 0..=input.len() {
+        let (out, hits) = run_stream(&f, &[&input[..k], &input[k..]]);
+        assert_eq!(out, want, "split {k}");
+        assert_eq!(hits, [(3, 9)], "split {k}");
+    }
+    let (out, _) = run_stream(&f, &input.chunks(1).collect::<Vec<_>>());
+    assert_eq!(out, want);
+}
+
+#[test]
+fn stream_holds_back_at_most_the_longest_keyword() {
+    let f = filter("一二三四五六七八\n赌博", "", MASK_ALL);
+    let text = "今天天气很好，一二三四五六七，赌，赌博赌".repeat(200);
+    let mut stream = f.stream();
+    let mut out = Vec::new();
+    for chunk in text.as_bytes().chunks(7) {
+        out.extend(stream.write(chunk).unwrap().output);
+        // 8 characters of 3 bytes, plus a split character.
+        assert!(stream.carry() <= 8 * 3 + 3, "carry {}", stream.carry());
+    }
+    assert!(stream.peak_carry() <= 27);
+    out.extend(stream.finish().output);
+    assert_eq!(String::from_utf8(out).unwrap(), f.check(&text).text.unwrap());
+}
+
+#[test]
+fn carry_limit_fails_closed_or_open() {
+    let deny = "一二三四五六七八九十";
+    let text = "一二三四五六七八九";
+    let closed = filter(deny, "", r#"{"limits": {"max_carry_bytes": 12}}"#);
+    let mut s = closed.stream();
+    let c = s.write(text.as_bytes()).unwrap();
+    assert_eq!(c.blocked, Some(Block::CarryLimit { limit: 12 }));
+    assert!(c.output.is_empty());
+    assert!(s.write(b"x").is_err());
+
+    let open = filter(deny, "", r#"{"limits": {"max_carry_bytes": 12}, "on_limit": "fail_open"}"#);
+    let mut s = open.stream();
+    let c = s.write(text.as_bytes()).unwrap();
+    assert!(c.limit_exceeded);
+    assert_eq!(c.output, text.as_bytes());
+    assert!(c.blocked.is_none());
+}
+
+#[test]
+fn text_limit_fails_closed_or_open() {
+    let closed = filter("赌博", "", r#"{"limits": {"max_text_bytes": 4}}"#);
+    let d = closed.check("hello");
+    assert!(d.limit_exceeded);
+    assert_eq!(d.action, Action::Block);
+    let open = filter("赌博", "", r#"{"limits": {"max_text_bytes": 4}, "on_limit": "fail_open"}"#);
+    let d = open.check("hello");
+    assert!(d.limit_exceeded);
+    assert_eq!(d.action, Action::Pass);
+}
+
+#[test]
+fn steps_can_be_switched_off() {
+    let cases = [
+        ("case", "fuck", "FUCK"),
+        ("width", "fuck", "ｆｕｃｋ"),
+        ("styles", "fuck", "ⓕⓤⓒⓚ"),
+        ("traditional", "红旗", "紅旗"),
+        ("invisible", "红旗", "红\u{200B}旗"),
+        ("separators", "红旗", "红-旗"),
+    ];
+    for (step, deny, text) in cases {
+        let on = filter(deny, "", MASK_ALL);
+        assert_eq!(on.check(text).hits.len(), 1, "{step} on");
+        let policy = format!(r#"{{"normalize": {{"{step}": false}}, "actions": {{"uncategorized": "mask"}}}}"#);
+        let mut list = KeywordList::new();
+        list.add_source("deny", deny.as_bytes(), KeywordFormat::Native, KeywordKind::Deny);
+        let policy = Policy::from_json(&policy).unwrap();
+        let dict = aigc_edge::DictionaryBuilder::new().normalization(policy.normalize).build(&list).unwrap();
+        let off = Filter::new(Arc::new(dict), &policy).unwrap();
+        assert_eq!(off.check(text).hits.len(), 0, "{step} off");
+        assert_eq!(off.check(deny).hits.len(), 1, "{step} off still matches the plain form");
+        // A dictionary compiled for another normalization is refused, naming the field.
+        let err = Filter::new(on.dictionary().clone().into(), &policy).unwrap_err().to_string();
+        assert!(err.contains(&format!("normalize.{step}")), "{err}");
+    }
+}
+
+#[test]
+fn pii_in_check() {
+    let f = filter("赌博", "", r#"{"pii": {"kinds": ["mobile", "id_card", "email"], "action": "mask"}}"#);
+    let d = f.check("联系13812345678或a@b.cn，身份证11010519491231002X，再打13812345678");
+    assert_eq!(d.action, Action::Mask);
+    assert_eq!(
+        d.text.as_deref(),
+        Some("联系[MOBILE_1]或[EMAIL_1]，身份证[ID_CARD_1]，再打[MOBILE_1]")
+    );
+    assert_eq!(aigc_edge::restore(d.text.as_deref().unwrap(), &d.restore), "联系13812345678或a@b.cn，身份证11010519491231002X，再打13812345678");
+    let block = filter("赌博", "", r#"{"pii": {"action": "block"}}"#);
+    assert_eq!(block.check("打13812345678").action, Action::Block);
+    let off = filter("赌博", "", r#"{"pii": {"action": "pass"}}"#);
+    assert!(off.check("打13812345678").pii.is_empty());
+}
