@@ -6,6 +6,7 @@
 //! the script. The artifact stores these arrays as they are, so loading is a copy and a check.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::category::{Action, CategorySet};
 use crate::error::{Error, ErrorKind};
@@ -90,9 +91,11 @@ pub struct Dictionary {
     norm: Normalization,
     /// `(char, code)` sorted by char.
     codes: Vec<(u32, u32)>,
-    base: Vec<u32>,
-    check: Vec<u32>,
+    /// What one transition reads, 8 bytes a state so more of the automaton stays in cache.
+    nodes: Vec<Node>,
     fail: Vec<u32>,
+    /// First state on the failure chain (this one included) with an output, or `NONE`.
+    report: Vec<u32>,
     /// Pattern ending exactly at this state, or `NONE`.
     out: Vec<u32>,
     /// Nearest state on the failure chain with an output, or `NONE`.
@@ -103,8 +106,50 @@ pub struct Dictionary {
     text: String,
     text_end: Vec<u32>,
     max_len: u16,
-    classes: Vec<CharClass>,
+    classes: LazyClasses,
     diagnostics: Vec<Diagnostic>,
+}
+
+/// The hot part of a state: its children's base (top bit: the state has something to report)
+/// and its parent (`check`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Node {
+    base: u32,
+    check: u32,
+}
+
+const REPORT_BIT: u32 = 1 << 31;
+
+/// `(nodes, report)` from the stored arrays.
+fn assemble(base: &[u32], check: &[u32], out: &[u32], link: &[u32]) -> (Vec<Node>, Vec<u32>) {
+    let report: Vec<u32> = (0..base.len()).map(|s| if out[s] != NONE { s as u32 } else { link[s] }).collect();
+    let nodes = (0..base.len())
+        .map(|s| Node {
+            base: base[s] | if report[s] != NONE { REPORT_BIT } else { 0 },
+            check: check[s],
+        })
+        .collect();
+    (nodes, report)
+}
+
+/// The class of every BMP character, computed on first sight: a dictionary loads without
+/// classifying 65,536 characters, and each VM pays only for the characters it meets.
+/// Relaxed atomics make the table shareable across threads; a race computes the same value twice.
+#[derive(Debug)]
+struct LazyClasses(Vec<AtomicU32>);
+
+const UNCLASSIFIED: u32 = u32::MAX;
+
+impl LazyClasses {
+    fn new() -> LazyClasses {
+        LazyClasses((0..0x10000).map(|_| AtomicU32::new(UNCLASSIFIED)).collect())
+    }
+}
+
+impl Clone for LazyClasses {
+    fn clone(&self) -> Self {
+        LazyClasses::new()
+    }
 }
 
 /// Builds a [`Dictionary`].
@@ -240,7 +285,6 @@ impl DictionaryBuilder {
         dict.text_end = text_end;
         dict.max_len = max_len;
         dict.diagnostics = report.diagnostics().to_vec();
-        dict.classes = dict.class_table();
         Ok(dict)
     }
 }
@@ -280,9 +324,9 @@ fn place(trie: &mut [TrieNode], norm: Normalization) -> Result<Dictionary, Error
     let mut dict = Dictionary {
         norm,
         codes: Vec::new(),
-        base,
-        check,
+        nodes: Vec::new(),
         fail: vec![ROOT; slots],
+        report: Vec::new(),
         out: vec![NONE; slots],
         link: vec![NONE; slots],
         depth: vec![0; slots],
@@ -290,12 +334,13 @@ fn place(trie: &mut [TrieNode], norm: Normalization) -> Result<Dictionary, Error
         text: String::new(),
         text_end: Vec::new(),
         max_len: 0,
-        classes: Vec::new(),
+        classes: LazyClasses::new(),
         diagnostics: Vec::new(),
     };
     for (node, t) in trie.iter().enumerate() {
         dict.out[slot_of[node] as usize] = t.pattern;
     }
+    dict.nodes = base.iter().zip(&check).map(|(&base, &check)| Node { base, check }).collect();
     // Failure links, breadth first so a parent's link is known before its children's.
     let mut queue = VecDeque::from([0usize]);
     while let Some(node) = queue.pop_front() {
@@ -323,6 +368,7 @@ fn place(trie: &mut [TrieNode], norm: Normalization) -> Result<Dictionary, Error
             queue.push_back(child as usize);
         }
     }
+    (dict.nodes, dict.report) = assemble(&base, &check, &dict.out, &dict.link);
     Ok(dict)
 }
 
@@ -464,7 +510,7 @@ impl Dictionary {
 
     /// Number of automaton states (double-array slots).
     pub fn states(&self) -> usize {
-        self.base.len()
+        self.nodes.len()
     }
 
     pub(crate) fn pattern(&self, id: u32) -> Option<&Pattern> {
@@ -481,8 +527,8 @@ impl Dictionary {
 
     #[inline]
     fn child(&self, state: u32, code: u32) -> Option<u32> {
-        let slot = self.base.get(state as usize)?.wrapping_add(code);
-        (self.check.get(slot as usize) == Some(&state)).then_some(slot)
+        let slot = (self.nodes.get(state as usize)?.base & !REPORT_BIT).wrapping_add(code);
+        (self.nodes.get(slot as usize).map(|n| n.check) == Some(state)).then_some(slot)
     }
 
     /// The state after reading `code` from `state`.
@@ -511,9 +557,9 @@ impl Dictionary {
     /// First output state at or after `state` on the failure chain.
     #[inline]
     pub(crate) fn first_output(&self, state: u32) -> u32 {
-        match self.out.get(state as usize) {
-            Some(&p) if p != NONE => state,
-            _ => self.link.get(state as usize).copied().unwrap_or(NONE),
+        match self.nodes.get(state as usize) {
+            Some(n) if n.base & REPORT_BIT != 0 => self.report.get(state as usize).copied().unwrap_or(NONE),
+            _ => NONE,
         }
     }
 
@@ -534,9 +580,16 @@ impl Dictionary {
     /// How the matcher treats `c`.
     #[inline]
     pub(crate) fn class(&self, c: char) -> CharClass {
-        match self.classes.get(c as usize) {
-            Some(&class) => class,
-            None => self.classify(c),
+        let Some(cell) = self.classes.0.get(c as usize) else {
+            return self.classify(c);
+        };
+        match cell.load(Ordering::Relaxed) {
+            UNCLASSIFIED => {
+                let class = self.classify(c);
+                cell.store(class.0, Ordering::Relaxed);
+                class
+            }
+            bits => CharClass(bits),
         }
     }
 
@@ -560,17 +613,6 @@ impl Dictionary {
         (0..n).map(move |i| (self.code(chars[i]), is_word_char(chars[i])))
     }
 
-    fn class_table(&self) -> Vec<CharClass> {
-        let mut table = Vec::with_capacity(0x10000);
-        for u in 0u32..0x10000 {
-            let class = match char::from_u32(u) {
-                Some(c) => self.classify(c),
-                None => CharClass::new(KIND_BOUNDARY, 0, false),
-            };
-            table.push(class);
-        }
-        table
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -623,10 +665,11 @@ fn action_from_byte(b: u8) -> Result<Option<Action>, Error> {
     })
 }
 
-/// CRC-32 (IEEE 802.3), the checksum the artifact ends with.
+/// CRC-32 (IEEE 802.3), the checksum the artifact ends with. Slicing-by-8, so checking a
+/// multi-megabyte artifact stays within the start-up budget.
 pub fn crc32(bytes: &[u8]) -> u32 {
-    const TABLE: [u32; 256] = {
-        let mut table = [0u32; 256];
+    const TABLES: [[u32; 256]; 8] = {
+        let mut t = [[0u32; 256]; 8];
         let mut i = 0;
         while i < 256 {
             let mut c = i as u32;
@@ -635,14 +678,36 @@ pub fn crc32(bytes: &[u8]) -> u32 {
                 c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
                 k += 1;
             }
-            table[i] = c;
+            t[0][i] = c;
             i += 1;
         }
-        table
+        let mut i = 0;
+        while i < 256 {
+            let mut k = 1;
+            while k < 8 {
+                t[k][i] = (t[k - 1][i] >> 8) ^ t[0][(t[k - 1][i] & 0xFF) as usize];
+                k += 1;
+            }
+            i += 1;
+        }
+        t
     };
     let mut crc = !0u32;
-    for &b in bytes {
-        crc = TABLE[((crc ^ u32::from(b)) & 0xFF) as usize] ^ (crc >> 8);
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let lo = crc ^ u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        let hi = u32::from_le_bytes([c[4], c[5], c[6], c[7]]);
+        crc = TABLES[7][(lo & 0xFF) as usize]
+            ^ TABLES[6][((lo >> 8) & 0xFF) as usize]
+            ^ TABLES[5][((lo >> 16) & 0xFF) as usize]
+            ^ TABLES[4][(lo >> 24) as usize]
+            ^ TABLES[3][(hi & 0xFF) as usize]
+            ^ TABLES[2][((hi >> 8) & 0xFF) as usize]
+            ^ TABLES[1][((hi >> 16) & 0xFF) as usize]
+            ^ TABLES[0][(hi >> 24) as usize];
+    }
+    for &b in chunks.remainder() {
+        crc = TABLES[0][((crc ^ u32::from(b)) & 0xFF) as usize] ^ (crc >> 8);
     }
     !crc
 }
@@ -692,7 +757,8 @@ impl Dictionary {
         let mut payload = Vec::new();
         let flat: Vec<u32> = self.codes.iter().flat_map(|&(c, k)| [c, k]).collect();
         put_u32s(&mut payload, &flat);
-        for array in [&self.base, &self.check, &self.fail, &self.out, &self.link] {
+        let field = |f: fn(&Node) -> u32| self.nodes.iter().map(f).collect::<Vec<u32>>();
+        for array in [&field(|n| n.base & !REPORT_BIT), &field(|n| n.check), &self.fail, &self.out, &self.link] {
             put_u32s(&mut payload, array);
         }
         let depth: Vec<u32> = self.depth.iter().map(|&d| u32::from(d)).collect();
@@ -808,6 +874,8 @@ impl Dictionary {
             .any(|&l| l != slots)
         {
             Some("state arrays differ in length")
+        } else if base.iter().any(|&b| b & REPORT_BIT != 0) {
+            Some("base entry out of range")
         } else if check.iter().any(|&c| c != NONE && !in_slots(c)) {
             Some("check entry out of range")
         } else if fail.iter().any(|&f| !in_slots(f)) {
@@ -850,12 +918,13 @@ impl Dictionary {
         if link.iter().enumerate().any(|(s, &l)| l != NONE && !shallower(s, l)) {
             return Err(Error::artifact("output link does not shorten the match"));
         }
-        let mut dict = Dictionary {
+        let (nodes, report) = assemble(&base, &check, &out, &link);
+        Ok(Dictionary {
             norm,
             codes,
-            base,
-            check,
+            nodes,
             fail,
+            report,
             out,
             link,
             depth,
@@ -863,11 +932,9 @@ impl Dictionary {
             text,
             text_end,
             max_len,
-            classes: Vec::new(),
+            classes: LazyClasses::new(),
             diagnostics: Vec::new(),
-        };
-        dict.classes = dict.class_table();
-        Ok(dict)
+        })
     }
 }
 

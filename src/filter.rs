@@ -579,16 +579,19 @@ impl Scanner {
     }
 
     fn feed_str(&mut self, text: &str, base: usize) {
+        // A local handle, so the hot loop reads the dictionary without going through `self`.
+        let dict = Arc::clone(&self.dict);
+        let dict = &*dict;
         for (i, c) in text.char_indices() {
             let start = base + i;
             let end = start + c.len_utf8();
-            let class = self.dict.class(c);
+            let class = dict.class(c);
             match class.kind() {
                 class::CHAR => {
                     if !self.pending.is_empty() {
                         self.resolve_pending(class.is_word());
                     }
-                    self.step(class.code(), class.is_word(), start, end);
+                    self.step(dict, class.code(), class.is_word(), start, end);
                 }
                 class::INVISIBLE => {
                     self.gap += 1;
@@ -607,10 +610,9 @@ impl Scanner {
                     self.pos = end;
                 }
                 class::MULTI => {
-                    let dict = Arc::clone(&self.dict);
                     for (code, word) in dict.multi(c) {
                         self.resolve_pending(word);
-                        self.step(code, word, start, end);
+                        self.step(dict, code, word, start, end);
                     }
                 }
                 _ => self.boundary(end),
@@ -622,7 +624,7 @@ impl Scanner {
     }
 
     #[inline]
-    fn step(&mut self, code: u32, word: bool, start: usize, end: usize) {
+    fn step(&mut self, dict: &Dictionary, code: u32, word: bool, start: usize, end: usize) {
         self.gap = 0;
         self.pos = end;
         if code == 0 {
@@ -630,15 +632,15 @@ impl Scanner {
             self.last_word = word;
             return;
         }
-        self.state = self.dict.next_state(self.state, code);
+        self.state = dict.next_state(self.state, code);
         self.count = self.count.wrapping_add(1);
         self.ring[self.count & self.ring_mask] = RingSlot { start, word_before: self.last_word };
         self.last_word = word;
-        let mut s = self.dict.first_output(self.state);
+        let mut s = dict.first_output(self.state);
         while s != NONE {
-            let (pattern, next) = self.dict.output(s);
+            let (pattern, next) = dict.output(s);
             s = next;
-            let Some(p) = self.dict.pattern(pattern) else { continue };
+            let Some(p) = dict.pattern(pattern) else { continue };
             let back = usize::from(p.len).saturating_sub(1);
             let first = self.ring[self.count.wrapping_sub(back) & self.ring_mask];
             if p.starts_word && first.word_before {
