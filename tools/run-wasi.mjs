@@ -1,0 +1,19 @@
+// Runs a wasm32-wasip1 program under node's WASI: node tools/run-wasi.mjs PROGRAM.wasm [ARGS...]
+// The current directory is preopened as `.` and `$AIGC_DATA` (default ../shared/data) as /data.
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { WASI } from 'node:wasi';
+import { argv, env, exit } from 'node:process';
+
+const [program, ...args] = argv.slice(2);
+const data = resolve(env.AIGC_DATA ?? '../shared/data');
+const wasi = new WASI({
+  version: 'preview1',
+  args: [program, ...args],
+  env: { AIGC_DATA: '/data' },
+  preopens: { '/data': data, '.': '.' },
+  returnOnExit: true,
+});
+const module = await WebAssembly.compile(await readFile(program));
+const instance = await WebAssembly.instantiate(module, wasi.getImportObject());
+exit(wasi.start(instance));
