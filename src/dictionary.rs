@@ -525,14 +525,14 @@ impl Dictionary {
         self.text.get(start as usize..end as usize).unwrap_or("")
     }
 
-    #[inline]
+    #[inline(always)]
     fn child(&self, state: u32, code: u32) -> Option<u32> {
         let slot = (self.nodes.get(state as usize)?.base & !REPORT_BIT).wrapping_add(code);
         (self.nodes.get(slot as usize).map(|n| n.check) == Some(state)).then_some(slot)
     }
 
     /// The state after reading `code` from `state`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn next_state(&self, mut state: u32, code: u32) -> u32 {
         if code == 0 {
             return ROOT;
@@ -555,7 +555,7 @@ impl Dictionary {
     }
 
     /// First output state at or after `state` on the failure chain.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn first_output(&self, state: u32) -> u32 {
         match self.nodes.get(state as usize) {
             Some(n) if n.base & REPORT_BIT != 0 => self.report.get(state as usize).copied().unwrap_or(NONE),
@@ -578,7 +578,7 @@ impl Dictionary {
     }
 
     /// How the matcher treats `c`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn class(&self, c: char) -> CharClass {
         let Some(cell) = self.classes.0.get(c as usize) else {
             return self.classify(c);

@@ -422,6 +422,23 @@ impl MaskWriter {
     }
 }
 
+/// The character starting at `bytes[i]` of a valid UTF-8 text, and its width.
+#[inline(always)]
+fn decode(bytes: &[u8], i: usize) -> (char, usize) {
+    let b0 = bytes[i];
+    if b0 < 0x80 {
+        return (char::from(b0), 1);
+    }
+    let width = utf8_width(b0);
+    let cont = |k: usize| u32::from(bytes.get(i + k).copied().unwrap_or(0x80) & 0x3F);
+    let u = match width {
+        2 => (u32::from(b0 & 0x1F) << 6) | cont(1),
+        3 => (u32::from(b0 & 0x0F) << 12) | (cont(1) << 6) | cont(2),
+        _ => (u32::from(b0 & 0x07) << 18) | (cont(1) << 12) | (cont(2) << 6) | cont(3),
+    };
+    (char::from_u32(u).unwrap_or(char::REPLACEMENT_CHARACTER), width)
+}
+
 fn utf8_width(first: u8) -> usize {
     match first {
         0x00..=0x7F => 1,
@@ -582,44 +599,89 @@ impl Scanner {
         // A local handle, so the hot loop reads the dictionary without going through `self`.
         let dict = Arc::clone(&self.dict);
         let dict = &*dict;
-        for (i, c) in text.char_indices() {
-            let start = base + i;
-            let end = start + c.len_utf8();
-            let class = dict.class(c);
-            match class.kind() {
-                class::CHAR => {
-                    if !self.pending.is_empty() {
-                        self.resolve_pending(class.is_word());
+        let bytes = text.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            // Fast path: a plain character while nothing is undecided. The automaton state and
+            // counters live in locals here; they go back to `self` before anything else runs.
+            if self.pending.is_empty() && self.open.is_empty() {
+                let (mut state, mut count, mut last_word) = (self.state, self.count, self.last_word);
+                let from = i;
+                let mut slow = None;
+                while i < bytes.len() {
+                    let (c, width) = decode(bytes, i);
+                    let class = dict.class(c);
+                    if class.kind() != class::CHAR {
+                        slow = Some((c, width));
+                        break;
                     }
-                    self.step(dict, class.code(), class.is_word(), start, end);
-                }
-                class::INVISIBLE => {
-                    self.gap += 1;
-                    if self.gap > self.max_gap {
-                        self.state = 0;
+                    let code = class.code();
+                    if code == 0 {
+                        state = 0;
+                    } else {
+                        let next = dict.next_state(state, code);
+                        if dict.first_output(next) != NONE {
+                            slow = Some((c, width));
+                            break;
+                        }
+                        state = next;
+                        count = count.wrapping_add(1);
+                        self.ring[count & self.ring_mask] = RingSlot { start: base + i, word_before: last_word };
                     }
-                    self.pos = end;
+                    last_word = class.is_word();
+                    i += width;
                 }
-                class::SEPARATOR => {
-                    self.resolve_pending(false);
-                    self.last_word = false;
-                    self.gap += 1;
-                    if self.gap > self.max_gap {
-                        self.state = 0;
-                    }
-                    self.pos = end;
+                (self.state, self.count, self.last_word) = (state, count, last_word);
+                if i > from {
+                    self.gap = 0;
+                    self.pos = base + i;
                 }
-                class::MULTI => {
-                    for (code, word) in dict.multi(c) {
-                        self.resolve_pending(word);
-                        self.step(dict, code, word, start, end);
-                    }
-                }
-                _ => self.boundary(end),
+                let Some((c, width)) = slow else { return };
+                self.feed_char(dict, c, base + i, base + i + width);
+                i += width;
+                continue;
             }
-            if !self.open.is_empty() {
-                self.settle_open();
+            let (c, width) = decode(bytes, i);
+            self.feed_char(dict, c, base + i, base + i + width);
+            i += width;
+        }
+    }
+
+    fn feed_char(&mut self, dict: &Dictionary, c: char, start: usize, end: usize) {
+        let class = dict.class(c);
+        match class.kind() {
+            class::CHAR => {
+                if !self.pending.is_empty() {
+                    self.resolve_pending(class.is_word());
+                }
+                self.step(dict, class.code(), class.is_word(), start, end);
             }
+            class::INVISIBLE => {
+                self.gap += 1;
+                if self.gap > self.max_gap {
+                    self.state = 0;
+                }
+                self.pos = end;
+            }
+            class::SEPARATOR => {
+                self.resolve_pending(false);
+                self.last_word = false;
+                self.gap += 1;
+                if self.gap > self.max_gap {
+                    self.state = 0;
+                }
+                self.pos = end;
+            }
+            class::MULTI => {
+                for (code, word) in dict.multi(c) {
+                    self.resolve_pending(word);
+                    self.step(dict, code, word, start, end);
+                }
+            }
+            _ => self.boundary(end),
+        }
+        if !self.open.is_empty() {
+            self.settle_open();
         }
     }
 
