@@ -1,0 +1,420 @@
+//! One HTTP exchange through the filter, as a state machine with no proxy-wasm in it: the glue
+//! in `lib.rs` feeds it headers and bodies and carries out what it returns, and the tests drive
+//! it directly.
+
+use std::rc::Rc;
+
+use aigc_edge::policy::OnLimit;
+use aigc_edge::{Action, Block, Decision, Filter, Hit, ImplicitLabel};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::api::{label_response, visit_request, visit_response, Api};
+use crate::config::{LabelPosition, Mode, Plugin};
+use crate::sse::SseFilter;
+
+/// What the glue must do after a body callback.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Let it through unchanged.
+    Continue,
+    /// Keep buffering.
+    Pause,
+    /// Replace the body (the whole buffered body, or this chunk of a stream), set these headers
+    /// (`None` removes one), and go on.
+    Replace { body: Vec<u8>, headers: Vec<(String, Option<String>)> },
+    /// Answer locally and stop.
+    Reply { status: u16, body: String },
+}
+
+/// Header changes, and whether the body is buffered whole before it is decided.
+///
+/// Headers always go on at once: Envoy delivers no body to a filter that holds its headers. So
+/// `content-length` is dropped here whenever the body may change, and a response blocked after
+/// its headers left keeps its status and carries the content-filter error in its body.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HeaderVerdict {
+    /// Buffer the body until its end.
+    pub buffer_body: bool,
+    /// Headers to set (`None` removes).
+    pub set: Vec<(String, Option<String>)>,
+}
+
+/// One audit record: never the raw text, only a hash of what matched.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// `request` or `response`.
+    pub direction: &'static str,
+    /// TC260 category, `pii:<kind>` for personal information, or `uncategorized`.
+    pub category: String,
+    /// The action taken.
+    pub action: Action,
+    /// SHA-256 of the matched bytes, hex.
+    pub match_sha256: String,
+}
+
+#[derive(Debug)]
+enum ResponseMode {
+    /// Not inspected.
+    Pass,
+    /// Buffered JSON.
+    Json,
+    /// A stream of events.
+    Sse(Box<SseFilter>),
+    /// Content the filter cannot read (compressed); `on_limit` decides.
+    Unreadable,
+}
+
+/// State of one request/response pair.
+#[derive(Debug)]
+pub struct Exchange {
+    plugin: Rc<Plugin>,
+    filter: Filter,
+    /// The profile in force.
+    pub profile: String,
+    api: Api,
+    inspected_api: bool,
+    /// Unique per response; labels, audit records and complaints cite it.
+    pub produce_id: String,
+    /// Envoy route name, for audit records.
+    pub route: String,
+    response: ResponseMode,
+    /// Records waiting for the glue to log.
+    pub audit: Vec<AuditRecord>,
+    /// Set when the response was blocked or cut.
+    pub response_blocked: bool,
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Exchange {
+    /// Starts an exchange for a request to `path`.
+    pub fn new(plugin: Rc<Plugin>, path: &str, profile_header: Option<&str>, route: Option<&str>, produce_id: String) -> Exchange {
+        let route_profile = route.and_then(|r| plugin.config.route_profiles.get(r)).map(String::as_str);
+        let (profile, filter) = plugin.profile(profile_header.or(route_profile));
+        let (profile, filter) = (profile.to_string(), filter.clone());
+        let api = Api::from_path(path);
+        let inspected_api = api != Api::Raw || plugin.config.inspect.raw;
+        Exchange {
+            filter,
+            profile,
+            api,
+            inspected_api,
+            produce_id,
+            route: route.unwrap_or("").to_string(),
+            response: ResponseMode::Pass,
+            audit: Vec::new(),
+            response_blocked: false,
+            plugin,
+        }
+    }
+
+    fn enforcing(&self) -> bool {
+        self.plugin.config.mode == Mode::Enforce
+    }
+
+    fn on_limit(&self) -> OnLimit {
+        self.filter.policy().on_limit
+    }
+
+    /// Request headers: buffer the body when prompts are inspected, and ask the upstream for an
+    /// uncompressed answer so compressed responses cannot bypass the filter.
+    pub fn request_headers(&mut self, has_body: bool) -> HeaderVerdict {
+        let mut v = HeaderVerdict::default();
+        if !self.inspected_api {
+            return v;
+        }
+        if self.plugin.config.inspect.responses {
+            v.set.push(("accept-encoding".into(), None));
+        }
+        v.buffer_body = has_body && self.plugin.config.inspect.requests;
+        if v.buffer_body && self.enforcing() {
+            v.set.push(("content-length".into(), None));
+        }
+        v
+    }
+
+    /// The buffered request body outgrew `max_body_bytes`.
+    pub fn request_too_large(&mut self) -> Verdict {
+        self.limit_verdict("prompt")
+    }
+
+    fn limit_verdict(&mut self, param: &str) -> Verdict {
+        self.audit.push(AuditRecord {
+            direction: if param == "prompt" { "request" } else { "response" },
+            category: "limit".into(),
+            action: if self.on_limit() == OnLimit::FailClosed { Action::Block } else { Action::Pass },
+            match_sha256: String::new(),
+        });
+        match (self.on_limit(), self.enforcing()) {
+            (OnLimit::FailClosed, true) => Verdict::Reply {
+                status: 413,
+                body: self.api.error_body("body exceeds the inspection limit", param),
+            },
+            _ => Verdict::Continue,
+        }
+    }
+
+    fn record(&mut self, direction: &'static str, text: &str, d: &Decision) {
+        for h in &d.hits {
+            self.audit.push(AuditRecord {
+                direction,
+                category: h.category.map_or("uncategorized".into(), |c| c.to_string()),
+                action: h.action,
+                match_sha256: sha256_hex(text.as_bytes().get(h.start..h.end).unwrap_or(&[])),
+            });
+        }
+        let pii_action = self.filter.policy().pii.action;
+        for p in &d.pii {
+            self.audit.push(AuditRecord {
+                direction,
+                category: format!("pii:{}", p.kind.as_str()),
+                action: pii_action,
+                match_sha256: sha256_hex(text.as_bytes().get(p.start..p.end).unwrap_or(&[])),
+            });
+        }
+    }
+
+    fn record_hits(&mut self, direction: &'static str, hits: Vec<Hit>, text_of: impl Fn(&Hit) -> Vec<u8>) {
+        for h in hits {
+            self.audit.push(AuditRecord {
+                direction,
+                category: h.category.map_or("uncategorized".into(), |c| c.to_string()),
+                action: h.action,
+                match_sha256: sha256_hex(&text_of(&h)),
+            });
+        }
+    }
+
+    /// Checks every text of a JSON body with `visit`; returns the most severe action and
+    /// whether a text was rewritten.
+    fn check_json(&mut self, direction: &'static str, value: &mut Value, request: bool) -> (Action, bool) {
+        let filter = self.filter.clone();
+        let roles = self.plugin.config.inspect.roles;
+        let mut worst = Action::Pass;
+        let mut changed = false;
+        let mut decisions = Vec::new();
+        let mut visit = |s: &mut String| {
+            let d = filter.check(s);
+            worst = worst.max(d.action);
+            if let Some(t) = &d.text {
+                decisions.push((s.clone(), d.clone()));
+                *s = t.clone();
+                changed = true;
+            } else {
+                decisions.push((s.clone(), d));
+            }
+        };
+        if request {
+            visit_request(self.api, value, roles, &mut visit);
+        } else {
+            visit_response(self.api, value, &mut visit);
+        }
+        for (text, d) in decisions {
+            self.record(direction, &text, &d);
+        }
+        (worst, changed)
+    }
+
+    /// The whole request body.
+    pub fn request_body(&mut self, body: &[u8]) -> Verdict {
+        if !self.inspected_api || !self.plugin.config.inspect.requests {
+            return Verdict::Continue;
+        }
+        let parsed = (self.api != Api::Raw).then(|| serde_json::from_slice::<Value>(body).ok()).flatten();
+        let (action, new_body) = match parsed {
+            Some(mut value) => {
+                let (action, changed) = self.check_json("request", &mut value, true);
+                (action, changed.then(|| value.to_string().into_bytes()))
+            }
+            None => {
+                // Raw mode, or a malformed body of a known API: the bytes are checked as text.
+                let text = String::from_utf8_lossy(body).into_owned();
+                let d = self.filter.check(&text);
+                self.record("request", &text, &d);
+                (d.action, d.text.map(String::into_bytes))
+            }
+        };
+        if !self.enforcing() {
+            return Verdict::Continue;
+        }
+        match (action, new_body) {
+            (Action::Block, _) => Verdict::Reply {
+                status: 400,
+                body: self.api.error_body("prompt blocked by content policy", "prompt"),
+            },
+            (_, Some(body)) => Verdict::Replace { headers: Vec::new(), body },
+            _ => Verdict::Continue,
+        }
+    }
+
+    fn label(&self) -> Option<ImplicitLabel> {
+        ImplicitLabel::generated(&self.plugin.config.label.producer, &self.produce_id).ok()
+    }
+
+    /// Response headers.
+    pub fn response_headers(&mut self, status: u16, content_type: Option<&str>, content_encoding: Option<&str>) -> HeaderVerdict {
+        let mut v = HeaderVerdict::default();
+        if !self.inspected_api || self.api == Api::Raw || !(200..300).contains(&status) || !self.enforcing() {
+            if self.inspected_api && self.plugin.config.inspect.responses && (200..300).contains(&status) {
+                // Monitor mode still inspects (below), but changes nothing.
+                self.response = self.response_mode(content_type, content_encoding);
+                v.buffer_body = self.response_buffered();
+            }
+            return v;
+        }
+        if let Some(label) = self.label() {
+            v.set.push((self.plugin.config.label.header.clone(), Some(label.to_json())));
+        }
+        v.set.push(("x-aigc-produce-id".into(), Some(self.produce_id.clone())));
+        if !self.plugin.config.inspect.responses {
+            return v;
+        }
+        self.response = self.response_mode(content_type, content_encoding);
+        v.set.push(("content-length".into(), None));
+        v.buffer_body = self.response_buffered();
+        v
+    }
+
+    fn response_mode(&self, content_type: Option<&str>, content_encoding: Option<&str>) -> ResponseMode {
+        let encoded = content_encoding.is_some_and(|e| !e.is_empty() && !e.eq_ignore_ascii_case("identity"));
+        if encoded {
+            return ResponseMode::Unreadable;
+        }
+        if content_type.is_some_and(|t| t.to_ascii_lowercase().starts_with("text/event-stream")) {
+            let cfg = &self.plugin.config.label;
+            let label = if self.enforcing() { cfg.explicit.clone().map(|t| (t, cfg.position)) } else { None };
+            ResponseMode::Sse(Box::new(SseFilter::new(self.api, self.filter.clone(), label)))
+        } else {
+            ResponseMode::Json
+        }
+    }
+
+    /// True when the glue must buffer the response body until its end.
+    pub fn response_buffered(&self) -> bool {
+        matches!(self.response, ResponseMode::Json | ResponseMode::Unreadable)
+    }
+
+    /// A chunk of a streamed response; `Replace` carries the bytes to send instead.
+    pub fn response_chunk(&mut self, chunk: &[u8], end_of_stream: bool) -> Verdict {
+        let ResponseMode::Sse(sse) = &mut self.response else { return Verdict::Continue };
+        let out = sse.push(chunk, end_of_stream);
+        let hits = std::mem::take(&mut sse.hits);
+        let blocked = sse.blocked().cloned();
+        let over = sse.carry() > self.filter.policy().limits.max_carry_bytes.saturating_mul(4);
+        self.record_hits("response", hits, |_| Vec::new());
+        if let Some(block) = blocked {
+            if !self.response_blocked {
+                self.response_blocked = true;
+                if let Block::CarryLimit { .. } = block {
+                    self.audit.push(AuditRecord { direction: "response", category: "limit".into(), action: Action::Block, match_sha256: String::new() });
+                }
+            }
+        }
+        if over && self.on_limit() == OnLimit::FailClosed && !self.response_blocked {
+            // Incomplete events pile up without ending: cut the stream.
+            self.response_blocked = true;
+        }
+        if !self.enforcing() {
+            return Verdict::Continue;
+        }
+        Verdict::Replace { body: out, headers: Vec::new() }
+    }
+
+    /// The buffered response outgrew `max_body_bytes`.
+    pub fn response_too_large(&mut self) -> Verdict {
+        self.limit_verdict("response")
+    }
+
+    /// The whole buffered (non-streamed) response body.
+    pub fn response_body(&mut self, body: &[u8]) -> Verdict {
+        match self.response {
+            ResponseMode::Unreadable => {
+                self.audit.push(AuditRecord { direction: "response", category: "unreadable".into(), action: Action::Block, match_sha256: String::new() });
+                if self.on_limit() == OnLimit::FailClosed && self.enforcing() {
+                    self.response_blocked = true;
+                    return self.blocked_response("response could not be inspected (compressed)");
+                }
+                return Verdict::Continue;
+            }
+            ResponseMode::Json => {}
+            _ => return Verdict::Continue,
+        }
+        let Ok(mut value) = serde_json::from_slice::<Value>(body) else {
+            // Not JSON: checked as text, passed or replaced as a whole.
+            let text = String::from_utf8_lossy(body).into_owned();
+            let d = self.filter.check(&text);
+            self.record("response", &text, &d);
+            if d.action == Action::Block && self.enforcing() {
+                self.response_blocked = true;
+                return self.blocked_response("response blocked by content policy");
+            }
+            return Verdict::Continue;
+        };
+        let (action, _) = self.check_json("response", &mut value, false);
+        if !self.enforcing() {
+            return Verdict::Continue;
+        }
+        if action == Action::Block {
+            self.response_blocked = true;
+            return self.blocked_response("response blocked by content policy");
+        }
+        let cfg = &self.plugin.config.label;
+        if let (Some(text), true) = (&cfg.explicit, cfg.position != LabelPosition::None) {
+            label_response(self.api, &mut value, text, cfg.position);
+        }
+        if cfg.body_field {
+            if let (Some(label), Some(obj)) = (self.label(), value.as_object_mut()) {
+                if let Ok(inner) = serde_json::from_str::<Value>(&label.to_inner_json()) {
+                    obj.insert("AIGC".into(), inner);
+                }
+            }
+        }
+        Verdict::Replace { body: value.to_string().into_bytes(), headers: Vec::new() }
+    }
+
+    /// The body of a blocked response: no text, the API's content-filter stop reason, and the
+    /// error object. (Its status line already left with the headers.)
+    fn blocked_response(&self, message: &str) -> Verdict {
+        let error: Value = serde_json::from_str(&self.api.error_body(message, "response")).unwrap_or(Value::Null);
+        let error = error.get("error").cloned().unwrap_or(Value::Null);
+        let body = match self.api {
+            Api::Anthropic => serde_json::json!({
+                "type": "message", "role": "assistant", "content": [], "stop_reason": "refusal", "error": error
+            }),
+            Api::Responses => serde_json::json!({
+                "object": "response", "status": "incomplete", "incomplete_details": {"reason": "content_filter"},
+                "output": [], "error": error
+            }),
+            _ => serde_json::json!({
+                "object": "chat.completion",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": ""}, "finish_reason": "content_filter"}],
+                "error": error
+            }),
+        };
+        Verdict::Replace { body: body.to_string().into_bytes(), headers: Vec::new() }
+    }
+
+    /// The audit records as JSON log lines.
+    pub fn audit_lines(&mut self) -> Vec<String> {
+        let records = std::mem::take(&mut self.audit);
+        records
+            .into_iter()
+            .map(|r| {
+                serde_json::json!({
+                    "event": "aigc_edge.audit",
+                    "produce_id": self.produce_id,
+                    "route": self.route,
+                    "profile": self.profile,
+                    "direction": r.direction,
+                    "category": r.category,
+                    "action": r.action.as_str(),
+                    "match_sha256": r.match_sha256,
+                })
+                .to_string()
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,307 @@
+//! The proxy-wasm glue: translates host callbacks to [`Exchange`] calls and back. No logic of
+//! its own beyond buffering decisions, metrics and logging.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::{Duration, SystemTime};
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType};
+
+use crate::config::{Plugin, PluginConfig};
+use crate::exchange::{Exchange, HeaderVerdict, Verdict};
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Info);
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
+}}
+
+fn log(level: LogLevel, message: &str) {
+    let _ = hostcalls::log(level, message);
+}
+
+/// Counters and the inspection-time histogram, defined once per VM.
+#[derive(Default)]
+struct Metrics {
+    ids: HashMap<String, u32>,
+}
+
+impl Metrics {
+    fn id(&mut self, kind: MetricType, name: &str) -> Option<u32> {
+        if let Some(&id) = self.ids.get(name) {
+            return Some(id);
+        }
+        let id = hostcalls::define_metric(kind, name).ok()?;
+        self.ids.insert(name.to_string(), id);
+        Some(id)
+    }
+
+    fn count(&mut self, name: &str) {
+        if let Some(id) = self.id(MetricType::Counter, name) {
+            let _ = hostcalls::increment_metric(id, 1);
+        }
+    }
+
+    fn record(&mut self, name: &str, value: u64) {
+        if let Some(id) = self.id(MetricType::Histogram, name) {
+            let _ = hostcalls::record_metric(id, value);
+        }
+    }
+}
+
+#[derive(Default)]
+struct Root {
+    plugin: Option<Rc<Plugin>>,
+    config: Option<PluginConfig>,
+    metrics: Rc<RefCell<Metrics>>,
+    fetch_token: Option<u32>,
+}
+
+fn produce_id() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        // Never a fixed ID: fall back to the clock, still unique per response in practice.
+        let nanos = hostcalls::get_current_time().ok().and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok());
+        bytes[..16].copy_from_slice(&nanos.map_or(0, |d| d.as_nanos()).to_le_bytes());
+    }
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("aigc-{hex}")
+}
+
+impl Context for Root {
+    fn on_http_call_response(&mut self, token: u32, _headers: usize, body_size: usize, _trailers: usize) {
+        if self.fetch_token != Some(token) {
+            return;
+        }
+        self.fetch_token = None;
+        let status = hostcalls::get_map_value(proxy_wasm::types::MapType::HttpCallResponseHeaders, ":status").ok().flatten();
+        let Some(config) = self.config.clone() else { return };
+        let Some(fetch) = config.dictionary_fetch.clone() else { return };
+        if status.as_deref() != Some("200") {
+            log(LogLevel::Warn, &format!("aigc-edge: dictionary fetch {} answered {:?}; keeping the current dictionary", fetch.path, status));
+            self.metrics.borrow_mut().count("aigc_edge.dictionary.fetch_failed");
+            return;
+        }
+        let body = hostcalls::get_buffer(proxy_wasm::types::BufferType::HttpCallResponseBody, 0, body_size).ok().flatten().unwrap_or_default();
+        match Plugin::with_artifact(config, &body, format!("{}{}", fetch.cluster, fetch.path)) {
+            Ok(plugin) => {
+                let keywords = plugin.default.dictionary().len();
+                log(LogLevel::Info, &format!("aigc-edge: loaded dictionary from {} ({keywords} keywords, {} bytes)", plugin.dictionary_source, body.len()));
+                self.plugin = Some(Rc::new(plugin));
+                self.metrics.borrow_mut().count("aigc_edge.dictionary.loaded");
+            }
+            Err(e) => {
+                log(LogLevel::Warn, &format!("aigc-edge: fetched dictionary refused, keeping the current one: {e}"));
+                self.metrics.borrow_mut().count("aigc_edge.dictionary.fetch_failed");
+            }
+        }
+    }
+}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, _size: usize) -> bool {
+        let bytes = hostcalls::get_buffer(proxy_wasm::types::BufferType::PluginConfiguration, 0, usize::MAX)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let config = match PluginConfig::from_json(&bytes) {
+            Ok(c) => c,
+            Err(e) => {
+                log(LogLevel::Error, &format!("aigc-edge: {e}"));
+                return false;
+            }
+        };
+        if let Some(fetch) = &config.dictionary_fetch {
+            let _ = hostcalls::set_tick_period(Duration::from_secs(fetch.interval_seconds));
+        }
+        let plugin = if config.keywords.trim().is_empty() {
+            None
+        } else {
+            match Plugin::new(config.clone()) {
+                Ok(p) => Some(Rc::new(p)),
+                Err(e) => {
+                    log(LogLevel::Error, &format!("aigc-edge: {e}"));
+                    return false;
+                }
+            }
+        };
+        if let Some(p) = &plugin {
+            log(LogLevel::Info, &format!(
+                "aigc-edge: configured ({} keywords, profiles: default{})",
+                p.default.dictionary().len(),
+                p.profiles.keys().map(|k| format!(", {k}")).collect::<String>()
+            ));
+        }
+        self.plugin = plugin;
+        self.config = Some(config);
+        if self.config.as_ref().is_some_and(|c| c.dictionary_fetch.is_some()) {
+            self.on_tick();
+        }
+        true
+    }
+
+    fn on_tick(&mut self) {
+        let Some(fetch) = self.config.as_ref().and_then(|c| c.dictionary_fetch.clone()) else { return };
+        if self.fetch_token.is_some() {
+            return;
+        }
+        let authority = fetch.authority.clone().unwrap_or_else(|| fetch.cluster.clone());
+        let headers = vec![(":method", "GET"), (":path", fetch.path.as_str()), (":authority", authority.as_str())];
+        match hostcalls::dispatch_http_call(&fetch.cluster, headers, None, vec![], Duration::from_secs(10)) {
+            Ok(token) => self.fetch_token = Some(token),
+            Err(e) => log(LogLevel::Warn, &format!("aigc-edge: dictionary fetch from cluster {} failed: {e:?}", fetch.cluster)),
+        }
+    }
+
+    fn create_http_context(&self, _id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(Http {
+            plugin: self.plugin.clone(),
+            metrics: Rc::clone(&self.metrics),
+            exchange: None,
+            buffer_request: false,
+            inspect_ns: 0,
+        }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+struct Http {
+    plugin: Option<Rc<Plugin>>,
+    metrics: Rc<RefCell<Metrics>>,
+    exchange: Option<Exchange>,
+    buffer_request: bool,
+    inspect_ns: u64,
+}
+
+fn now() -> Option<SystemTime> {
+    hostcalls::get_current_time().ok()
+}
+
+impl Http {
+    fn timed<T>(&mut self, f: impl FnOnce(&mut Exchange) -> T) -> Option<T> {
+        let start = now();
+        let out = self.exchange.as_mut().map(f);
+        if let (Some(s), Some(e)) = (start, now()) {
+            self.inspect_ns += e.duration_since(s).map_or(0, |d| d.as_nanos() as u64);
+        }
+        out
+    }
+
+    fn apply_headers(&self, v: &HeaderVerdict, response: bool) {
+        for (name, value) in &v.set {
+            let map = if response { proxy_wasm::types::MapType::HttpResponseHeaders } else { proxy_wasm::types::MapType::HttpRequestHeaders };
+            let _ = hostcalls::set_map_value(map, name, value.as_deref());
+        }
+    }
+
+    fn max_body(&self) -> usize {
+        self.plugin.as_ref().map_or(crate::config::DEFAULT_MAX_BODY_BYTES, |p| p.config.max_body_bytes())
+    }
+
+    fn finish_verdict(&mut self, verdict: Verdict, response: bool, size: usize) -> Action {
+        match verdict {
+            Verdict::Continue => Action::Continue,
+            Verdict::Pause => Action::Pause,
+            Verdict::Replace { body, headers } => {
+                let buffer = if response { proxy_wasm::types::BufferType::HttpResponseBody } else { proxy_wasm::types::BufferType::HttpRequestBody };
+                let _ = hostcalls::set_buffer(buffer, 0, size, &body);
+                self.apply_headers(&HeaderVerdict { buffer_body: false, set: headers }, response);
+                Action::Continue
+            }
+            Verdict::Reply { status, body } => {
+                let _ = hostcalls::send_http_response(u32::from(status), vec![("content-type", "application/json")], Some(body.as_bytes()));
+                Action::Pause
+            }
+        }
+    }
+}
+
+impl Context for Http {}
+
+impl HttpContext for Http {
+    fn on_http_request_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
+        let Some(plugin) = self.plugin.clone() else {
+            // Fail closed until a dictionary is loaded.
+            let _ = hostcalls::send_http_response(503, vec![("content-type", "application/json")],
+                Some(br#"{"error":{"message":"content filter not ready","type":"content_filter","code":"content_filter_unavailable"}}"#));
+            return Action::Pause;
+        };
+        let header = |name: &str| hostcalls::get_map_value(proxy_wasm::types::MapType::HttpRequestHeaders, name).ok().flatten();
+        let path = header(":path").unwrap_or_default();
+        let profile = plugin.config.profile_header.as_deref().and_then(|h| header(h));
+        let route = hostcalls::get_property(vec!["route_name"]).ok().flatten().and_then(|b| String::from_utf8(b).ok());
+        self.exchange = Some(Exchange::new(plugin, &path, profile.as_deref(), route.as_deref(), produce_id()));
+        let v = self.timed(|x| x.request_headers(!end_of_stream)).unwrap_or_default();
+        self.apply_headers(&v, false);
+        self.buffer_request = v.buffer_body;
+        Action::Continue
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if self.exchange.is_none() || !self.buffer_request {
+            return Action::Continue;
+        }
+        if body_size > self.max_body() {
+            let v = self.timed(|x| x.request_too_large()).unwrap_or(Verdict::Continue);
+            return self.finish_verdict(v, false, body_size);
+        }
+        if !end_of_stream {
+            return Action::Pause;
+        }
+        let body = hostcalls::get_buffer(proxy_wasm::types::BufferType::HttpRequestBody, 0, body_size).ok().flatten().unwrap_or_default();
+        let v = self.timed(|x| x.request_body(&body)).unwrap_or(Verdict::Continue);
+        self.finish_verdict(v, false, body_size)
+    }
+
+    fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        let header = |name: &str| hostcalls::get_map_value(proxy_wasm::types::MapType::HttpResponseHeaders, name).ok().flatten();
+        let status = header(":status").and_then(|s| s.parse().ok()).unwrap_or(0);
+        let (ct, ce) = (header("content-type"), header("content-encoding"));
+        let v = self.timed(|x| x.response_headers(status, ct.as_deref(), ce.as_deref())).unwrap_or_default();
+        self.apply_headers(&v, true);
+        Action::Continue
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let Some(buffered) = self.exchange.as_ref().map(Exchange::response_buffered) else { return Action::Continue };
+        if buffered {
+            if body_size > self.max_body() {
+                let v = self.timed(|x| x.response_too_large()).unwrap_or(Verdict::Continue);
+                return self.finish_verdict(v, true, body_size);
+            }
+            if !end_of_stream {
+                return Action::Pause;
+            }
+            let body = hostcalls::get_buffer(proxy_wasm::types::BufferType::HttpResponseBody, 0, body_size).ok().flatten().unwrap_or_default();
+            let v = self.timed(|x| x.response_body(&body)).unwrap_or(Verdict::Continue);
+            return self.finish_verdict(v, true, body_size);
+        }
+        let chunk = hostcalls::get_buffer(proxy_wasm::types::BufferType::HttpResponseBody, 0, body_size).ok().flatten().unwrap_or_default();
+        let v = self.timed(|x| x.response_chunk(&chunk, end_of_stream)).unwrap_or(Verdict::Continue);
+        self.finish_verdict(v, true, body_size)
+    }
+
+    fn on_log(&mut self) {
+        let Some(exchange) = self.exchange.as_mut() else { return };
+        let lines = exchange.audit_lines();
+        let mut metrics = self.metrics.borrow_mut();
+        for line in &lines {
+            log(LogLevel::Info, line);
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
+                let category = v["category"].as_str().unwrap_or("none").replace(['.', ':'], "_");
+                let action = v["action"].as_str().unwrap_or("none");
+                metrics.count(&format!("aigc_edge.hits.{category}.{action}"));
+            }
+        }
+        if exchange.response_blocked {
+            metrics.count("aigc_edge.responses_blocked");
+        }
+        metrics.count("aigc_edge.requests");
+        metrics.record("aigc_edge.inspect_us", self.inspect_ns / 1000);
+    }
+}

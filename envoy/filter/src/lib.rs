@@ -1,0 +1,13 @@
+//! The aigc-edge proxy-wasm HTTP filter: a thin shell over the `aigc-edge` core.
+//!
+//! Everything but the proxy-wasm glue (`glue`, built only for wasm32) is plain Rust and tested
+//! natively: [`exchange::Exchange`] is the whole per-request logic as a state machine.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod config;
+pub mod exchange;
+pub mod sse;
+
+#[cfg(target_arch = "wasm32")]
+mod glue;

