@@ -1,0 +1,300 @@
+//! The filter's logic without Envoy: the exchange state machine driven the way the proxy-wasm
+//! glue drives it, with SSE bodies split at every byte.
+
+use std::rc::Rc;
+
+use aigc_edge_envoy::config::{Plugin, PluginConfig};
+use aigc_edge_envoy::exchange::{Exchange, Verdict};
+use serde_json::{json, Value};
+
+const KEYWORDS: &str = "自制炸药\tA.1d\n傻逼\tA.4c\tmask\n散布谣言\tA.1g\n";
+
+fn plugin(extra: Value) -> Rc<Plugin> {
+    let mut config = json!({
+        "keywords": KEYWORDS,
+        "policy": {"actions": {"categories": {"A.1g": "flag"}}},
+        "label": {"explicit": "AI生成", "position": "start", "producer": "P-1", "body_field": true},
+        "profiles": {"minor": {"actions": {"default": "block", "uncategorized": "block"}}},
+        "profile_header": "x-aigc-profile",
+    });
+    if let (Some(c), Some(e)) = (config.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            c.insert(k.clone(), v.clone());
+        }
+    }
+    let config = PluginConfig::from_json(config.to_string().as_bytes()).unwrap();
+    Rc::new(Plugin::new(config).unwrap())
+}
+
+fn exchange(p: &Rc<Plugin>, path: &str) -> Exchange {
+    Exchange::new(Rc::clone(p), path, None, None, "id-1".into())
+}
+
+fn chat_sse(pieces: &[&str], newline: &str) -> Vec<u8> {
+    let mut out = String::new();
+    let ev = |choice: Value| format!("data: {}{newline}{newline}", json!({"id": "c1", "object": "chat.completion.chunk", "model": "m", "choices": [choice]}));
+    out += &ev(json!({"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": null}));
+    for p in pieces {
+        out += &ev(json!({"index": 0, "delta": {"content": p}, "finish_reason": null}));
+    }
+    out += &ev(json!({"index": 0, "delta": {}, "finish_reason": "stop"}));
+    out += &format!("data: [DONE]{newline}{newline}");
+    out.into_bytes()
+}
+
+/// `(joined content, last finish_reason, saw [DONE])` from an SSE body.
+fn read_chat(body: &[u8]) -> (String, Option<String>, bool) {
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    let (mut content, mut finish, mut done) = (String::new(), None, false);
+    for line in text.lines() {
+        let Some(data) = line.strip_prefix("data: ") else { continue };
+        if data == "[DONE]" {
+            done = true;
+            continue;
+        }
+        let v: Value = serde_json::from_str(data).unwrap();
+        for c in v["choices"].as_array().unwrap() {
+            if let Some(s) = c["delta"]["content"].as_str() {
+                content += s;
+            }
+            if let Some(f) = c["finish_reason"].as_str() {
+                finish = Some(f.to_string());
+            }
+        }
+    }
+    (content, finish, done)
+}
+
+fn run_stream(p: &Rc<Plugin>, path: &str, chunks: &[&[u8]]) -> Vec<u8> {
+    let mut x = exchange(p, path);
+    let h = x.response_headers(200, Some("text/event-stream"), None);
+    assert!(!h.buffer_body);
+    let mut out = Vec::new();
+    for (i, chunk) in chunks.iter().enumerate() {
+        match x.response_chunk(chunk, i + 1 == chunks.len()) {
+            Verdict::Replace { body, .. } => out.extend(body),
+            other => panic!("{other:?}"),
+        }
+    }
+    out
+}
+
+#[test]
+fn chat_stream_cases_split_at_every_byte() {
+    let p = plugin(json!({}));
+    let cases: [(&[&str], &str, &str, Option<&str>); 4] = [
+        (&["你好", "世界"], "\n", "AI生成\n\n你好世界", Some("stop")),
+        (&["你这", "个傻", "逼啊"], "\n", "AI生成\n\n你这个**啊", Some("stop")),
+        (&["你这", "个傻", "逼啊"], "\r\n", "AI生成\n\n你这个**啊", Some("stop")),
+        (&["下面", "教你自", "制炸", "药的方法"], "\n", "AI生成\n\n下面教你", Some("content_filter")),
+    ];
+    for (pieces, newline, want, finish) in cases {
+        let body = chat_sse(pieces, newline);
+        let mut splits: Vec<Vec<&[u8]>> = (0..=body.len()).map(|k| vec![&body[..k], &body[k..]]).collect();
+        splits.push(body.chunks(1).collect());
+        for chunks in splits {
+            let out = run_stream(&p, "/v1/chat/completions", &chunks);
+            let (content, got_finish, done) = read_chat(&out);
+            let at: Vec<usize> = chunks.iter().map(|c| c.len()).collect();
+            assert_eq!(content, want, "{pieces:?} {at:?}");
+            assert_eq!(got_finish.as_deref(), finish, "{pieces:?} {at:?}");
+            assert!(done, "{pieces:?} {at:?}: no [DONE]");
+        }
+    }
+}
+
+#[test]
+fn stream_holds_back_at_most_the_longest_keyword() {
+    let p = plugin(json!({}));
+    let mut x = exchange(&p, "/v1/chat/completions");
+    x.response_headers(200, Some("text/event-stream"), None);
+    let text = "这是一个很长的回答，".repeat(50);
+    let chars: Vec<char> = text.chars().collect();
+    let mut emitted = 0usize;
+    for (i, c) in chars.iter().enumerate() {
+        let ev = format!("data: {}\n\n", json!({"choices": [{"index": 0, "delta": {"content": c.to_string()}}]}));
+        let Verdict::Replace { body, .. } = x.response_chunk(ev.as_bytes(), false) else { panic!() };
+        emitted += read_chat(&body).0.chars().count();
+        // The label (6 chars) plus at most the longest keyword (4 chars) minus one held back.
+        assert!(i + 1 + 6 - emitted <= 4, "held {} chars after {} in", i + 1 + 6 - emitted, i + 1);
+    }
+}
+
+#[test]
+fn anthropic_and_responses_streams() {
+    let p = plugin(json!({}));
+    let anthropic = concat!(
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"你这个傻\"}}\n\n",
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"逼\"}}\n\n",
+        "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+        "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+    );
+    for k in 0..=anthropic.len() {
+        let b = anthropic.as_bytes();
+        let out = String::from_utf8(run_stream(&p, "/v1/messages", &[&b[..k], &b[k..]])).unwrap();
+        let text: String = out
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+            .filter_map(|v| v["delta"]["text"].as_str().map(str::to_string))
+            .collect();
+        assert_eq!(text, "AI生成\n\n你这个**", "split {k}");
+        assert!(out.find("content_block_stop").unwrap() > out.rfind("text_delta").unwrap(), "split {k}");
+    }
+    let responses = concat!(
+        "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"output_index\":0,\"content_index\":0,\"delta\":\"你这个傻\"}\n\n",
+        "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"output_index\":0,\"content_index\":0,\"delta\":\"逼\"}\n\n",
+        "event: response.output_text.done\ndata: {\"type\":\"response.output_text.done\",\"output_index\":0,\"content_index\":0,\"text\":\"你这个傻逼\"}\n\n",
+        "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"output\":[{\"type\":\"message\",\"content\":[{\"type\":\"output_text\",\"text\":\"你这个傻逼\"}]}]}}\n\n",
+    );
+    let out = String::from_utf8(run_stream(&p, "/v1/responses", &[responses.as_bytes()])).unwrap();
+    assert!(!out.contains("傻逼"), "{out}");
+    assert!(out.contains(r#""text":"AI生成\n\n你这个**""#), "{out}");
+}
+
+#[test]
+fn requests_block_mask_and_respect_roles() {
+    let p = plugin(json!({}));
+    let body = |content: &str| json!({"model": "m", "messages": [{"role": "system", "content": "傻逼"}, {"role": "user", "content": content}]}).to_string();
+    let mut x = exchange(&p, "/v1/chat/completions");
+    let h = x.request_headers(true);
+    assert!(h.buffer_body);
+    assert!(h.set.contains(&("content-length".to_string(), None)));
+    assert!(h.set.contains(&("accept-encoding".to_string(), None)));
+    match x.request_body(body("教我自制炸药").as_bytes()) {
+        Verdict::Reply { status: 400, body } => {
+            let v: Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(v["error"]["type"], "content_filter");
+            assert_eq!(v["error"]["param"], "prompt");
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut x = exchange(&p, "/v1/chat/completions");
+    match x.request_body(body("你是傻逼，电话13812345678").as_bytes()) {
+        Verdict::Replace { body, .. } => {
+            let v: Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(v["messages"][0]["content"], "**");
+            assert_eq!(v["messages"][1]["content"], "你是**，电话[MOBILE_1]");
+        }
+        other => panic!("{other:?}"),
+    }
+    let audit = x.audit_lines().join("\n");
+    assert!(!audit.contains("傻逼") && !audit.contains("13812345678"), "audit leaks text: {audit}");
+    assert!(audit.contains("\"category\":\"pii:mobile\""), "{audit}");
+    let user_only = plugin(json!({"inspect": {"roles": "user"}}));
+    let mut x = exchange(&user_only, "/v1/chat/completions");
+    match x.request_body(body("你好").as_bytes()) {
+        Verdict::Continue => {}
+        other => panic!("system message must not be checked: {other:?}"),
+    }
+    let mut x = exchange(&p, "/v1/messages");
+    match x.request_body(json!({"messages": [{"role": "user", "content": [{"type": "text", "text": "自制炸药"}]}]}).to_string().as_bytes()) {
+        Verdict::Reply { status: 400, body } => assert!(body.starts_with(r#"{"type":"error""#), "{body}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn profiles_by_header() {
+    let p = plugin(json!({}));
+    let body = json!({"messages": [{"role": "user", "content": "有人散布谣言"}]}).to_string();
+    let mut default = exchange(&p, "/v1/chat/completions");
+    assert_eq!(default.request_body(body.as_bytes()), Verdict::Continue);
+    let mut minor = Exchange::new(Rc::clone(&p), "/v1/chat/completions", Some("minor"), None, "id".into());
+    assert_eq!(minor.profile, "minor");
+    assert!(matches!(minor.request_body(body.as_bytes()), Verdict::Reply { status: 400, .. }));
+}
+
+#[test]
+fn responses_are_labeled_masked_or_blocked() {
+    let p = plugin(json!({}));
+    let answer = |text: &str| json!({"object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]}).to_string();
+    let mut x = exchange(&p, "/v1/chat/completions");
+    let h = x.response_headers(200, Some("application/json"), None);
+    assert!(h.buffer_body);
+    let label = h.set.iter().find(|(k, _)| k == "x-aigc-label").and_then(|(_, v)| v.clone()).unwrap();
+    let label: Value = serde_json::from_str(&label).unwrap();
+    assert_eq!(label["AIGC"]["Label"], "1");
+    assert_eq!(label["AIGC"]["ProduceID"], "id-1");
+    assert_eq!(label["AIGC"]["PropagateID"], "id-1");
+    let Verdict::Replace { body, .. } = x.response_body(answer("你是傻逼").as_bytes()) else { panic!() };
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], "AI生成\n\n你是**");
+    assert_eq!(v["AIGC"]["ContentProducer"], "P-1");
+    let keys: Vec<&String> = v["AIGC"].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["Label", "ContentProducer", "ProduceID", "ReservedCode1", "ContentPropagator", "PropagateID", "ReservedCode2"]);
+
+    let mut x = exchange(&p, "/v1/chat/completions");
+    x.response_headers(200, Some("application/json"), None);
+    let Verdict::Replace { body, .. } = x.response_body(answer("教你自制炸药").as_bytes()) else { panic!() };
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["choices"][0]["finish_reason"], "content_filter");
+    assert_eq!(v["choices"][0]["message"]["content"], "");
+    assert_eq!(v["error"]["code"], "content_filter");
+    assert!(x.response_blocked);
+}
+
+#[test]
+fn compressed_responses_cannot_bypass() {
+    let p = plugin(json!({}));
+    let mut x = exchange(&p, "/v1/chat/completions");
+    let h = x.response_headers(200, Some("application/json"), Some("gzip"));
+    assert!(h.buffer_body);
+    let Verdict::Replace { body, .. } = x.response_body(b"\x1f\x8b\x08\x00 compressed") else { panic!() };
+    assert!(String::from_utf8_lossy(&body).contains("could not be inspected"));
+    let open = plugin(json!({"policy": {"on_limit": "fail_open"}}));
+    let mut x = exchange(&open, "/v1/chat/completions");
+    x.response_headers(200, Some("application/json"), Some("gzip"));
+    assert_eq!(x.response_body(b"\x1f\x8b"), Verdict::Continue);
+}
+
+#[test]
+fn monitor_mode_changes_nothing() {
+    let p = plugin(json!({"mode": "monitor"}));
+    let mut x = exchange(&p, "/v1/chat/completions");
+    let h = x.request_headers(true);
+    assert!(!h.set.iter().any(|(k, _)| k == "content-length"));
+    let body = json!({"messages": [{"role": "user", "content": "教我自制炸药"}]}).to_string();
+    assert_eq!(x.request_body(body.as_bytes()), Verdict::Continue);
+    assert!(x.audit_lines().iter().any(|l| l.contains("\"action\":\"block\"")));
+    let h = x.response_headers(200, Some("text/event-stream"), None);
+    assert!(h.set.is_empty());
+    assert_eq!(x.response_chunk(&chat_sse(&["自制炸药"], "\n"), true), Verdict::Continue);
+}
+
+#[test]
+fn malformed_bodies_never_crash() {
+    let p = plugin(json!({}));
+    for body in [&b"{not json"[..], b"", b"\xff\xfe", b"[]", b"{\"messages\": 5}", b"{\"messages\": [{\"content\": {\"x\": 1}}]}"] {
+        let mut x = exchange(&p, "/v1/chat/completions");
+        let _ = x.request_body(body);
+        x.response_headers(200, Some("application/json"), None);
+        let _ = x.response_body(body);
+        let mut y = exchange(&p, "/v1/chat/completions");
+        y.response_headers(200, Some("text/event-stream"), None);
+        let _ = y.response_chunk(body, false);
+        let _ = y.response_chunk(b"data: {\"choices\": 7}\n\ndata: [DONE]\n\n", true);
+    }
+    // A malformed body with a keyword is still checked as text.
+    let mut x = exchange(&p, "/v1/chat/completions");
+    assert!(matches!(x.request_body("{bad 自制炸药".as_bytes()), Verdict::Reply { status: 400, .. }));
+}
+
+#[test]
+fn bad_configuration_names_the_field() {
+    let cases = [
+        (json!({"keywords": "x", "label": {"explicit": "AI"}}), "`label.explicit`"),
+        (json!({"keywords": "x", "label": {"header": "x-label"}}), "`label.header`"),
+        (json!({"keywords": "x", "label": {"producer": "有 空格"}}), "`label.producer`"),
+        (json!({"keywords": "x", "policy": {"limits": {"max_carry_bytes": 0}}}), "`policy.limits.max_carry_bytes`"),
+        (json!({"keywords": "x", "profiles": {"kid": {"actions": {"default": "nope"}}}}), "`profiles.kid.actions.default`"),
+        (json!({"keywords": "x", "route_profiles": {"r": "ghost"}}), "`route_profiles.r`"),
+        (json!({"keywords": "x", "modee": "monitor"}), "unknown field `modee`"),
+        (json!({}), "`keywords`"),
+    ];
+    for (config, want) in cases {
+        let err = PluginConfig::from_json(config.to_string().as_bytes()).unwrap_err().to_string();
+        assert!(err.contains(want), "{config}: {err}");
+    }
+}
