@@ -167,6 +167,8 @@ def main():
     parser.add_argument("--files")
     ARGS = parser.parse_args()
     server = ThreadingHTTPServer(("127.0.0.1", ARGS.port), Handler)
+    # A client (or Envoy answering locally) may hang up mid-answer; that is not an error here.
+    server.handle_error = lambda request, address: None
     server.serve_forever()
 
 

@@ -132,7 +132,11 @@ class Stack:
              "--concurrency", str(concurrency), "--use-dynamic-base-id"],
             stdout=self.log, stderr=subprocess.STDOUT)
         self.procs.append(self.envoy)
-        self.ready_seconds = wait_http(f"http://127.0.0.1:{admin_port}/ready", 20, self.envoy)
+        try:
+            self.ready_seconds = wait_http(f"http://127.0.0.1:{admin_port}/ready", 20, self.envoy)
+        except RuntimeError:
+            self.stop()
+            raise
         time.sleep(0.2)
 
     def logs(self):

@@ -234,7 +234,10 @@ impl HttpContext for Http {
         let header = |name: &str| hostcalls::get_map_value(proxy_wasm::types::MapType::HttpRequestHeaders, name).ok().flatten();
         let path = header(":path").unwrap_or_default();
         let profile = plugin.config.profile_header.as_deref().and_then(|h| header(h));
-        let route = hostcalls::get_property(vec!["route_name"]).ok().flatten().and_then(|b| String::from_utf8(b).ok());
+        let route = [vec!["xds", "route_name"], vec!["route_name"]]
+            .into_iter()
+            .find_map(|path| hostcalls::get_property(path).ok().flatten())
+            .and_then(|b| String::from_utf8(b).ok());
         self.exchange = Some(Exchange::new(plugin, &path, profile.as_deref(), route.as_deref(), produce_id()));
         let v = self.timed(|x| x.request_headers(!end_of_stream)).unwrap_or_default();
         self.apply_headers(&v, false);

