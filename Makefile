@@ -13,13 +13,14 @@ FILTER_WASM := target/wasm32-wasip1/release/aigc_edge_envoy.wasm
 POLICY ?= envoy/demo/policy.json
 UPSTREAM ?=
 
-.PHONY: help setup-rust setup-venv build cli filter demo test test-core test-e2e bench bench-native bench-wasm clean
+.PHONY: help setup-rust setup-venv build cli filter demo test test-core test-e2e bench bench-native bench-wasm bench-envoy clean
 
 help:
 	@echo "make demo    build the Envoy filter and run Envoy with it in front of a demo upstream"
 	@echo "             (UPSTREAM=host:port fronts another OpenAI-compatible server, POLICY=file)"
 	@echo "make test    the whole test suite (installs what it needs)"
 	@echo "make bench   benchmarks, native and wasm (needs ../shared/data)"
+	@echo "make bench-envoy  Envoy: no filter vs no-op wasm vs aigc-edge with 64k keywords"
 	@echo "make cli     build the aigc-edge command-line tool (target/release/aigc-edge)"
 
 # Rust targets for the two wasm shells; rustup skips what is installed.
@@ -71,6 +72,12 @@ bench-wasm: setup-rust
 	$(CARGO) bench --bench matching --no-run --target wasm32-wasip1
 	AIGC_DATA=$(DATA) node --no-warnings tools/run-wasi.mjs \
 	  $$(ls -t target/wasm32-wasip1/release/deps/matching-*.wasm | head -1)
+
+# Envoy without filter, with a no-op wasm filter and with aigc-edge (64k dictionary), in alternation.
+bench-envoy: setup-venv filter cli
+	$(CARGO) build --release -p aigc-edge-noop --target wasm32-wasip1
+	@command -v wrk >/dev/null && command -v wasm-opt >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk binaryen)
+	AIGC_DATA=$(DATA) $(PY) envoy/bench.py
 
 clean:
 	$(CARGO) clean

@@ -127,14 +127,19 @@ impl SseFilter {
             return out;
         }
         self.partial.extend_from_slice(chunk);
-        while let Some(end) = event_end(&self.partial) {
-            let raw: Vec<u8> = self.partial.drain(..end).collect();
-            self.event(&raw, &mut out);
+        // Events are taken by offset and the buffer drained once: draining per event would
+        // move the rest of a large chunk once per event.
+        let partial = std::mem::take(&mut self.partial);
+        let mut from = 0;
+        while let Some(len) = event_end(&partial[from..]) {
+            self.event(&partial[from..from + len], &mut out);
+            from += len;
             if self.blocked.is_some() || self.finished {
-                self.partial.clear();
                 return out;
             }
         }
+        self.partial = partial;
+        self.partial.drain(..from);
         if end_of_stream {
             if !self.partial.is_empty() {
                 // A last event without its blank line.

@@ -1,0 +1,214 @@
+#!/usr/bin/env python3
+"""`make bench-envoy`: three Envoys side by side in one run, measured in alternation (A B C A B C):
+A no wasm filter, B a no-op proxy-wasm filter (the floor any V8 filter pays), C aigc-edge with
+the 64k-word compiled dictionary from ../shared/data (fetched from a cluster, as in production).
+
+One upstream for all: a fourth Envoy answering with direct responses (a ~4 KiB chat answer and a
+stream of ~1,000 events), so the upstream is never the bottleneck. Load from wrk (Debian).
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import run  # noqa: E402
+
+ROOT = run.ROOT
+DATA = os.environ.get("AIGC_DATA", os.path.join(ROOT, "..", "shared", "data"))
+OUT = os.path.join(run.RUN_DIR, "bench")
+NOOP = os.path.join(ROOT, "target", "wasm32-wasip1", "release", "aigc_edge_noop.wasm")
+CLI = os.path.join(ROOT, "target", "release", "aigc-edge")
+UP_PORT = 18500
+ROUNDS = int(os.environ.get("ROUNDS", "3"))
+SECONDS = int(os.environ.get("SECONDS_PER_RUN", "5"))
+
+ANSWER = ("这是一段用于压力测试的回答文本，内容平和，介绍城市公园的开放时间与游览路线。" * 40)[:1400]
+PROMPT = ("请介绍一下城市公园的开放时间、游览路线和附近的交通方式，谢谢。" * 40)[:700]
+
+
+def upstream_config(dict_path):
+    chat = json.dumps({"id": "c", "object": "chat.completion", "model": "m", "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": ANSWER}, "finish_reason": "stop"}]}, ensure_ascii=False)
+    events = []
+    for i in range(1000):
+        piece = ANSWER[(i * 2) % len(ANSWER):(i * 2) % len(ANSWER) + 2]
+        events.append("data: " + json.dumps({"id": "c", "object": "chat.completion.chunk", "model": "m", "choices": [
+            {"index": 0, "delta": {"content": piece}, "finish_reason": None}]}, ensure_ascii=False) + "\n\n")
+    events.append("data: [DONE]\n\n")
+    with open(os.path.join(OUT, "stream.txt"), "w", encoding="utf-8") as f:
+        f.write("".join(events))
+    def direct(prefix, ctype, body):
+        return {"match": {"prefix": prefix}, "direct_response": {"status": 200, "body": body},
+                "response_headers_to_add": [{"header": {"key": "content-type", "value": ctype}}]}
+    routes = [
+        direct("/dict", "application/octet-stream", {"filename": dict_path}),
+        dict(direct("/v1/chat/completions", "text/event-stream", {"filename": os.path.join(OUT, "stream.txt")}),
+             match={"prefix": "/v1/chat/completions", "query_parameters": [{"name": "stream", "present_match": True}]}),
+        direct("/v1/chat/completions", "application/json", {"inline_string": chat}),
+    ]
+    return {
+        "static_resources": {"listeners": [{
+            "address": {"socket_address": {"address": "127.0.0.1", "port_value": UP_PORT}},
+            "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                "stat_prefix": "up", "route_config": {"max_direct_response_body_size_bytes": 64 << 20,
+                                                      "virtual_hosts": [{"name": "up", "domains": ["*"], "routes": routes}]},
+                "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}]}}]}]}]}}
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+MOCK_PORT = 18510
+
+
+def start(name, port, admin, wasm_filter):
+    cfg = run.bootstrap(port, admin, f"127.0.0.1:{UP_PORT}", {}, fetch_cluster=("dictionaries", f"127.0.0.1:{UP_PORT}"))
+    cfg["static_resources"]["clusters"].append(dict(cfg["static_resources"]["clusters"][0], name="mock", load_assignment={
+        "cluster_name": "mock", "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {
+            "address": "127.0.0.1", "port_value": MOCK_PORT}}}}]}]}))
+    hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    hcm["route_config"]["virtual_hosts"][0]["routes"].insert(0, {"match": {"prefix": "/mock/"},
+        "route": {"cluster": "mock", "prefix_rewrite": "/", "timeout": "30s"}})
+    if wasm_filter is None:
+        hcm["http_filters"] = hcm["http_filters"][1:]
+    else:
+        hcm["http_filters"][0] = wasm_filter
+    path = os.path.join(OUT, f"{name}.json")
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(cfg, f, ensure_ascii=False)
+    log = open(os.path.join(OUT, f"{name}.log"), "w")
+    t0 = time.monotonic()
+    p = subprocess.Popen([run.ENVOY, "-c", path, "--concurrency", "1", "--use-dynamic-base-id", "--log-level", "warn",
+                          "--component-log-level", "wasm:info"], stdout=log, stderr=subprocess.STDOUT)
+    run.wait_http(f"http://127.0.0.1:{admin}/ready", 30, p)
+    # Ready means answering through the filter (for C: after the dictionary arrived).
+    body = json.dumps({"model": "m", "messages": [{"role": "user", "content": PROMPT}]}).encode()
+    while time.monotonic() - t0 < 60:
+        try:
+            req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/chat/completions", body, {"content-type": "application/json"})
+            with urllib.request.urlopen(req, timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.01)
+    return p, time.monotonic() - t0
+
+
+def wasm_filter(wasm, config):
+    return {"name": "envoy.filters.http.wasm", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+        "config": {"name": "f", "root_id": "f", "fail_open": False,
+                   "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": json.dumps(config)},
+                   "vm_config": {"vm_id": "f", "runtime": "envoy.wasm.runtime.v8", "code": {"local": {"filename": wasm}}}}}}
+
+
+def wrk(port, path, lua):
+    out = subprocess.run(["wrk", "-t1", "-c8", f"-d{SECONDS}s", "--latency", "-s", lua, f"http://127.0.0.1:{port}{path}"],
+                         capture_output=True, text=True, check=True).stdout
+    reqs = int(re.search(r"(\d+) requests in", out).group(1))
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    def pct(p):
+        m = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out)
+        v, unit = float(m.group(1)), m.group(2)
+        return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"requests": reqs, "rps": rps, "p50": pct(50), "p99": pct(99), "non2xx": int(non2xx.group(1)) if non2xx else 0}
+
+
+def ttfb(port, n=30):
+    """Median time to the first byte of a streamed answer from an upstream that really streams
+    (the mock, one event per write): what a user of an LLM stream waits for."""
+    body = json.dumps({"model": "m", "stream": True, "messages": [{"role": "user", "content": "你好"}]})
+    times = []
+    for _ in range(n):
+        out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{time_starttransfer}", "-H", "content-type: application/json",
+                              "-d", body, f"http://127.0.0.1:{port}/mock/v1/chat/completions"], capture_output=True, text=True)
+        times.append(float(out.stdout) * 1000)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    words = os.path.join(DATA, "keywords", "sensitive_word_dict.txt")
+    dict_path = os.path.join(OUT, "big.dict")
+    subprocess.run([CLI, "compile", "--keywords", words, "-o", dict_path], check=True, capture_output=True)
+    with open(os.path.join(OUT, "up.json"), "w") as f:
+        json.dump(upstream_config(dict_path), f, ensure_ascii=False)
+    up = subprocess.Popen([run.ENVOY, "-c", os.path.join(OUT, "up.json"), "--concurrency", "1", "--use-dynamic-base-id",
+                           "--log-level", "error", "--disable-hot-restart"])
+    mock = subprocess.Popen([sys.executable, os.path.join(run.HERE, "mock_upstream.py"), "--port", str(MOCK_PORT)])
+    time.sleep(1.0)
+    lua = os.path.join(OUT, "post.lua")
+    with open(lua, "w", encoding="utf-8") as f:
+        body = json.dumps({"model": "m", "messages": [{"role": "user", "content": PROMPT}]}, ensure_ascii=False)
+        f.write('wrk.method = "POST"\nwrk.headers["content-type"] = "application/json"\nwrk.body = [[' + body + ']]\n')
+    ours = {"policy": {"actions": {"default": "flag", "uncategorized": "flag"}},
+            "dictionary_fetch": {"cluster": "dictionaries", "path": "/dict", "interval_seconds": 3600},
+            "label": {"producer": "aigc-edge-bench"}}
+    setups = [("A no filter", None), ("B no-op wasm", wasm_filter(NOOP, {})),
+              ("C aigc-edge 64k", wasm_filter(run.WASM, ours))]
+    procs = []
+    try:
+        for i, (name, f) in enumerate(setups):
+            p, ready = start(f"bench{i}", 18601 + i, 19601 + i, f)
+            procs.append({"name": name, "proc": p, "port": 18601 + i, "ready": ready, "runs": {"json": [], "sse": []}})
+        for _ in range(ROUNDS):
+            for e in procs:
+                for kind, path in (("json", "/v1/chat/completions"), ("sse", "/v1/chat/completions?stream=1")):
+                    c0 = cpu_seconds(e["proc"].pid)
+                    r = wrk(e["port"], path, lua)
+                    r["cpu_us"] = (cpu_seconds(e["proc"].pid) - c0) / max(r["requests"], 1) * 1e6
+                    e["runs"][kind].append(r)
+        for e in procs:
+            e["rss"] = rss_mb(e["proc"].pid)
+            e["ttfb"] = ttfb(e["port"])
+    finally:
+        for e in procs:
+            e["proc"].terminate()
+        up.terminate()
+        mock.terminate()
+    med = lambda xs: sorted(xs)[len(xs) // 2]
+    base = procs[0]
+    for kind, title in (("json", "~2 KiB chat request, ~4 KiB JSON answer"), ("sse", "streamed answer, 1,000 events")):
+        print(f"\n## {title} (median of {ROUNDS} alternating rounds, {SECONDS} s each, wrk -c8, Envoy --concurrency 1)")
+        print(f"{'':18} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>11} {'non-2xx':>8} {'CPU ratio':>10} {'req/s ratio':>12}")
+        b_cpu = med([r["cpu_us"] for r in base["runs"][kind]])
+        b_rps = med([r["rps"] for r in base["runs"][kind]])
+        for e in procs:
+            rs = e["runs"][kind]
+            cpu, rps = med([r["cpu_us"] for r in rs]), med([r["rps"] for r in rs])
+            print(f"{e['name']:18} {rps:9.0f} {med([r['p50'] for r in rs]):8.2f} {med([r['p99'] for r in rs]):8.2f} "
+                  f"{cpu:11.0f} {sum(r['non2xx'] for r in rs):8} {cpu / b_cpu:9.2f}x {rps / b_rps:11.2f}x")
+    print(f"\n{'':18} {'RSS after load':>15} {'start to ready':>15} {'stream TTFB p50':>16}")
+    for e in procs:
+        print(f"{e['name']:18} {e['rss']:12.0f} MB {e['ready'] * 1000:12.0f} ms {e['ttfb']:13.2f} ms")
+    print(f"added time to first byte on streams: {procs[2]['ttfb'] - base['ttfb']:.2f} ms (target < 1 ms)")
+    for path in (run.WASM, NOOP):
+        opt = os.path.join(OUT, os.path.basename(path).replace(".wasm", ".opt.wasm"))
+        subprocess.run(["wasm-opt", "-Oz", "--enable-bulk-memory", "--enable-sign-ext", "--enable-nontrapping-float-to-int",
+                        "--enable-mutable-globals", "--strip-debug", path, "-o", opt], check=True)
+        print(f"{os.path.basename(path)}: {os.path.getsize(path) / 1024:.0f} KiB, after wasm-opt -Oz {os.path.getsize(opt) / 1024:.0f} KiB "
+              f"(target < 1 MiB without dictionaries)")
+
+
+if __name__ == "__main__":
+    main()
