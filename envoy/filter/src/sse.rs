@@ -68,10 +68,28 @@ fn parse_event(raw: &[u8]) -> Event<'_> {
 }
 
 fn write_event(out: &mut Vec<u8>, name: Option<&str>, data: &str, newline: &str) {
+    write_head(out, name, newline);
+    out.extend_from_slice(data.as_bytes());
+    out.extend_from_slice(newline.as_bytes());
+    out.extend_from_slice(newline.as_bytes());
+}
+
+fn write_head(out: &mut Vec<u8>, name: Option<&str>, newline: &str) {
     if let Some(name) = name {
-        out.extend_from_slice(format!("event: {name}{newline}").as_bytes());
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(newline.as_bytes());
     }
-    out.extend_from_slice(format!("data: {data}{newline}{newline}").as_bytes());
+    out.extend_from_slice(b"data: ");
+}
+
+/// An event whose data is `value`, serialized straight into `out`.
+fn write_json_event(out: &mut Vec<u8>, name: Option<&str>, value: &Value, newline: &str) {
+    write_head(out, name, newline);
+    // Writing JSON into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, value);
+    out.extend_from_slice(newline.as_bytes());
+    out.extend_from_slice(newline.as_bytes());
 }
 
 /// Index one past the blank line that ends the first complete event, if any.
@@ -261,10 +279,13 @@ impl SseFilter {
             rewritten.push(choice);
         }
         value["choices"] = Value::Array(rewritten);
-        let mut template = value.clone();
-        template["choices"] = Value::Array(Vec::new());
-        self.template = Some(template);
-        write_event(out, event.name, &value.to_string(), event.newline);
+        if self.template.is_none() {
+            // `id`, `model`, `created` are the same in every chunk: keep the first chunk's.
+            let mut template = value.clone();
+            template["choices"] = Value::Array(Vec::new());
+            self.template = Some(template);
+        }
+        write_json_event(out, event.name, value, event.newline);
         if self.blocked.is_some() {
             self.chat_block(out, event.newline);
         }
@@ -381,7 +402,7 @@ impl SseFilter {
                         }
                     }
                 }
-                write_event(out, event.name, &value.to_string(), event.newline);
+                write_json_event(out, event.name, value, event.newline);
                 if self.blocked.is_some() {
                     self.anthropic_block(out, event.newline);
                 }
@@ -436,7 +457,7 @@ impl SseFilter {
                     }
                 }
                 value["delta"] = Value::String(settled);
-                write_event(out, event.name, &value.to_string(), event.newline);
+                write_json_event(out, event.name, value, event.newline);
                 if self.blocked.is_some() {
                     self.responses_block(out, event.newline);
                 }
@@ -460,12 +481,12 @@ impl SseFilter {
                 if let Some(lane) = self.lanes.get(&key) {
                     value["text"] = Value::String(lane.emitted.clone());
                 }
-                write_event(out, event.name, &value.to_string(), event.newline);
+                write_json_event(out, event.name, value, event.newline);
             }
             // Events that repeat the whole text carry the rewritten text too.
             "response.content_part.done" | "response.output_item.done" | "response.completed" => {
                 self.replace_full_texts(value);
-                write_event(out, event.name, &value.to_string(), event.newline);
+                write_json_event(out, event.name, value, event.newline);
             }
             _ => out.extend_from_slice(event.raw),
         }
