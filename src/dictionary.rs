@@ -618,9 +618,71 @@ impl Dictionary {
 // ---------------------------------------------------------------------------------------------
 // Artifact.
 
+/// Depth of every state (from the parent links in `check`) and output links (from the failure
+/// links), validating on the way that parents form a tree no deeper than the longest keyword
+/// and that failure links lead to shallower states, so no crafted artifact can make matching
+/// loop.
+fn derive_depth_and_links(
+    check: &[u32],
+    fail: &[u32],
+    out: &[u32],
+    max_len: u16,
+) -> Result<(Vec<u16>, Vec<u32>), &'static str> {
+    const UNKNOWN: u16 = u16::MAX;
+    let n = check.len();
+    let mut depth = vec![UNKNOWN; n];
+    let mut path = Vec::new();
+    for s in 0..n {
+        if s == 0 || check[s] == NONE {
+            depth[s] = 0;
+            continue;
+        }
+        let mut t = s;
+        while depth[t] == UNKNOWN {
+            path.push(t);
+            if path.len() > usize::from(max_len) {
+                return Err("parent links deeper than the longest keyword, or a cycle");
+            }
+            t = check[t] as usize;
+            if t != 0 && check.get(t).is_none_or(|&c| c == NONE) {
+                return Err("state whose parent is not a state");
+            }
+        }
+        let mut d = depth[t];
+        while let Some(u) = path.pop() {
+            d += 1;
+            depth[u] = d;
+        }
+    }
+    if depth.iter().any(|&d| d > max_len) {
+        return Err("state depth exceeds the longest keyword");
+    }
+    // Failure links must lead to a strictly shallower state (or the root).
+    let shallower = |s: usize, to: u32| {
+        let d = depth.get(to as usize).copied().unwrap_or(UNKNOWN);
+        d < depth[s] || (to == ROOT && depth[s] == 0)
+    };
+    if fail.iter().enumerate().any(|(s, &f)| s != 0 && !shallower(s, f)) {
+        return Err("failure link does not shorten the match");
+    }
+    // Output links in order of depth, so each state's failure target is done before it.
+    let mut by_depth: Vec<Vec<u32>> = vec![Vec::new(); usize::from(max_len) + 1];
+    for (s, &d) in depth.iter().enumerate() {
+        if s != 0 && check[s] != NONE {
+            by_depth[usize::from(d)].push(s as u32);
+        }
+    }
+    let mut link = vec![NONE; n];
+    for s in by_depth.into_iter().flatten() {
+        let f = fail[s as usize] as usize;
+        link[s as usize] = if out[f] != NONE { f as u32 } else { link[f] };
+    }
+    Ok((depth, link))
+}
+
 const MAGIC: &[u8; 8] = b"AIGCDICT";
 /// Version of the artifact layout; bumped on any change.
-pub const ARTIFACT_VERSION: u32 = 1;
+pub const ARTIFACT_VERSION: u32 = 2;
 const HEADER: usize = 24;
 
 fn norm_bits(n: &Normalization) -> u32 {
@@ -758,11 +820,11 @@ impl Dictionary {
         let flat: Vec<u32> = self.codes.iter().flat_map(|&(c, k)| [c, k]).collect();
         put_u32s(&mut payload, &flat);
         let field = |f: fn(&Node) -> u32| self.nodes.iter().map(f).collect::<Vec<u32>>();
-        for array in [&field(|n| n.base & !REPORT_BIT), &field(|n| n.check), &self.fail, &self.out, &self.link] {
+        // Depths and output links are derived at load (`derive_depth_and_links`): a smaller
+        // artifact is faster to fetch, check and parse, and its copy costs each VM less memory.
+        for array in [&field(|n| n.base & !REPORT_BIT), &field(|n| n.check), &self.fail, &self.out] {
             put_u32s(&mut payload, array);
         }
-        let depth: Vec<u32> = self.depth.iter().map(|&d| u32::from(d)).collect();
-        put_u32s(&mut payload, &depth);
         let meta: Vec<u32> = self
             .patterns
             .iter()
@@ -827,8 +889,8 @@ impl Dictionary {
         if n % 2 != 0 {
             return Err(Error::artifact("code map has an odd length"));
         }
-        let mut arrays = Vec::with_capacity(6);
-        for what in ["base", "check", "fail", "out", "link", "depth"] {
+        let mut arrays = Vec::with_capacity(4);
+        for what in ["base", "check", "fail", "out"] {
             let n = r.count(what, max)?;
             arrays.push(r.u32s(n, what)?);
         }
@@ -857,8 +919,6 @@ impl Dictionary {
                 len: (packed >> 16) as u16,
             });
         }
-        let depth_raw = arrays.pop().unwrap_or_default();
-        let link = arrays.pop().unwrap_or_default();
         let out = arrays.pop().unwrap_or_default();
         let fail = arrays.pop().unwrap_or_default();
         let check = arrays.pop().unwrap_or_default();
@@ -869,7 +929,7 @@ impl Dictionary {
         let in_slots = |v: u32| (v as usize) < slots;
         let problem = if slots == 0 {
             Some("no states")
-        } else if [check.len(), fail.len(), out.len(), link.len(), depth_raw.len()]
+        } else if [check.len(), fail.len(), out.len()]
             .iter()
             .any(|&l| l != slots)
         {
@@ -880,12 +940,8 @@ impl Dictionary {
             Some("check entry out of range")
         } else if fail.iter().any(|&f| !in_slots(f)) {
             Some("failure link out of range")
-        } else if link.iter().any(|&l| l != NONE && !in_slots(l)) {
-            Some("output link out of range")
         } else if out.iter().any(|&o| o != NONE && o as usize >= patterns.len()) {
             Some("output pattern out of range")
-        } else if depth_raw.iter().any(|&d| d > u32::from(max_len)) {
-            Some("state depth exceeds the longest keyword")
         } else if text_end.len() != patterns.len()
             || text_end.windows(2).any(|w| w[0] > w[1])
             || text_end.iter().any(|&e| e as usize > text.len() || !text.is_char_boundary(e as usize))
@@ -905,19 +961,7 @@ impl Dictionary {
         if let Some(problem) = problem {
             return Err(Error::artifact(problem));
         }
-        // Failure and output links must lead to strictly shallower states (or the root), so
-        // no crafted artifact can make matching loop.
-        let depth: Vec<u16> = depth_raw.iter().map(|&d| d as u16).collect();
-        let shallower = |s: usize, to: u32| {
-            let d = depth.get(to as usize).copied().unwrap_or(u16::MAX);
-            d < depth[s] || (to == ROOT && depth[s] == 0)
-        };
-        if fail.iter().enumerate().any(|(s, &f)| s != 0 && !shallower(s, f)) {
-            return Err(Error::artifact("failure link does not shorten the match"));
-        }
-        if link.iter().enumerate().any(|(s, &l)| l != NONE && !shallower(s, l)) {
-            return Err(Error::artifact("output link does not shorten the match"));
-        }
+        let (depth, link) = derive_depth_and_links(&check, &fail, &out, max_len).map_err(Error::artifact)?;
         let (nodes, report) = assemble(&base, &check, &out, &link);
         Ok(Dictionary {
             norm,
@@ -999,7 +1043,7 @@ mod tests {
         let mut other = bytes.clone();
         other[8] = 9;
         let err = Dictionary::from_artifact(&other).unwrap_err().to_string();
-        assert_eq!(err, "bad dictionary artifact: format version 9, this build reads version 1");
+        assert_eq!(err, format!("bad dictionary artifact: format version 9, this build reads version {ARTIFACT_VERSION}"));
     }
 
     #[test]
