@@ -13,9 +13,12 @@ use serde::Deserialize;
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PluginConfig {
-    /// The default profile's policy (the core's schema).
+    /// The default profile's policy (the core's schema). Parsed by the core's own parser
+    /// (`parse_config`), not by this derive: one copy of the policy parser in the module.
+    #[serde(skip)]
     pub policy: Policy,
     /// More profiles by name, e.g. a stricter `minor` one; chosen by header or route.
+    #[serde(skip)]
     pub profiles: BTreeMap<String, Policy>,
     /// Request header naming a profile (`x-aigc-profile: minor`).
     pub profile_header: Option<String>,
@@ -223,10 +226,16 @@ fn parse_config(de: &mut serde_json::Deserializer<serde_json::de::SliceRead<'_>>
     if let Some(p) = object.get("policy") {
         policies.insert("policy".to_string(), policy_from_value(p, "policy")?);
     }
-    if let Some(serde_json::Value::Object(profiles)) = object.get("profiles") {
-        for (name, p) in profiles {
-            policies.insert(format!("profiles.{name}"), policy_from_value(p, &format!("profiles.{name}"))?);
+    match object.get("profiles") {
+        Some(serde_json::Value::Object(profiles)) => {
+            for (name, p) in profiles {
+                policies.insert(format!("profiles.{name}"), policy_from_value(p, &format!("profiles.{name}"))?);
+            }
         }
+        Some(_) => {
+            return Err(ConfigError("invalid plugin configuration field `profiles`: expected an object of policies".into()))
+        }
+        None => {}
     }
     let mut rest = object.clone();
     rest.remove("policy");

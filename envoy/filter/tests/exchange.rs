@@ -292,6 +292,8 @@ fn bad_configuration_names_the_field() {
         (json!({"keywords": "x", "route_profiles": {"r": "ghost"}}), "`route_profiles.r`"),
         (json!({"keywords": "x", "modee": "monitor"}), "unknown field `modee`"),
         (json!({}), "`keywords`"),
+        (json!({"keywords": "x", "profiles": "minor"}), "`profiles`: expected an object"),
+        (json!({"keywords": "x", "policy": 5}), "`policy`"),
     ];
     for (config, want) in cases {
         let err = PluginConfig::from_json(config.to_string().as_bytes()).unwrap_err().to_string();
