@@ -1,0 +1,915 @@
+//! Where the implicit label sits in each file format, read and written at the byte level:
+//! nothing but the label's own bytes changes, so pixels and samples decode the same.
+//!
+//! | Format | Carriers read | Carrier written |
+//! |---|---|---|
+//! | PNG | `tEXt` keyword `AIGC`; XMP in `iTXt` `XML:com.adobe.xmp` | `tEXt` `AIGC` (and an existing XMP is updated) |
+//! | JPEG | APP1 XMP; EXIF `UserComment` (`ASCII\0\0\0` + JSON) | APP1 XMP (an existing EXIF label is updated in place) |
+//! | WebP | RIFF chunk `XMP ` | `XMP ` (a simple file gains the `VP8X` header metadata needs) |
+//! | GIF | application extension `XMP DataXMP` | the same, before the trailer |
+//! | MP3 | ID3v2 `TXXX` frame, description `AIGC` | the same (a v2.4 tag is created when there is none) |
+//! | WAV | RIFF chunk `AIGC` | the same |
+//!
+//! Malformed or truncated input gives a [`FileError`] naming the byte offset, never a panic;
+//! no allocation is larger than the input plus the label.
+
+use core::fmt;
+
+use super::xmp;
+use super::{ImplicitLabel, ParsedLabel};
+
+/// A file format the label code knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FileFormat {
+    /// PNG.
+    Png,
+    /// JPEG (JFIF/EXIF).
+    Jpeg,
+    /// WebP.
+    Webp,
+    /// GIF87a/89a.
+    Gif,
+    /// MP3 with or without an ID3v2 tag.
+    Mp3,
+    /// WAV (RIFF WAVE).
+    Wav,
+}
+
+impl FileFormat {
+    /// Lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileFormat::Png => "png",
+            FileFormat::Jpeg => "jpeg",
+            FileFormat::Webp => "webp",
+            FileFormat::Gif => "gif",
+            FileFormat::Mp3 => "mp3",
+            FileFormat::Wav => "wav",
+        }
+    }
+
+    /// The format from the first bytes, if known.
+    pub fn detect(bytes: &[u8]) -> Option<FileFormat> {
+        if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+            Some(FileFormat::Png)
+        } else if bytes.starts_with(&[0xFF, 0xD8]) {
+            Some(FileFormat::Jpeg)
+        } else if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+            Some(FileFormat::Webp)
+        } else if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WAVE" {
+            Some(FileFormat::Wav)
+        } else if bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a") {
+            Some(FileFormat::Gif)
+        } else if bytes.starts_with(b"ID3") || (bytes.len() >= 2 && bytes[0] == 0xFF && bytes[1] & 0xE0 == 0xE0) {
+            Some(FileFormat::Mp3)
+        } else {
+            None
+        }
+    }
+}
+
+/// Where in the file a label was found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Carrier {
+    /// PNG `tEXt` chunk `AIGC`.
+    PngText,
+    /// XMP packet (PNG `iTXt`, JPEG APP1, WebP `XMP `, GIF application extension).
+    Xmp,
+    /// JPEG EXIF `UserComment`.
+    ExifUserComment,
+    /// ID3v2 `TXXX` frame `AIGC`.
+    Id3Txxx,
+    /// WAV chunk `AIGC`.
+    WavChunk,
+}
+
+impl Carrier {
+    /// Lowercase name for reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Carrier::PngText => "png-text",
+            Carrier::Xmp => "xmp",
+            Carrier::ExifUserComment => "exif-usercomment",
+            Carrier::Id3Txxx => "id3-txxx",
+            Carrier::WavChunk => "wav-chunk",
+        }
+    }
+}
+
+/// One label found in a file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FoundLabel {
+    /// Where it was.
+    pub carrier: Carrier,
+    /// The label's JSON as stored (entities decoded).
+    pub json: String,
+    /// The label read from it, with any problems.
+    pub parsed: ParsedLabel,
+}
+
+/// A file the label code cannot read or write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileError {
+    format: Option<FileFormat>,
+    offset: usize,
+    message: String,
+}
+
+impl FileError {
+    fn new(format: FileFormat, offset: usize, message: impl Into<String>) -> FileError {
+        FileError { format: Some(format), offset, message: message.into() }
+    }
+
+    /// Byte offset of the problem.
+    pub fn offset(&self) -> usize {
+        self.offset
+    }
+}
+
+impl fmt::Display for FileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.format {
+            Some(format) => write!(f, "malformed {} at byte {}: {}", format.as_str().to_uppercase(), self.offset, self.message),
+            None => write!(f, "unknown file format: {}", self.message),
+        }
+    }
+}
+
+impl std::error::Error for FileError {}
+
+type Result<T> = core::result::Result<T, FileError>;
+
+fn be32(b: &[u8], at: usize) -> Option<u32> {
+    b.get(at..at + 4).map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+}
+
+fn le32(b: &[u8], at: usize) -> Option<u32> {
+    b.get(at..at + 4).map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+}
+
+fn found(carrier: Carrier, json: String) -> FoundLabel {
+    let parsed = ImplicitLabel::parse(&json);
+    FoundLabel { carrier, json, parsed }
+}
+
+/// Every label in the file, with its format.
+///
+/// ```
+/// use aigc_edge::{files, ImplicitLabel};
+/// // A 1x1 PNG.
+/// let png = [137, 80, 78, 71, 13, 10, 26, 10, 0, 0, 0, 13, 73, 72, 68, 82, 0, 0, 0, 1, 0, 0, 0, 1, 8, 6, 0, 0, 0, 31, 21, 196, 137, 0, 0, 0, 13, 73, 68, 65, 84, 120, 156, 99, 248, 207, 192, 240, 31, 0, 5, 0, 1, 255, 137, 153, 61, 29, 0, 0, 0, 0, 73, 69, 78, 68, 174, 66, 96, 130];
+/// let label = ImplicitLabel::generated("P", "id-1").unwrap();
+/// let labeled = files::write_label(&png, &label).unwrap();
+/// let (format, labels) = files::read_labels(&labeled).unwrap();
+/// assert_eq!(format, files::FileFormat::Png);
+/// assert_eq!(labels[0].parsed.label.as_ref(), Some(&label));
+/// assert!(files::read_labels(&labeled[..40]).is_err());
+/// ```
+pub fn read_labels(bytes: &[u8]) -> Result<(FileFormat, Vec<FoundLabel>)> {
+    let format = FileFormat::detect(bytes)
+        .ok_or_else(|| FileError { format: None, offset: 0, message: "not PNG, JPEG, WebP, GIF, MP3 or WAV".into() })?;
+    let labels = match format {
+        FileFormat::Png => png::read(bytes)?,
+        FileFormat::Jpeg => jpeg::read(bytes)?,
+        FileFormat::Webp => riff::read(bytes, format)?,
+        FileFormat::Wav => riff::read(bytes, format)?,
+        FileFormat::Gif => gif::read(bytes)?,
+        FileFormat::Mp3 => id3::read(bytes)?,
+    };
+    Ok((format, labels))
+}
+
+/// The file with `label` as its one implicit label: every existing label carrier updated in
+/// place, or the format's carrier added when there is none. Nothing else changes.
+pub fn write_label(bytes: &[u8], label: &ImplicitLabel) -> Result<Vec<u8>> {
+    let format = FileFormat::detect(bytes)
+        .ok_or_else(|| FileError { format: None, offset: 0, message: "not PNG, JPEG, WebP, GIF, MP3 or WAV".into() })?;
+    label.validate().map_err(|e| FileError::new(format, 0, e.to_string()))?;
+    let json = label.to_json();
+    match format {
+        FileFormat::Png => png::write(bytes, &json),
+        FileFormat::Jpeg => jpeg::write(bytes, &json),
+        FileFormat::Webp | FileFormat::Wav => riff::write(bytes, format, &json),
+        FileFormat::Gif => gif::write(bytes, &json),
+        FileFormat::Mp3 => id3::write(bytes, &json),
+    }
+}
+
+mod png {
+    use super::*;
+    use crate::dictionary::crc32;
+
+    const F: FileFormat = FileFormat::Png;
+    const XMP_KEYWORD: &[u8] = b"XML:com.adobe.xmp";
+
+    struct Chunk {
+        at: usize,
+        kind: [u8; 4],
+        data: core::ops::Range<usize>,
+        end: usize,
+    }
+
+    fn chunks(b: &[u8]) -> Result<Vec<Chunk>> {
+        let mut out = Vec::new();
+        let mut at = 8;
+        loop {
+            let len = be32(b, at).ok_or_else(|| FileError::new(F, at, "truncated chunk header"))? as usize;
+            let kind: [u8; 4] = b.get(at + 4..at + 8).and_then(|k| k.try_into().ok())
+                .ok_or_else(|| FileError::new(F, at + 4, "truncated chunk type"))?;
+            let data = at + 8..at.checked_add(8 + len).filter(|&e| e + 4 <= b.len())
+                .ok_or_else(|| FileError::new(F, at, format!("chunk {} of {len} bytes runs past the end", String::from_utf8_lossy(&kind))))?;
+            let stored = be32(b, data.end).unwrap_or(0);
+            if crc32(&b[at + 4..data.end]) != stored {
+                return Err(FileError::new(F, at, format!("CRC mismatch in chunk {}", String::from_utf8_lossy(&kind))));
+            }
+            let end = data.end + 4;
+            let last = &kind == b"IEND";
+            out.push(Chunk { at, kind, data, end });
+            if last {
+                return Ok(out);
+            }
+            at = end;
+        }
+    }
+
+    fn xmp_text(data: &[u8]) -> Option<&str> {
+        // keyword \0 compression flag, method, language \0 translated keyword \0 text
+        let rest = data.strip_prefix(XMP_KEYWORD)?.strip_prefix(b"\0")?;
+        if rest.first() != Some(&0) {
+            return None; // compressed: not read
+        }
+        let rest = rest.get(2..)?;
+        let lang_end = rest.iter().position(|&c| c == 0)?;
+        let rest = rest.get(lang_end + 1..)?;
+        let tr_end = rest.iter().position(|&c| c == 0)?;
+        core::str::from_utf8(rest.get(tr_end + 1..)?).ok()
+    }
+
+    pub(super) fn read(b: &[u8]) -> Result<Vec<FoundLabel>> {
+        let mut labels = Vec::new();
+        for c in chunks(b)? {
+            let data = &b[c.data.clone()];
+            if &c.kind == b"tEXt" {
+                if let Some(text) = data.strip_prefix(b"AIGC\0") {
+                    labels.push(found(Carrier::PngText, String::from_utf8_lossy(text).into_owned()));
+                }
+            } else if &c.kind == b"iTXt" {
+                if let Some(x) = xmp_text(data) {
+                    labels.extend(xmp::find(x).into_iter().map(|j| found(Carrier::Xmp, j)));
+                }
+            }
+        }
+        Ok(labels)
+    }
+
+    fn chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(data.len() + 12);
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        let crc = crc32(&out[4..]);
+        out.extend_from_slice(&crc.to_be_bytes());
+        out
+    }
+
+    pub(super) fn write(b: &[u8], json: &str) -> Result<Vec<u8>> {
+        let all = chunks(b)?;
+        let text_chunk = chunk(b"tEXt", &[b"AIGC\0".as_slice(), json.as_bytes()].concat());
+        let has_text = all.iter().any(|c| &c.kind == b"tEXt" && b[c.data.clone()].starts_with(b"AIGC\0"));
+        let mut out = Vec::with_capacity(b.len() + text_chunk.len());
+        out.extend_from_slice(&b[..8]);
+        let mut written = false;
+        for c in &all {
+            let data = &b[c.data.clone()];
+            if &c.kind == b"tEXt" && data.starts_with(b"AIGC\0") {
+                if !written {
+                    out.extend_from_slice(&text_chunk);
+                    written = true;
+                }
+                continue; // a second AIGC text chunk is dropped: one label per file
+            }
+            if &c.kind == b"iTXt" {
+                if let Some(x) = xmp_text(data).filter(|x| !xmp::find(x).is_empty()) {
+                    let header_len = data.len() - x.len();
+                    let updated = xmp::update(x, json);
+                    out.extend_from_slice(&chunk(b"iTXt", &[&data[..header_len], updated.as_bytes()].concat()));
+                    continue;
+                }
+            }
+            if !written && !has_text && &c.kind == b"IDAT" {
+                out.extend_from_slice(&text_chunk);
+                written = true;
+            }
+            out.extend_from_slice(&b[c.at..c.end]);
+        }
+        out.extend_from_slice(&b[all.last().map_or(8, |c| c.end)..]);
+        Ok(out)
+    }
+}
+
+mod jpeg {
+    use super::*;
+
+    const F: FileFormat = FileFormat::Jpeg;
+    const XMP_HEADER: &[u8] = b"http://ns.adobe.com/xap/1.0/\0";
+
+    struct Segment {
+        at: usize,
+        marker: u8,
+        data: core::ops::Range<usize>,
+    }
+
+    /// Segments up to the start of scan; the rest is entropy-coded data, copied unchanged.
+    fn segments(b: &[u8]) -> Result<(Vec<Segment>, usize)> {
+        let mut out = Vec::new();
+        let mut at = 2;
+        loop {
+            while b.get(at) == Some(&0xFF) && b.get(at + 1) == Some(&0xFF) {
+                at += 1;
+            }
+            if b.get(at) != Some(&0xFF) {
+                return Err(FileError::new(F, at, "expected a marker"));
+            }
+            let marker = *b.get(at + 1).ok_or_else(|| FileError::new(F, at, "truncated marker"))?;
+            if marker == 0xD9 || (0xD0..=0xD7).contains(&marker) || marker == 0x01 {
+                return Ok((out, at));
+            }
+            let len = b.get(at + 2..at + 4).map(|s| usize::from(u16::from_be_bytes([s[0], s[1]])))
+                .ok_or_else(|| FileError::new(F, at, "truncated segment length"))?;
+            if len < 2 || at + 2 + len > b.len() {
+                return Err(FileError::new(F, at, format!("segment 0xFF{marker:02X} of {len} bytes runs past the end")));
+            }
+            out.push(Segment { at, marker, data: at + 4..at + 2 + len });
+            at += 2 + len;
+            if marker == 0xDA {
+                return Ok((out, at));
+            }
+        }
+    }
+
+    /// `(value offset, value length)` of an EXIF UserComment in a TIFF block.
+    fn user_comment(tiff: &[u8]) -> Option<(usize, usize)> {
+        let little = match tiff.get(..2)? {
+            b"II" => true,
+            b"MM" => false,
+            _ => return None,
+        };
+        let u16_at = |o: usize| tiff.get(o..o + 2).map(|s| if little { u16::from_le_bytes([s[0], s[1]]) } else { u16::from_be_bytes([s[0], s[1]]) });
+        let u32_at = |o: usize| if little { le32(tiff, o) } else { be32(tiff, o) };
+        let find_tag = |ifd: usize, tag: u16| -> Option<(u16, u32, u32)> {
+            let n = usize::from(u16_at(ifd)?);
+            (0..n.min(512)).find_map(|i| {
+                let e = ifd + 2 + i * 12;
+                (u16_at(e)? == tag).then(|| Some((u16_at(e + 2)?, u32_at(e + 4)?, u32_at(e + 8)?))).flatten()
+            })
+        };
+        let ifd0 = u32_at(4)? as usize;
+        let (_, _, exif_ifd) = find_tag(ifd0, 0x8769)?;
+        let (kind, count, offset) = find_tag(exif_ifd as usize, 0x9286)?;
+        let count = count as usize;
+        if kind != 7 || count <= 4 {
+            return None;
+        }
+        let start = offset as usize;
+        tiff.get(start..start.checked_add(count)?)?;
+        Some((start, count))
+    }
+
+    pub(super) fn read(b: &[u8]) -> Result<Vec<FoundLabel>> {
+        let (segs, _) = segments(b)?;
+        let mut labels = Vec::new();
+        for s in segs.iter().filter(|s| s.marker == 0xE1) {
+            let data = &b[s.data.clone()];
+            if let Some(packet) = data.strip_prefix(XMP_HEADER) {
+                let text = String::from_utf8_lossy(packet);
+                labels.extend(xmp::find(&text).into_iter().map(|j| found(Carrier::Xmp, j)));
+            } else if let Some(tiff) = data.strip_prefix(b"Exif\0\0") {
+                if let Some((start, len)) = user_comment(tiff) {
+                    let value = &tiff[start..start + len];
+                    if let Some(text) = value.strip_prefix(b"ASCII\0\0\0") {
+                        let text = String::from_utf8_lossy(text).trim_end_matches(['\0', ' ']).to_string();
+                        if text.contains("AIGC") || text.contains("ContentProducer") {
+                            labels.push(found(Carrier::ExifUserComment, text));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(labels)
+    }
+
+    fn app1(payload: &[u8]) -> Result<Vec<u8>> {
+        let len = payload.len() + 2;
+        if len > 0xFFFF {
+            return Err(FileError::new(F, 0, "XMP packet too large for one APP1 segment"));
+        }
+        let mut out = vec![0xFF, 0xE1];
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+        out.extend_from_slice(payload);
+        Ok(out)
+    }
+
+    pub(super) fn write(b: &[u8], json: &str) -> Result<Vec<u8>> {
+        let (segs, scan) = segments(b)?;
+        let mut out = Vec::with_capacity(b.len() + json.len() + 512);
+        out.extend_from_slice(&b[..2]);
+        let has_xmp = segs.iter().any(|s| s.marker == 0xE1 && b[s.data.clone()].starts_with(XMP_HEADER));
+        let mut inserted = false;
+        let mut copy_from = 2;
+        for s in &segs {
+            let data = &b[s.data.clone()];
+            let leading_app = s.marker == 0xE0 || (s.marker == 0xE1 && !data.starts_with(XMP_HEADER));
+            if !has_xmp && !inserted && !leading_app {
+                out.extend_from_slice(&b[copy_from..s.at]);
+                out.extend_from_slice(&app1(&[XMP_HEADER, xmp::packet(json).as_bytes()].concat())?);
+                inserted = true;
+                copy_from = s.at;
+            }
+            if s.marker == 0xE1 {
+                if let Some(packet) = data.strip_prefix(XMP_HEADER) {
+                    out.extend_from_slice(&b[copy_from..s.at]);
+                    let updated = xmp::update(&String::from_utf8_lossy(packet), json);
+                    out.extend_from_slice(&app1(&[XMP_HEADER, updated.as_bytes()].concat())?);
+                    copy_from = s.data.end;
+                } else if let Some(tiff) = data.strip_prefix(b"Exif\0\0") {
+                    // An existing EXIF label is overwritten in place (space-padded), so
+                    // the TIFF offsets stay valid.
+                    if let Some((start, len)) = user_comment(tiff).filter(|&(st, l)| {
+                        tiff[st..st + l].starts_with(b"ASCII\0\0\0") && String::from_utf8_lossy(&tiff[st..st + l]).contains("AIGC")
+                    }) {
+                        let value = [b"ASCII\0\0\0".as_slice(), json.as_bytes()].concat();
+                        if value.len() > len {
+                            return Err(FileError::new(F, s.at, "existing EXIF UserComment label is shorter than the new one; cannot update it in place"));
+                        }
+                        let at = s.data.start + 6 + start;
+                        out.extend_from_slice(&b[copy_from..at]);
+                        out.extend_from_slice(&value);
+                        out.extend(core::iter::repeat_n(b' ', len - value.len()));
+                        copy_from = at + len;
+                    }
+                }
+            }
+        }
+        if !has_xmp && !inserted {
+            out.extend_from_slice(&b[copy_from..scan]);
+            out.extend_from_slice(&app1(&[XMP_HEADER, xmp::packet(json).as_bytes()].concat())?);
+            copy_from = scan;
+        }
+        out.extend_from_slice(&b[copy_from..]);
+        Ok(out)
+    }
+}
+
+mod riff {
+    use super::*;
+
+    struct Chunk {
+        at: usize,
+        id: [u8; 4],
+        data: core::ops::Range<usize>,
+        end: usize,
+    }
+
+    fn chunks(b: &[u8], f: FileFormat) -> Result<Vec<Chunk>> {
+        let size = le32(b, 4).ok_or_else(|| FileError::new(f, 4, "truncated RIFF header"))? as usize;
+        let end = size.checked_add(8).filter(|&e| e <= b.len())
+            .ok_or_else(|| FileError::new(f, 4, format!("RIFF size {size} runs past the end ({} bytes)", b.len())))?;
+        let mut out = Vec::new();
+        let mut at = 12;
+        while at < end {
+            let id: [u8; 4] = b.get(at..at + 4).and_then(|s| s.try_into().ok())
+                .ok_or_else(|| FileError::new(f, at, "truncated chunk id"))?;
+            let len = le32(b, at + 4).ok_or_else(|| FileError::new(f, at, "truncated chunk size"))? as usize;
+            let data_end = (at + 8).checked_add(len).filter(|&e| e <= end)
+                .ok_or_else(|| FileError::new(f, at, format!("chunk {} of {len} bytes runs past the end", String::from_utf8_lossy(&id))))?;
+            let padded = (data_end + (len & 1)).min(end);
+            out.push(Chunk { at, id, data: at + 8..data_end, end: padded });
+            at = padded;
+        }
+        Ok(out)
+    }
+
+    fn label_id(f: FileFormat) -> &'static [u8; 4] {
+        if f == FileFormat::Wav { b"AIGC" } else { b"XMP " }
+    }
+
+    pub(super) fn read(b: &[u8], f: FileFormat) -> Result<Vec<FoundLabel>> {
+        let mut labels = Vec::new();
+        for c in chunks(b, f)? {
+            if &c.id != label_id(f) {
+                continue;
+            }
+            let text = String::from_utf8_lossy(&b[c.data.clone()]).trim_end_matches('\0').to_string();
+            if f == FileFormat::Wav {
+                labels.push(found(Carrier::WavChunk, text));
+            } else {
+                labels.extend(xmp::find(&text).into_iter().map(|j| found(Carrier::Xmp, j)));
+            }
+        }
+        Ok(labels)
+    }
+
+    fn chunk(id: &[u8; 4], data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(data.len() + 9);
+        out.extend_from_slice(id);
+        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        out.extend_from_slice(data);
+        if data.len() % 2 == 1 {
+            out.push(0);
+        }
+        out
+    }
+
+    /// A `VP8X` header for a simple (VP8 or VP8L) WebP, so it can carry metadata.
+    fn vp8x_for(b: &[u8], first: &Chunk) -> Result<Vec<u8>> {
+        let f = FileFormat::Webp;
+        let d = &b[first.data.clone()];
+        let (w, h, alpha) = match &first.id {
+            b"VP8 " if d.len() >= 10 && d[3..6] == [0x9D, 0x01, 0x2A] => {
+                let w = u32::from(u16::from_le_bytes([d[6], d[7]]) & 0x3FFF);
+                let h = u32::from(u16::from_le_bytes([d[8], d[9]]) & 0x3FFF);
+                (w, h, false)
+            }
+            b"VP8L" if d.len() >= 5 && d[0] == 0x2F => {
+                let bits = u32::from_le_bytes([d[1], d[2], d[3], d[4]]);
+                ((bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1, bits >> 28 & 1 == 1)
+            }
+            _ => return Err(FileError::new(f, first.at, "first chunk is neither VP8X, VP8 nor VP8L")),
+        };
+        if w == 0 || h == 0 {
+            return Err(FileError::new(f, first.at, "zero image size"));
+        }
+        let mut data = vec![0u8; 10];
+        data[0] = 0x04 | if alpha { 0x10 } else { 0 }; // XMP (and alpha) present
+        data[4..7].copy_from_slice(&(w - 1).to_le_bytes()[..3]);
+        data[7..10].copy_from_slice(&(h - 1).to_le_bytes()[..3]);
+        Ok(chunk(b"VP8X", &data))
+    }
+
+    pub(super) fn write(b: &[u8], f: FileFormat, json: &str) -> Result<Vec<u8>> {
+        let all = chunks(b, f)?;
+        let id = label_id(f);
+        let mut out = Vec::with_capacity(b.len() + json.len() + 600);
+        out.extend_from_slice(&b[..12]);
+        let mut written = false;
+        let first_is_vp8x = all.first().is_some_and(|c| &c.id == b"VP8X");
+        for (i, c) in all.iter().enumerate() {
+            if i == 0 && f == FileFormat::Webp {
+                if first_is_vp8x {
+                    out.extend_from_slice(&b[c.at..c.end]);
+                    if let Some(flags) = out.get_mut(12 + 8) {
+                        *flags |= 0x04;
+                    }
+                    continue;
+                }
+                out.extend_from_slice(&vp8x_for(b, c)?);
+            }
+            if &c.id == id {
+                if !written {
+                    let payload = if f == FileFormat::Wav {
+                        json.to_string()
+                    } else {
+                        xmp::update(&String::from_utf8_lossy(&b[c.data.clone()]), json)
+                    };
+                    out.extend_from_slice(&chunk(id, payload.as_bytes()));
+                    written = true;
+                }
+                continue;
+            }
+            out.extend_from_slice(&b[c.at..c.end]);
+        }
+        if !written {
+            let payload = if f == FileFormat::Wav { json.to_string() } else { xmp::packet(json) };
+            out.extend_from_slice(&chunk(id, payload.as_bytes()));
+        }
+        let size = (out.len() - 8) as u32;
+        out[4..8].copy_from_slice(&size.to_le_bytes());
+        // Bytes after the RIFF body (rare) are kept as they were.
+        let riff_end = le32(b, 4).map_or(b.len(), |s| (s as usize + 8).min(b.len()));
+        out.extend_from_slice(&b[riff_end..]);
+        Ok(out)
+    }
+}
+
+mod gif {
+    use super::*;
+
+    const F: FileFormat = FileFormat::Gif;
+    const APP_ID: &[u8] = b"XMP DataXMP";
+
+    /// Blocks: `(start, end, is_xmp)` up to the trailer; returns the trailer offset.
+    fn blocks(b: &[u8]) -> Result<(Vec<(usize, usize, bool)>, usize, usize)> {
+        let flags = *b.get(10).ok_or_else(|| FileError::new(F, 10, "truncated screen descriptor"))?;
+        let mut at = 13;
+        if flags & 0x80 != 0 {
+            at += 3 << ((flags & 7) + 1);
+        }
+        let header_end = at;
+        let mut out = Vec::new();
+        let sub_blocks = |mut at: usize| -> Result<usize> {
+            loop {
+                let n = usize::from(*b.get(at).ok_or_else(|| FileError::new(F, at, "truncated data sub-block"))?);
+                at += 1 + n;
+                if n == 0 {
+                    return Ok(at);
+                }
+            }
+        };
+        loop {
+            let start = at;
+            match b.get(at) {
+                Some(0x3B) => return Ok((out, header_end, at)),
+                Some(0x21) => {
+                    let label = *b.get(at + 1).ok_or_else(|| FileError::new(F, at, "truncated extension"))?;
+                    let is_xmp = label == 0xFF && b.get(at + 3..at + 14) == Some(APP_ID);
+                    if is_xmp {
+                        // The XMP packet is stored raw, followed by a 258-byte "magic trailer".
+                        let body = at + 14;
+                        let rest = b.get(body..).unwrap_or(&[]);
+                        let end = rest.windows(3).position(|w| w == [0x01, 0xFF, 0xFE])
+                            .map(|p| body + p + 258)
+                            .filter(|&e| e <= b.len())
+                            .ok_or_else(|| FileError::new(F, at, "XMP extension without its trailer"))?;
+                        at = end;
+                    } else {
+                        at = sub_blocks(at + 2)?;
+                    }
+                    out.push((start, at, is_xmp));
+                }
+                Some(0x2C) => {
+                    let packed = *b.get(at + 9).ok_or_else(|| FileError::new(F, at, "truncated image descriptor"))?;
+                    at += 10;
+                    if packed & 0x80 != 0 {
+                        at += 3 << ((packed & 7) + 1);
+                    }
+                    at = sub_blocks(at + 1)?;
+                    out.push((start, at, false));
+                }
+                Some(other) => return Err(FileError::new(F, at, format!("unknown block 0x{other:02X}"))),
+                None => return Err(FileError::new(F, at, "missing trailer")),
+            }
+        }
+    }
+
+    fn xmp_of(b: &[u8], start: usize, end: usize) -> String {
+        String::from_utf8_lossy(b.get(start + 14..end.saturating_sub(258)).unwrap_or(&[])).into_owned()
+    }
+
+    pub(super) fn read(b: &[u8]) -> Result<Vec<FoundLabel>> {
+        let (blocks, _, _) = blocks(b)?;
+        Ok(blocks
+            .iter()
+            .filter(|(_, _, x)| *x)
+            .flat_map(|&(s, e, _)| xmp::find(&xmp_of(b, s, e)).into_iter().map(|j| found(Carrier::Xmp, j)))
+            .collect())
+    }
+
+    fn extension(packet: &str) -> Vec<u8> {
+        let mut out = vec![0x21, 0xFF, 0x0B];
+        out.extend_from_slice(APP_ID);
+        out.extend_from_slice(packet.as_bytes());
+        out.push(0x01);
+        out.extend((0..=255u8).rev());
+        out.push(0x00);
+        out
+    }
+
+    pub(super) fn write(b: &[u8], json: &str) -> Result<Vec<u8>> {
+        let (blocks, header_end, trailer) = blocks(b)?;
+        let mut out = Vec::with_capacity(b.len() + json.len() + 700);
+        out.extend_from_slice(&b[..header_end]);
+        out[..6].copy_from_slice(b"GIF89a"); // extensions need 89a
+        let mut written = false;
+        for &(s, e, is_xmp) in &blocks {
+            if is_xmp {
+                if !written {
+                    out.extend_from_slice(&extension(&xmp::update(&xmp_of(b, s, e), json)));
+                    written = true;
+                }
+                continue;
+            }
+            out.extend_from_slice(&b[s..e]);
+        }
+        if !written {
+            out.extend_from_slice(&extension(&xmp::packet(json)));
+        }
+        out.extend_from_slice(&b[trailer..]);
+        Ok(out)
+    }
+}
+
+mod id3 {
+    use super::*;
+
+    const F: FileFormat = FileFormat::Mp3;
+
+    fn syncsafe(b: &[u8], at: usize) -> Option<usize> {
+        let s = b.get(at..at + 4)?;
+        if s.iter().any(|&x| x & 0x80 != 0) {
+            return None;
+        }
+        Some((usize::from(s[0]) << 21) | (usize::from(s[1]) << 14) | (usize::from(s[2]) << 7) | usize::from(s[3]))
+    }
+
+    fn to_syncsafe(n: usize) -> [u8; 4] {
+        [(n >> 21 & 0x7F) as u8, (n >> 14 & 0x7F) as u8, (n >> 7 & 0x7F) as u8, (n & 0x7F) as u8]
+    }
+
+    struct Tag {
+        version: u8,
+        /// Frames: `(start, end, is_aigc_txxx, value)`.
+        frames: Vec<(usize, usize, Option<String>)>,
+        end: usize,
+    }
+
+    fn text_value(encoding: u8, bytes: &[u8]) -> String {
+        match encoding {
+            1 | 2 => {
+                let mut units: Vec<u16> = bytes.chunks_exact(2).map(|c| if encoding == 2 { u16::from_be_bytes([c[0], c[1]]) } else { u16::from_le_bytes([c[0], c[1]]) }).collect();
+                if units.first() == Some(&0xFFFE) {
+                    units = units.iter().map(|u| u.swap_bytes()).collect();
+                }
+                String::from_utf16_lossy(&units).trim_start_matches('\u{FEFF}').trim_end_matches('\0').to_string()
+            }
+            _ => String::from_utf8_lossy(bytes).trim_end_matches('\0').to_string(),
+        }
+    }
+
+    fn txxx(encoding: u8, data: &[u8]) -> Option<String> {
+        let wide = encoding == 1 || encoding == 2;
+        let split = if wide {
+            data.chunks_exact(2).position(|c| c == [0, 0]).map(|p| (p * 2, p * 2 + 2))
+        } else {
+            data.iter().position(|&c| c == 0).map(|p| (p, p + 1))
+        }?;
+        let description = text_value(encoding, &data[..split.0]);
+        (description == "AIGC").then(|| text_value(encoding, &data[split.1..]))
+    }
+
+    fn tag(b: &[u8]) -> Result<Option<Tag>> {
+        if !b.starts_with(b"ID3") {
+            return Ok(None);
+        }
+        let version = *b.get(3).ok_or_else(|| FileError::new(F, 3, "truncated ID3 header"))?;
+        if !(3..=4).contains(&version) {
+            return Err(FileError::new(F, 3, format!("ID3v2.{version} is not supported (2.3 and 2.4 are)")));
+        }
+        let flags = *b.get(5).ok_or_else(|| FileError::new(F, 5, "truncated ID3 header"))?;
+        if flags & 0x80 != 0 {
+            return Err(FileError::new(F, 5, "unsynchronised ID3 tags are not supported"));
+        }
+        let size = syncsafe(b, 6).ok_or_else(|| FileError::new(F, 6, "bad ID3 size"))?;
+        let end = 10 + size;
+        if end > b.len() {
+            return Err(FileError::new(F, 6, format!("ID3 tag of {size} bytes runs past the end")));
+        }
+        let mut at = 10;
+        if flags & 0x40 != 0 {
+            let ext = if version == 4 { syncsafe(b, at) } else { be32(b, at).map(|n| n as usize + 4) }
+                .ok_or_else(|| FileError::new(F, at, "bad extended header"))?;
+            at += ext;
+        }
+        let mut frames = Vec::new();
+        while at + 10 <= end && b[at] != 0 {
+            let len = if version == 4 { syncsafe(b, at + 4) } else { be32(b, at + 4).map(|n| n as usize) }
+                .ok_or_else(|| FileError::new(F, at, "bad frame size"))?;
+            let data_end = (at + 10).checked_add(len).filter(|&e| e <= end)
+                .ok_or_else(|| FileError::new(F, at, format!("frame of {len} bytes runs past the tag")))?;
+            let value = if &b[at..at + 4] == b"TXXX" && len > 1 {
+                txxx(b[at + 10], &b[at + 11..data_end])
+            } else {
+                None
+            };
+            frames.push((at, data_end, value));
+            at = data_end;
+        }
+        let footer = if version == 4 && flags & 0x10 != 0 { 10 } else { 0 };
+        Ok(Some(Tag { version, frames, end: end + footer }))
+    }
+
+    pub(super) fn read(b: &[u8]) -> Result<Vec<FoundLabel>> {
+        Ok(tag(b)?
+            .map(|t| t.frames.into_iter().filter_map(|(_, _, v)| v).map(|j| found(Carrier::Id3Txxx, j)).collect())
+            .unwrap_or_default())
+    }
+
+    pub(super) fn write(b: &[u8], json: &str) -> Result<Vec<u8>> {
+        let existing = tag(b)?;
+        let version = existing.as_ref().map_or(4, |t| t.version);
+        let mut frame_data = vec![if version == 4 { 3 } else { 0 }];
+        frame_data.extend_from_slice(b"AIGC\0");
+        frame_data.extend_from_slice(json.as_bytes());
+        let mut frame = b"TXXX".to_vec();
+        frame.extend_from_slice(&if version == 4 { to_syncsafe(frame_data.len()) } else { (frame_data.len() as u32).to_be_bytes() });
+        frame.extend_from_slice(&[0, 0]);
+        frame.extend_from_slice(&frame_data);
+        let mut body = Vec::new();
+        let mut written = false;
+        let audio_from = match &existing {
+            Some(t) => {
+                for (s, e, v) in &t.frames {
+                    if v.is_some() {
+                        if !written {
+                            body.extend_from_slice(&frame);
+                            written = true;
+                        }
+                        continue;
+                    }
+                    body.extend_from_slice(&b[*s..*e]);
+                }
+                t.end
+            }
+            None => 0,
+        };
+        if !written {
+            body.extend_from_slice(&frame);
+        }
+        body.extend(core::iter::repeat_n(0u8, 256)); // padding for later edits
+        let mut out = Vec::with_capacity(b.len() + body.len() + 10);
+        out.extend_from_slice(b"ID3");
+        out.extend_from_slice(&[version, 0, 0]);
+        out.extend_from_slice(&to_syncsafe(body.len()));
+        out.extend_from_slice(&body);
+        out.extend_from_slice(&b[audio_from..]);
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn label() -> ImplicitLabel {
+        ImplicitLabel::generated("001191110102MACQD9K64010000", "id-7").unwrap()
+    }
+
+    /// Minimal valid files of every format, made by hand.
+    pub(crate) fn samples() -> Vec<(FileFormat, Vec<u8>)> {
+        let png = vec![137, 80, 78, 71, 13, 10, 26, 10, 0, 0, 0, 13, 73, 72, 68, 82, 0, 0, 0, 1, 0, 0, 0, 1, 8, 6, 0, 0, 0, 31, 21, 196, 137, 0, 0, 0, 13, 73, 68, 65, 84, 120, 156, 99, 248, 207, 192, 240, 31, 0, 5, 0, 1, 255, 137, 153, 61, 29, 0, 0, 0, 0, 73, 69, 78, 68, 174, 66, 96, 130];
+        let jpeg = vec![0xFF, 0xD8, 0xFF, 0xE0, 0, 16, b'J', b'F', b'I', b'F', 0, 1, 1, 0, 0, 1, 0, 1, 0, 0,
+            0xFF, 0xDB, 0, 4, 0, 0, 0xFF, 0xDA, 0, 2, 0x12, 0x34, 0xFF, 0xD9];
+        let mut wav = b"RIFF\0\0\0\0WAVEfmt \x10\0\0\0\x01\0\x01\0\x40\x1f\0\0\x80\x3e\0\0\x02\0\x10\0data\x04\0\0\0\x01\x02\x03\x04".to_vec();
+        let n = (wav.len() - 8) as u32;
+        wav[4..8].copy_from_slice(&n.to_le_bytes());
+        let mut webp = b"RIFF\0\0\0\0WEBPVP8L\x05\0\0\0\x2f\x00\x00\x00\x00\0".to_vec();
+        let n = (webp.len() - 8) as u32;
+        webp[4..8].copy_from_slice(&n.to_le_bytes());
+        let gif = b"GIF89a\x01\0\x01\0\x80\0\0\0\0\0\xff\xff\xff,\0\0\0\0\x01\0\x01\0\0\x02\x02D\x01\0;".to_vec();
+        let mp3 = vec![0xFF, 0xFB, 0x90, 0x64, 0, 0, 0, 0];
+        vec![(FileFormat::Png, png), (FileFormat::Jpeg, jpeg), (FileFormat::Wav, wav), (FileFormat::Webp, webp), (FileFormat::Gif, gif), (FileFormat::Mp3, mp3)]
+    }
+
+    #[test]
+    fn every_format_round_trips_and_updates_in_place() {
+        let first = label();
+        let mut second = label();
+        second.content_propagator = "PLATFORM".into();
+        second.propagate_id = "p-9".into();
+        for (format, bytes) in samples() {
+            let (f, none) = read_labels(&bytes).unwrap_or_else(|e| panic!("{format:?}: {e}"));
+            assert_eq!(f, format);
+            assert!(none.is_empty(), "{format:?}");
+            let once = write_label(&bytes, &first).unwrap_or_else(|e| panic!("{format:?}: {e}"));
+            let (_, labels) = read_labels(&once).unwrap_or_else(|e| panic!("{format:?} after write: {e}"));
+            assert_eq!(labels.len(), 1, "{format:?}: {labels:?}");
+            assert_eq!(labels[0].parsed.label.as_ref(), Some(&first), "{format:?}");
+            let twice = write_label(&once, &second).unwrap();
+            let (_, labels) = read_labels(&twice).unwrap();
+            assert_eq!(labels.len(), 1, "{format:?}: a second label was added");
+            assert_eq!(labels[0].parsed.label.as_ref(), Some(&second), "{format:?}");
+            // Writing the same label again changes nothing.
+            assert_eq!(write_label(&twice, &second).unwrap(), twice, "{format:?}");
+        }
+    }
+
+    #[test]
+    fn every_prefix_and_flip_is_an_error_or_a_read_never_a_panic() {
+        for (format, bytes) in samples() {
+            let labeled = write_label(&bytes, &label()).unwrap();
+            for cut in 0..labeled.len() {
+                let _ = read_labels(&labeled[..cut]);
+                let _ = write_label(&labeled[..cut], &label());
+            }
+            for at in 0..labeled.len() {
+                for bit in [0x01, 0x80] {
+                    let mut bad = labeled.clone();
+                    bad[at] ^= bit;
+                    let _ = read_labels(&bad);
+                    let _ = write_label(&bad, &label());
+                }
+            }
+            assert!(read_labels(&labeled[..labeled.len() / 2]).is_err() || format == FileFormat::Mp3 || format == FileFormat::Jpeg,
+                "{format:?} half file read as valid");
+        }
+    }
+
+    #[test]
+    fn errors_name_the_offset() {
+        let (_, png) = &samples()[0];
+        let mut bad = png.clone();
+        bad[45] ^= 1;
+        let e = read_labels(&bad).unwrap_err().to_string();
+        assert!(e.starts_with("malformed PNG at byte 33: CRC mismatch in chunk IDAT"), "{e}");
+        assert_eq!(read_labels(b"hello").unwrap_err().to_string(), "unknown file format: not PNG, JPEG, WebP, GIF, MP3 or WAV");
+    }
+}
