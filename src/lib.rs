@@ -119,6 +119,7 @@ pub mod normalize;
 mod pii;
 pub mod policy;
 mod t2s_table;
+pub mod watermark;
 
 pub use category::{Action, Category, CategorySet, ParseCategoryError};
 pub use dictionary::{crc32, Dictionary, DictionaryBuilder, ARTIFACT_VERSION};
