@@ -16,9 +16,9 @@
 //!
 //! ```
 //! use aigc_edge::watermark;
-//! let marked = watermark::embed("这是一段由模型生成的回答，内容仅供参考。", "aigc-1f2e", b"key").unwrap();
-//! assert_eq!(marked.chars().filter(|c| !watermark::is_mark(*c)).collect::<String>(),
-//!            "这是一段由模型生成的回答，内容仅供参考。");
+//! let text = "这是一段由模型生成的回答，内容仅供参考。".repeat(3);
+//! let marked = watermark::embed(&text, "aigc-1f2e", b"key").unwrap();
+//! assert_eq!(marked.chars().filter(|c| !watermark::is_mark(*c)).collect::<String>(), text);
 //! assert_eq!(watermark::detect(&marked, b"key").map(|d| d.payload), Some("aigc-1f2e".to_string()));
 //! assert_eq!(watermark::detect(&marked, b"other key"), None);
 //! ```

@@ -9,6 +9,7 @@
 //! | GIF | application extension `XMP DataXMP` | the same, before the trailer |
 //! | MP3 | ID3v2 `TXXX` frame, description `AIGC` | the same (a v2.4 tag is created when there is none) |
 //! | WAV | RIFF chunk `AIGC` | the same |
+//! | Text, Markdown | front matter line `AIGC: {…}` | the same (front matter added when there is none) |
 //!
 //! Malformed or truncated input gives a [`FileError`] naming the byte offset, never a panic;
 //! no allocation is larger than the input plus the label.
@@ -33,6 +34,8 @@ pub enum FileFormat {
     Mp3,
     /// WAV (RIFF WAVE).
     Wav,
+    /// UTF-8 text or Markdown (label in front matter).
+    Text,
 }
 
 impl FileFormat {
@@ -45,6 +48,7 @@ impl FileFormat {
             FileFormat::Gif => "gif",
             FileFormat::Mp3 => "mp3",
             FileFormat::Wav => "wav",
+            FileFormat::Text => "text",
         }
     }
 
@@ -62,6 +66,8 @@ impl FileFormat {
             Some(FileFormat::Gif)
         } else if bytes.starts_with(b"ID3") || (bytes.len() >= 2 && bytes[0] == 0xFF && bytes[1] & 0xE0 == 0xE0) {
             Some(FileFormat::Mp3)
+        } else if core::str::from_utf8(bytes).is_ok_and(|t| !t.contains('\0')) {
+            Some(FileFormat::Text)
         } else {
             None
         }
@@ -81,6 +87,8 @@ pub enum Carrier {
     Id3Txxx,
     /// WAV chunk `AIGC`.
     WavChunk,
+    /// `AIGC:` line of a text file's front matter.
+    FrontMatter,
 }
 
 impl Carrier {
@@ -92,6 +100,7 @@ impl Carrier {
             Carrier::ExifUserComment => "exif-usercomment",
             Carrier::Id3Txxx => "id3-txxx",
             Carrier::WavChunk => "wav-chunk",
+            Carrier::FrontMatter => "front-matter",
         }
     }
 }
@@ -167,7 +176,7 @@ fn found(carrier: Carrier, json: String) -> FoundLabel {
 /// ```
 pub fn read_labels(bytes: &[u8]) -> Result<(FileFormat, Vec<FoundLabel>)> {
     let format = FileFormat::detect(bytes)
-        .ok_or_else(|| FileError { format: None, offset: 0, message: "not PNG, JPEG, WebP, GIF, MP3 or WAV".into() })?;
+        .ok_or_else(|| FileError { format: None, offset: 0, message: "not PNG, JPEG, WebP, GIF, MP3, WAV or UTF-8 text".into() })?;
     let labels = match format {
         FileFormat::Png => png::read(bytes)?,
         FileFormat::Jpeg => jpeg::read(bytes)?,
@@ -175,6 +184,7 @@ pub fn read_labels(bytes: &[u8]) -> Result<(FileFormat, Vec<FoundLabel>)> {
         FileFormat::Wav => riff::read(bytes, format)?,
         FileFormat::Gif => gif::read(bytes)?,
         FileFormat::Mp3 => id3::read(bytes)?,
+        FileFormat::Text => text::read(bytes),
     };
     Ok((format, labels))
 }
@@ -183,7 +193,7 @@ pub fn read_labels(bytes: &[u8]) -> Result<(FileFormat, Vec<FoundLabel>)> {
 /// place, or the format's carrier added when there is none. Nothing else changes.
 pub fn write_label(bytes: &[u8], label: &ImplicitLabel) -> Result<Vec<u8>> {
     let format = FileFormat::detect(bytes)
-        .ok_or_else(|| FileError { format: None, offset: 0, message: "not PNG, JPEG, WebP, GIF, MP3 or WAV".into() })?;
+        .ok_or_else(|| FileError { format: None, offset: 0, message: "not PNG, JPEG, WebP, GIF, MP3, WAV or UTF-8 text".into() })?;
     label.validate().map_err(|e| FileError::new(format, 0, e.to_string()))?;
     let json = label.to_json();
     match format {
@@ -192,6 +202,178 @@ pub fn write_label(bytes: &[u8], label: &ImplicitLabel) -> Result<Vec<u8>> {
         FileFormat::Webp | FileFormat::Wav => riff::write(bytes, format, &json),
         FileFormat::Gif => gif::write(bytes, &json),
         FileFormat::Mp3 => id3::write(bytes, &json),
+        FileFormat::Text => Ok(text::write(bytes, &json)),
+    }
+}
+
+/// Where a file without a label came from, for [`propagate`] (Measures art. 6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Provenance {
+    /// Nothing known: a file without a label is refused.
+    Unknown,
+    /// The uploader declared it AI-generated: `Label` `"2"`.
+    Declared,
+    /// Detection found traces of generation: `Label` `"3"`.
+    Detected,
+}
+
+/// The platform's version of a file (Measures art. 6): an existing label is kept and its
+/// `ContentPropagator` / `PropagateID` filled; a file without one gets `Label` `"2"` or `"3"`
+/// by `provenance`. A label is never removed: a malformed one, or several different ones, are
+/// refused rather than rewritten. With `key`, `ReservedCode2` seals the propagator fields.
+pub fn propagate(
+    bytes: &[u8],
+    platform: &str,
+    propagate_id: &str,
+    provenance: Provenance,
+    key: Option<&[u8]>,
+) -> Result<(Vec<u8>, ImplicitLabel)> {
+    let (format, labels) = read_labels(bytes)?;
+    let mut distinct: Vec<&FoundLabel> = Vec::new();
+    for l in &labels {
+        if !distinct.iter().any(|d| d.parsed.label == l.parsed.label && d.parsed.label.is_some()) {
+            distinct.push(l);
+        }
+    }
+    let mut label = match distinct.as_slice() {
+        [] => {
+            let kind = match provenance {
+                Provenance::Declared => super::LabelKind::Declared,
+                Provenance::Detected => super::LabelKind::Suspected,
+                Provenance::Unknown => {
+                    return Err(FileError::new(format, 0, "no label, and nothing declared or detected: nothing to write"))
+                }
+            };
+            ImplicitLabel {
+                label: kind,
+                content_producer: String::new(),
+                produce_id: String::new(),
+                reserved_code1: String::new(),
+                content_propagator: String::new(),
+                propagate_id: String::new(),
+                reserved_code2: String::new(),
+            }
+        }
+        [one] => match &one.parsed.label {
+            Some(l) => l.clone(),
+            None => {
+                return Err(FileError::new(format, 0, format!("existing label is malformed ({}); not rewritten", one.parsed.problems.join("; "))))
+            }
+        },
+        _ => return Err(FileError::new(format, 0, "file holds different labels; not rewritten")),
+    };
+    label.content_propagator = platform.to_string();
+    label.propagate_id = propagate_id.to_string();
+    label.reserved_code2.clear();
+    if let Some(key) = key {
+        label.seal_propagator(key);
+    }
+    let out = write_label(bytes, &label)?;
+    Ok((out, label))
+}
+
+/// The verdict on one file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// One well-formed label (possibly repeated identically in several carriers).
+    Compliant,
+    /// Labels present but wrong; the reasons say how.
+    NonCompliant(Vec<String>),
+    /// No implicit label.
+    NoLabel,
+}
+
+/// Checks a file's labels: format, every label found, the verdict, and with `key` the
+/// integrity codes (`ReservedCode1`, `ReservedCode2` when present).
+pub fn verify(bytes: &[u8], key: Option<&[u8]>) -> Result<(FileFormat, Vec<FoundLabel>, Verdict)> {
+    let (format, labels) = read_labels(bytes)?;
+    if labels.is_empty() {
+        return Ok((format, labels, Verdict::NoLabel));
+    }
+    let mut reasons: Vec<String> = Vec::new();
+    for l in &labels {
+        for p in &l.parsed.problems {
+            reasons.push(format!("{}: {p}", l.carrier.as_str()));
+        }
+    }
+    let mut distinct: Vec<&ImplicitLabel> = Vec::new();
+    for l in labels.iter().filter_map(|l| l.parsed.label.as_ref()) {
+        if !distinct.contains(&l) {
+            distinct.push(l);
+        }
+    }
+    if distinct.len() > 1 {
+        reasons.push(format!("{} different labels in one file (GB 45438 allows one)", distinct.len()));
+    }
+    if let Some(key) = key {
+        for l in &distinct {
+            if !l.reserved_code1.is_empty() && l.producer_code(key) != l.reserved_code1 {
+                reasons.push("ReservedCode1 does not verify: producer fields edited or forged".into());
+            }
+            if !l.reserved_code2.is_empty() && l.propagator_code(key) != l.reserved_code2 {
+                reasons.push("ReservedCode2 does not verify: propagator fields edited or forged".into());
+            }
+        }
+    }
+    let verdict = if reasons.is_empty() { Verdict::Compliant } else { Verdict::NonCompliant(reasons) };
+    Ok((format, labels, verdict))
+}
+
+mod text {
+    use super::*;
+
+    const FENCE: &str = "---";
+
+    /// `(front matter body range, whole block end)` when the text opens with front matter.
+    fn front_matter(t: &str) -> Option<(core::ops::Range<usize>, usize)> {
+        let first = t.split_inclusive('\n').next()?;
+        if first.trim_end() != FENCE {
+            return None;
+        }
+        let mut at = first.len();
+        for line in t[at..].split_inclusive('\n') {
+            if line.trim_end() == FENCE {
+                return Some((first.len()..at, at + line.len()));
+            }
+            at += line.len();
+        }
+        None
+    }
+
+    pub(super) fn read(b: &[u8]) -> Vec<FoundLabel> {
+        let t = String::from_utf8_lossy(b);
+        let Some((body, _)) = front_matter(&t) else { return Vec::new() };
+        t[body]
+            .lines()
+            .filter_map(|l| l.strip_prefix("AIGC:"))
+            .map(|v| found(Carrier::FrontMatter, v.trim().trim_matches('\'').to_string()))
+            .collect()
+    }
+
+    pub(super) fn write(b: &[u8], json: &str) -> Vec<u8> {
+        let t = String::from_utf8_lossy(b);
+        let line = format!("AIGC: '{json}'");
+        match front_matter(&t) {
+            Some((body, end)) => {
+                let mut lines: Vec<String> = Vec::new();
+                let mut written = false;
+                for l in t[body.clone()].lines() {
+                    if l.starts_with("AIGC:") {
+                        if !written {
+                            lines.push(line.clone());
+                            written = true;
+                        }
+                    } else {
+                        lines.push(l.to_string());
+                    }
+                }
+                if !written {
+                    lines.push(line);
+                }
+                format!("{FENCE}\n{}\n{FENCE}\n{}", lines.join("\n"), &t[end..]).into_bytes()
+            }
+            None => format!("{FENCE}\n{line}\n{FENCE}\n{t}").into_bytes(),
+        }
     }
 }
 
@@ -856,7 +1038,8 @@ mod tests {
         webp[4..8].copy_from_slice(&n.to_le_bytes());
         let gif = b"GIF89a\x01\0\x01\0\x80\0\0\0\0\0\xff\xff\xff,\0\0\0\0\x01\0\x01\0\0\x02\x02D\x01\0;".to_vec();
         let mp3 = vec![0xFF, 0xFB, 0x90, 0x64, 0, 0, 0, 0];
-        vec![(FileFormat::Png, png), (FileFormat::Jpeg, jpeg), (FileFormat::Wav, wav), (FileFormat::Webp, webp), (FileFormat::Gif, gif), (FileFormat::Mp3, mp3)]
+        let text = "# 标题\n\n由人工智能生成的正文。\n".as_bytes().to_vec();
+        vec![(FileFormat::Png, png), (FileFormat::Jpeg, jpeg), (FileFormat::Wav, wav), (FileFormat::Webp, webp), (FileFormat::Gif, gif), (FileFormat::Mp3, mp3), (FileFormat::Text, text)]
     }
 
     #[test]
@@ -898,8 +1081,41 @@ mod tests {
                     let _ = write_label(&bad, &label());
                 }
             }
-            assert!(read_labels(&labeled[..labeled.len() / 2]).is_err() || format == FileFormat::Mp3 || format == FileFormat::Jpeg,
+            assert!(read_labels(&labeled[..labeled.len() / 2]).is_err() || matches!(format, FileFormat::Mp3 | FileFormat::Jpeg | FileFormat::Text),
                 "{format:?} half file read as valid");
+        }
+    }
+
+    #[test]
+    fn propagation_and_verification() {
+        let key = b"k";
+        for (format, bytes) in samples() {
+            // Unlabeled: refused unless declared or detected.
+            assert!(propagate(&bytes, "PLAT", "p-1", Provenance::Unknown, None).is_err(), "{format:?}");
+            let (declared, l) = propagate(&bytes, "PLAT", "p-1", Provenance::Declared, Some(key)).unwrap();
+            assert_eq!(l.label.as_str(), "2");
+            let (detected, l3) = propagate(&bytes, "PLAT", "p-1", Provenance::Detected, None).unwrap();
+            assert_eq!(l3.label.as_str(), "3");
+            assert_eq!(verify(&detected, None).unwrap().2, Verdict::Compliant);
+            assert_eq!(verify(&declared, Some(key)).unwrap().2, Verdict::Compliant, "{format:?}");
+            // Labeled by the producer, sealed; the platform keeps Label "1" and fills its fields.
+            let mut produced = label();
+            produced.seal_producer(key);
+            let labeled = write_label(&bytes, &produced).unwrap();
+            let (platform, l) = propagate(&labeled, "PLAT", "p-2", Provenance::Declared, Some(key)).unwrap();
+            assert_eq!((l.label.as_str(), l.content_producer.as_str(), l.propagate_id.as_str()), ("1", produced.content_producer.as_str(), "p-2"));
+            let (_, labels, verdict) = verify(&platform, Some(key)).unwrap();
+            assert_eq!(labels.len(), 1, "{format:?}");
+            assert_eq!(verdict, Verdict::Compliant, "{format:?}");
+            // A forged ProduceID fails the producer's code.
+            let mut forged = l.clone();
+            forged.produce_id = "other".into();
+            let forged_file = write_label(&bytes, &forged).unwrap();
+            match verify(&forged_file, Some(key)).unwrap().2 {
+                Verdict::NonCompliant(r) => assert!(r[0].starts_with("ReservedCode1 does not verify"), "{r:?}"),
+                v => panic!("{format:?}: {v:?}"),
+            }
+            assert_eq!(verify(&bytes, None).unwrap().2, Verdict::NoLabel);
         }
     }
 
@@ -910,6 +1126,6 @@ mod tests {
         bad[45] ^= 1;
         let e = read_labels(&bad).unwrap_err().to_string();
         assert!(e.starts_with("malformed PNG at byte 33: CRC mismatch in chunk IDAT"), "{e}");
-        assert_eq!(read_labels(b"hello").unwrap_err().to_string(), "unknown file format: not PNG, JPEG, WebP, GIF, MP3 or WAV");
+        assert_eq!(read_labels(b"\x00\x01binary").unwrap_err().to_string(), "unknown file format: not PNG, JPEG, WebP, GIF, MP3, WAV or UTF-8 text");
     }
 }
