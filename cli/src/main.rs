@@ -20,6 +20,12 @@ usage:
   aigc-edge compile [DICTIONARY] [--policy FILE] -o OUT      write a compiled dictionary artifact
   aigc-edge scan    [DICTIONARY] [--policy FILE] FILE.jsonl  assess a training corpus per source
         [--text-field text] [--source-field source] [--sample N] [--seed S] [--threshold 0.05]
+  aigc-edge label   FILE -o OUT --producer CODE [--produce-id ID] [--key-file K] [--watermark]
+                                              write the GB 45438 implicit label (one per file)
+  aigc-edge label   FILE -o OUT --propagate --platform CODE [--propagate-id ID]
+                    [--declared | --detected] [--key-file K]   the platform's version (art. 6)
+  aigc-edge verify  FILE... [--key-file K]    labels found, verdict and text watermark, as JSON;
+                                              exit 0 all compliant, 1 some not, 2 unreadable
 
 DICTIONARY is any of:
   --keywords FILE     deny words (repeatable); `word TAB category TAB action` or `word tag,tag`
@@ -62,9 +68,13 @@ fn parse_args() -> Result<Args, String> {
             "--dictionary" | "-d" => args.artifact = Some(value()?.into()),
             "--policy" | "-p" => args.policy = Some(value()?.into()),
             "-o" | "--output" => args.output = Some(value()?.into()),
-            "--text-field" | "--source-field" | "--sample" | "--seed" | "--threshold" => {
+            "--text-field" | "--source-field" | "--sample" | "--seed" | "--threshold" | "--producer"
+            | "--produce-id" | "--platform" | "--propagate-id" | "--key-file" => {
                 let v = value()?;
                 args.options.insert(arg.trim_start_matches('-').to_string(), v);
+            }
+            "--propagate" | "--declared" | "--detected" | "--watermark" => {
+                args.options.insert(arg.trim_start_matches('-').to_string(), "true".into());
             }
             "-h" | "--help" => return Err(String::new()),
             s if s.starts_with('-') => return Err(format!("unknown option {s}")),
@@ -365,6 +375,120 @@ fn scan(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
+fn random_id() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        bytes.copy_from_slice(&nanos.to_le_bytes());
+    }
+    format!("aigc-{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+fn key(args: &Args) -> Result<Option<Vec<u8>>, String> {
+    args.options.get("key-file").map(|k| read(Path::new(k))).transpose()
+}
+
+fn label(args: &Args) -> Result<(), String> {
+    let [input] = args.inputs.as_slice() else { return Err("label needs exactly one FILE".into()) };
+    let output = args.output.as_ref().ok_or("label needs -o OUT")?;
+    let mut bytes = read(input)?;
+    let key = key(args)?;
+    let opt = |k: &str| args.options.get(k).map(String::as_str);
+    let at = |e: aigc_edge::files::FileError| format!("{}: {e}", input.display());
+    let (out, label) = if opt("propagate").is_some() {
+        if opt("watermark").is_some() {
+            return Err("--watermark goes with the producer's label, not --propagate".into());
+        }
+        let platform = opt("platform").ok_or("--propagate needs --platform CODE")?;
+        let provenance = match (opt("declared"), opt("detected")) {
+            (Some(_), Some(_)) => return Err("give --declared or --detected, not both".into()),
+            (Some(_), None) => aigc_edge::files::Provenance::Declared,
+            (None, Some(_)) => aigc_edge::files::Provenance::Detected,
+            (None, None) => aigc_edge::files::Provenance::Unknown,
+        };
+        let id = opt("propagate-id").map_or_else(random_id, str::to_string);
+        aigc_edge::files::propagate(&bytes, platform, &id, provenance, key.as_deref()).map_err(at)?
+    } else {
+        let producer = opt("producer").ok_or("label needs --producer CODE (or --propagate)")?;
+        let id = opt("produce-id").map_or_else(random_id, str::to_string);
+        let mut label = aigc_edge::ImplicitLabel::generated(producer, &id).map_err(|e| e.to_string())?;
+        if let Some(k) = &key {
+            label.seal_producer(k);
+        }
+        if opt("watermark").is_some() {
+            // The body is marked before the label goes in, so the front matter stays plain.
+            let k = key.as_deref().ok_or("--watermark needs --key-file K")?;
+            let text = String::from_utf8(bytes).map_err(|_| "--watermark applies to text files only")?;
+            bytes = aigc_edge::watermark::embed(&text, &label.produce_id, k).map_err(|e| e.to_string())?.into_bytes();
+        }
+        (aigc_edge::files::write_label(&bytes, &label).map_err(at)?, label)
+    };
+    std::fs::write(output, &out).map_err(|e| format!("{}: {e}", output.display()))?;
+    println!("{}", label.to_json());
+    Ok(())
+}
+
+/// Exit code of `verify`: 0 all compliant, 1 some not, 2 some unreadable.
+static VERIFY_STATUS: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+fn verify(args: &Args) -> Result<(), String> {
+    use aigc_edge::files::Verdict;
+    if args.inputs.is_empty() {
+        return Err("verify needs at least one FILE".into());
+    }
+    let key = key(args)?;
+    let mut reports = Vec::new();
+    let mut status = 0u8;
+    for path in &args.inputs {
+        let name = path.display().to_string();
+        let bytes = match read(path) {
+            Ok(b) => b,
+            Err(e) => {
+                reports.push(json!({"file": name, "error": e}));
+                status = 2;
+                continue;
+            }
+        };
+        match aigc_edge::files::verify(&bytes, key.as_deref()) {
+            Ok((format, labels, verdict)) => {
+                let labels: Vec<Value> = labels
+                    .iter()
+                    .map(|l| {
+                        let fields: serde_json::Map<String, Value> = l.parsed.label.as_ref().map_or_else(Default::default, |x| {
+                            x.fields().iter().map(|(k, v)| (k.to_string(), Value::String(v.to_string()))).collect()
+                        });
+                        json!({"carrier": l.carrier.as_str(), "json": l.json, "fields": fields, "problems": l.parsed.problems})
+                    })
+                    .collect();
+                let (verdict, reasons) = match verdict {
+                    Verdict::Compliant => ("compliant", Vec::new()),
+                    Verdict::NonCompliant(r) => ("non-compliant", r),
+                    Verdict::NoLabel => ("no label", Vec::new()),
+                };
+                if verdict != "compliant" {
+                    status = status.max(1);
+                }
+                let mut report = json!({"file": name, "format": format.as_str(), "labels": labels, "verdict": verdict, "reasons": reasons});
+                if format == aigc_edge::files::FileFormat::Text {
+                    let text = String::from_utf8_lossy(&bytes);
+                    report["watermark"] = match key.as_deref().and_then(|k| aigc_edge::watermark::detect(&text, k)) {
+                        Some(d) => json!({"payload": d.payload, "copies": d.copies}),
+                        None => json!("none"),
+                    };
+                }
+                reports.push(report);
+            }
+            Err(e) => {
+                reports.push(json!({"file": name, "error": e.to_string()}));
+                status = 2;
+            }
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&reports).map_err(|e| e.to_string())?);
+    VERIFY_STATUS.store(status, std::sync::atomic::Ordering::Relaxed);
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(a) => a,
@@ -381,10 +505,12 @@ fn main() -> ExitCode {
         "mask" => mask(&args),
         "compile" => compile(&args),
         "scan" => scan(&args),
+        "label" => label(&args),
+        "verify" => verify(&args),
         other => Err(format!("unknown command {other:?}\n{USAGE}")),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => ExitCode::from(VERIFY_STATUS.load(std::sync::atomic::Ordering::Relaxed)),
         Err(e) => {
             eprintln!("aigc-edge: {e}");
             ExitCode::from(2)

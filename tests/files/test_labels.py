@@ -1,0 +1,124 @@
+"""GB 45438 implicit labels over real files made by independent tools (Pillow, sox, lame), read
+back by an independent reader (exiftool) and decoded to identical pixels and samples.
+Run by `make test-labels` (part of `make test`)."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+from PIL import Image
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CLI = os.path.join(ROOT, "target", "release", "aigc-edge")
+PRODUCER = "001191110102MACQD9K64010000"
+
+
+def run(*args, check=True):
+    return subprocess.run([CLI, *args], capture_output=True, text=True, check=check)
+
+
+class Labels(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp()
+        d = cls.dir
+        rgba = Image.new("RGBA", (48, 32))
+        rgba.putdata([(x * 5 % 256, y * 7 % 256, (x * y) % 256, 255 - x) for y in range(32) for x in range(48)])
+        rgba.save(f"{d}/a.png")
+        rgba.convert("RGB").save(f"{d}/a.jpg", quality=92)
+        rgba.save(f"{d}/lossless.webp", lossless=True)
+        rgba.convert("RGB").save(f"{d}/lossy.webp", quality=80)
+        rgba.convert("P").save(f"{d}/a.gif")
+        subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", f"{d}/a.wav", "synth", "0.3", "sine", "440"], check=True)
+        subprocess.run(["lame", "--quiet", f"{d}/a.wav", f"{d}/a.mp3"], check=True)
+        with open(f"{d}/a.md", "w", encoding="utf-8") as f:
+            f.write("# 回答\n\n" + "这是一段由模型生成的回答，内容仅供参考。" * 20 + "\n")
+        with open(f"{d}/key", "wb") as f:
+            f.write(b"test key")
+
+    def label(self, name, *extra):
+        src = os.path.join(self.dir, name)
+        out = os.path.join(self.dir, "labeled-" + name)
+        r = run("label", src, "-o", out, *extra)
+        return src, out, json.loads(r.stdout)
+
+    def exiftool(self, path):
+        return json.loads(subprocess.run(["exiftool", "-j", path], capture_output=True, text=True, check=True).stdout)[0]
+
+    def test_images_round_trip_read_by_exiftool_with_identical_pixels(self):
+        for name in ["a.png", "a.jpg", "lossless.webp", "lossy.webp", "a.gif"]:
+            with self.subTest(name=name):
+                src, out, label = self.label(name, "--producer", PRODUCER, "--produce-id", "img-1")
+                self.assertEqual(label["AIGC"]["ProduceID"], "img-1")
+                tags = self.exiftool(out)
+                found = [v for k, v in tags.items() if k.lower() == "aigc"]
+                self.assertEqual(len(found), 1, tags)
+                self.assertEqual(json.loads(found[0])["AIGC"], label["AIGC"])
+                with Image.open(src) as a, Image.open(out) as b:
+                    self.assertEqual(a.size, b.size)
+                    self.assertEqual(list(a.convert("RGBA").getdata()), list(b.convert("RGBA").getdata()))
+                report = json.loads(run("verify", out).stdout)[0]
+                self.assertEqual(report["verdict"], "compliant", report)
+
+    def test_audio_round_trip(self):
+        for name in ["a.wav", "a.mp3"]:
+            with self.subTest(name=name):
+                src, out, label = self.label(name, "--producer", PRODUCER)
+                self.assertRegex(label["AIGC"]["ProduceID"], r"^aigc-[0-9a-f]{32}$")
+                raw = lambda p: subprocess.run(["sox", p, "-t", "raw", "-"], capture_output=True, check=True).stdout
+                if name.endswith(".wav"):
+                    self.assertEqual(raw(src), raw(out))
+                else:
+                    self.assertIn("(AIGC) ", self.exiftool(out).get("UserDefinedText", ""))
+                    with open(src, "rb") as a, open(out, "rb") as b:
+                        self.assertTrue(b.read().endswith(a.read()), "MP3 frames changed")
+                self.assertEqual(json.loads(run("verify", out).stdout)[0]["verdict"], "compliant")
+
+    def test_one_label_per_file_and_propagation(self):
+        src, out, _ = self.label("a.png", "--producer", PRODUCER, "--key-file", os.path.join(self.dir, "key"))
+        platform = os.path.join(self.dir, "platform.png")
+        r = run("label", out, "-o", platform, "--propagate", "--platform", "PLATFORM01", "--propagate-id", "p-1",
+                "--key-file", os.path.join(self.dir, "key"))
+        label = json.loads(r.stdout)["AIGC"]
+        self.assertEqual((label["Label"], label["ContentPropagator"], label["PropagateID"]), ("1", "PLATFORM01", "p-1"))
+        report = json.loads(run("verify", platform, "--key-file", os.path.join(self.dir, "key")).stdout)[0]
+        self.assertEqual(report["verdict"], "compliant", report)
+        self.assertEqual(len(report["labels"]), 1)
+        # The wrong key exposes the seal.
+        with open(os.path.join(self.dir, "other"), "wb") as f:
+            f.write(b"other")
+        r = run("verify", platform, "--key-file", os.path.join(self.dir, "other"), check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("ReservedCode1 does not verify", r.stdout)
+        # Unlabeled and undeclared: refused; declared: Label "2".
+        r = run("label", src, "-o", platform, "--propagate", "--platform", "PLATFORM01", check=False)
+        self.assertEqual(r.returncode, 2)
+        r = run("label", src, "-o", platform, "--propagate", "--platform", "PLATFORM01", "--declared")
+        self.assertEqual(json.loads(r.stdout)["AIGC"]["Label"], "2")
+
+    def test_text_watermark_and_front_matter(self):
+        src, out, label = self.label("a.md", "--producer", PRODUCER, "--produce-id", "txt-1", "--watermark",
+                                     "--key-file", os.path.join(self.dir, "key"))
+        report = json.loads(run("verify", out, "--key-file", os.path.join(self.dir, "key")).stdout)[0]
+        self.assertEqual(report["format"], "text")
+        self.assertEqual(report["verdict"], "compliant")
+        self.assertEqual(report["watermark"]["payload"], "txt-1")
+
+    def test_unreadable_files_exit_2_without_panic(self):
+        with open(os.path.join(self.dir, "a.png"), "rb") as f:
+            data = f.read()
+        bad = os.path.join(self.dir, "bad.png")
+        with open(bad, "wb") as f:
+            f.write(data[:len(data) // 2])
+        r = run("verify", bad, os.path.join(self.dir, "a.png"), check=False)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        reports = json.loads(r.stdout)
+        self.assertIn("malformed PNG", reports[0]["error"])
+        self.assertEqual(reports[1]["verdict"], "no label")
+        self.assertNotIn("panicked", r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
