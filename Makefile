@@ -59,10 +59,10 @@ test-e2e: setup-venv filter cli
 test-core:
 	$(CARGO) test --workspace
 
-# Independent tools that make and read the label fixtures (Debian): exiftool, sox, lame.
+# Independent tools that make and read the label fixtures (Debian): exiftool, sox, lame, ffmpeg.
 setup-media:
-	@command -v exiftool >/dev/null && command -v sox >/dev/null && command -v lame >/dev/null || \
-	  (apt-get update -qq && apt-get install -y -qq libimage-exiftool-perl sox lame)
+	@command -v exiftool >/dev/null && command -v sox >/dev/null && command -v lame >/dev/null && command -v ffmpeg >/dev/null || \
+	  (apt-get update -qq && apt-get install -y -qq libimage-exiftool-perl sox lame ffmpeg)
 
 test-labels: setup-venv setup-media cli
 	@$(VENV)/bin/python -c "import PIL" 2>/dev/null || $(VENV)/bin/pip install --quiet pillow

@@ -9,6 +9,7 @@
 //! | GIF | application extension `XMP DataXMP` | the same, before the trailer |
 //! | MP3 | ID3v2 `TXXX` frame, description `AIGC` | the same (a v2.4 tag is created when there is none) |
 //! | WAV | RIFF chunk `AIGC` | the same |
+//! | MP4, M4A, MOV | `moov/udta/meta`: `keys` entry `mdta` `AIGC` and its `ilst` item | the same (chunk offsets fixed when `moov` precedes `mdat`) |
 //! | Text, Markdown | front matter line `AIGC: {…}` | the same (front matter added when there is none) |
 //!
 //! Malformed or truncated input gives a [`FileError`] naming the byte offset, never a panic;
@@ -34,6 +35,8 @@ pub enum FileFormat {
     Mp3,
     /// WAV (RIFF WAVE).
     Wav,
+    /// MP4 / M4A / MOV (ISO base media).
+    Mp4,
     /// UTF-8 text or Markdown (label in front matter).
     Text,
 }
@@ -48,6 +51,7 @@ impl FileFormat {
             FileFormat::Gif => "gif",
             FileFormat::Mp3 => "mp3",
             FileFormat::Wav => "wav",
+            FileFormat::Mp4 => "mp4",
             FileFormat::Text => "text",
         }
     }
@@ -64,6 +68,8 @@ impl FileFormat {
             Some(FileFormat::Wav)
         } else if bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a") {
             Some(FileFormat::Gif)
+        } else if bytes.len() >= 8 && matches!(&bytes[4..8], b"ftyp" | b"moov" | b"mdat" | b"free" | b"wide") {
+            Some(FileFormat::Mp4)
         } else if bytes.starts_with(b"ID3") || (bytes.len() >= 2 && bytes[0] == 0xFF && bytes[1] & 0xE0 == 0xE0) {
             Some(FileFormat::Mp3)
         } else if core::str::from_utf8(bytes).is_ok_and(|t| !t.contains('\0')) {
@@ -89,6 +95,8 @@ pub enum Carrier {
     WavChunk,
     /// `AIGC:` line of a text file's front matter.
     FrontMatter,
+    /// MP4 `moov/udta/meta` `keys` + `ilst` item.
+    Mp4Meta,
 }
 
 impl Carrier {
@@ -101,6 +109,7 @@ impl Carrier {
             Carrier::Id3Txxx => "id3-txxx",
             Carrier::WavChunk => "wav-chunk",
             Carrier::FrontMatter => "front-matter",
+            Carrier::Mp4Meta => "mp4-meta",
         }
     }
 }
@@ -176,7 +185,7 @@ fn found(carrier: Carrier, json: String) -> FoundLabel {
 /// ```
 pub fn read_labels(bytes: &[u8]) -> Result<(FileFormat, Vec<FoundLabel>)> {
     let format = FileFormat::detect(bytes)
-        .ok_or_else(|| FileError { format: None, offset: 0, message: "not PNG, JPEG, WebP, GIF, MP3, WAV or UTF-8 text".into() })?;
+        .ok_or_else(|| FileError { format: None, offset: 0, message: "not PNG, JPEG, WebP, GIF, MP3, WAV, MP4 or UTF-8 text".into() })?;
     let labels = match format {
         FileFormat::Png => png::read(bytes)?,
         FileFormat::Jpeg => jpeg::read(bytes)?,
@@ -184,6 +193,7 @@ pub fn read_labels(bytes: &[u8]) -> Result<(FileFormat, Vec<FoundLabel>)> {
         FileFormat::Wav => riff::read(bytes, format)?,
         FileFormat::Gif => gif::read(bytes)?,
         FileFormat::Mp3 => id3::read(bytes)?,
+        FileFormat::Mp4 => mp4::read(bytes)?,
         FileFormat::Text => text::read(bytes),
     };
     Ok((format, labels))
@@ -193,7 +203,7 @@ pub fn read_labels(bytes: &[u8]) -> Result<(FileFormat, Vec<FoundLabel>)> {
 /// place, or the format's carrier added when there is none. Nothing else changes.
 pub fn write_label(bytes: &[u8], label: &ImplicitLabel) -> Result<Vec<u8>> {
     let format = FileFormat::detect(bytes)
-        .ok_or_else(|| FileError { format: None, offset: 0, message: "not PNG, JPEG, WebP, GIF, MP3, WAV or UTF-8 text".into() })?;
+        .ok_or_else(|| FileError { format: None, offset: 0, message: "not PNG, JPEG, WebP, GIF, MP3, WAV, MP4 or UTF-8 text".into() })?;
     label.validate().map_err(|e| FileError::new(format, 0, e.to_string()))?;
     let json = label.to_json();
     match format {
@@ -202,6 +212,7 @@ pub fn write_label(bytes: &[u8], label: &ImplicitLabel) -> Result<Vec<u8>> {
         FileFormat::Webp | FileFormat::Wav => riff::write(bytes, format, &json),
         FileFormat::Gif => gif::write(bytes, &json),
         FileFormat::Mp3 => id3::write(bytes, &json),
+        FileFormat::Mp4 => mp4::write(bytes, &json),
         FileFormat::Text => Ok(text::write(bytes, &json)),
     }
 }
@@ -317,6 +328,313 @@ pub fn verify(bytes: &[u8], key: Option<&[u8]>) -> Result<(FileFormat, Vec<Found
     }
     let verdict = if reasons.is_empty() { Verdict::Compliant } else { Verdict::NonCompliant(reasons) };
     Ok((format, labels, verdict))
+}
+
+mod mp4 {
+    use super::*;
+
+    const F: FileFormat = FileFormat::Mp4;
+
+    /// A box: `(start, header length, end, type)`.
+    #[derive(Clone, Copy)]
+    struct Bx {
+        start: usize,
+        header: usize,
+        end: usize,
+        kind: [u8; 4],
+    }
+
+    impl Bx {
+        fn body(&self) -> core::ops::Range<usize> {
+            self.start + self.header..self.end
+        }
+    }
+
+    fn boxes(b: &[u8], range: core::ops::Range<usize>) -> Result<Vec<Bx>> {
+        let mut out = Vec::new();
+        let mut at = range.start;
+        while at < range.end {
+            let size = be32(b, at).ok_or_else(|| FileError::new(F, at, "truncated box header"))? as u64;
+            let kind: [u8; 4] = b.get(at + 4..at + 8).and_then(|k| k.try_into().ok())
+                .ok_or_else(|| FileError::new(F, at, "truncated box type"))?;
+            let (header, size) = match size {
+                1 => {
+                    let hi = be32(b, at + 8).ok_or_else(|| FileError::new(F, at, "truncated large size"))?;
+                    let lo = be32(b, at + 12).ok_or_else(|| FileError::new(F, at, "truncated large size"))?;
+                    (16, u64::from(hi) << 32 | u64::from(lo))
+                }
+                0 => (8, (range.end - at) as u64),
+                n => (8, n),
+            };
+            let end = usize::try_from(size).ok().and_then(|s| at.checked_add(s)).filter(|&e| e <= range.end && e >= at + header)
+                .ok_or_else(|| FileError::new(F, at, format!("box {} of {size} bytes runs past its parent", String::from_utf8_lossy(&kind))))?;
+            out.push(Bx { start: at, header, end, kind });
+            at = end;
+        }
+        Ok(out)
+    }
+
+    fn child(b: &[u8], parent: &Bx, kind: &[u8; 4], skip: usize) -> Result<Option<Bx>> {
+        let body = parent.body();
+        Ok(boxes(b, body.start + skip..body.end)?.into_iter().find(|c| &c.kind == kind))
+    }
+
+    /// The `meta` box of `moov/udta`, if any.
+    fn meta(b: &[u8]) -> Result<Option<(Bx, Bx, Bx)>> {
+        let Some(moov) = boxes(b, 0..b.len())?.into_iter().find(|x| &x.kind == b"moov") else {
+            return Err(FileError::new(F, 0, "no moov box"));
+        };
+        let Some(udta) = child(b, &moov, b"udta", 0)? else { return Ok(None) };
+        let Some(meta) = child(b, &udta, b"meta", 0)? else { return Ok(None) };
+        Ok(Some((moov, udta, meta)))
+    }
+
+    /// `meta` children after its version/flags (QuickTime files omit them: detected).
+    fn meta_children(b: &[u8], meta: &Bx) -> Result<(usize, Vec<Bx>)> {
+        let body = meta.body();
+        let full = b.get(body.start + 4..body.start + 8).is_some_and(|k| k != b"hdlr");
+        let skip = if full { 4 } else { 0 };
+        Ok((skip, boxes(b, body.start + skip..body.end)?))
+    }
+
+    /// Key names of a `keys` box, 1-based order.
+    fn keys(b: &[u8], keys: &Bx) -> Result<Vec<Vec<u8>>> {
+        let body = keys.body();
+        let count = be32(b, body.start + 4).ok_or_else(|| FileError::new(F, keys.start, "truncated keys"))? as usize;
+        let mut at = body.start + 8;
+        let mut out = Vec::new();
+        for _ in 0..count.min(4096) {
+            let size = be32(b, at).ok_or_else(|| FileError::new(F, at, "truncated key"))? as usize;
+            if size < 8 || at + size > body.end {
+                return Err(FileError::new(F, at, "key entry runs past the keys box"));
+            }
+            out.push(b[at + 8..at + size].to_vec());
+            at += size;
+        }
+        Ok(out)
+    }
+
+    /// `(ilst item box, data value range)` for 1-based key `index`.
+    fn item(b: &[u8], ilst: &Bx, index: usize) -> Result<Option<(Bx, core::ops::Range<usize>)>> {
+        for it in boxes(b, ilst.body())? {
+            if be32(b, it.start + 4).map(|k| k as usize) == Some(index) {
+                if let Some(data) = boxes(b, it.body())?.into_iter().find(|d| &d.kind == b"data") {
+                    let body = data.body();
+                    if body.end >= body.start + 8 {
+                        return Ok(Some((it, body.start + 8..body.end)));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    pub(super) fn read(b: &[u8]) -> Result<Vec<FoundLabel>> {
+        let Some((_, _, meta)) = meta(b)? else { return Ok(Vec::new()) };
+        let (_, children) = meta_children(b, &meta)?;
+        let (Some(k), Some(ilst)) = (children.iter().find(|c| &c.kind == b"keys"), children.iter().find(|c| &c.kind == b"ilst")) else {
+            return Ok(Vec::new());
+        };
+        let mut labels = Vec::new();
+        for (i, name) in keys(b, k)?.iter().enumerate() {
+            if name == b"AIGC" {
+                if let Some((_, value)) = item(b, ilst, i + 1)? {
+                    labels.push(found(Carrier::Mp4Meta, String::from_utf8_lossy(&b[value]).into_owned()));
+                }
+            }
+        }
+        Ok(labels)
+    }
+
+    fn bx(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
+        let mut out = ((body.len() + 8) as u32).to_be_bytes().to_vec();
+        out.extend_from_slice(kind);
+        out.extend_from_slice(body);
+        out
+    }
+
+    fn data_item(index: u32, json: &str) -> Vec<u8> {
+        let mut data = 1u32.to_be_bytes().to_vec(); // UTF-8
+        data.extend_from_slice(&0u32.to_be_bytes());
+        data.extend_from_slice(json.as_bytes());
+        bx(&index.to_be_bytes(), &bx(b"data", &data))
+    }
+
+    /// The new `meta` box: the label set in `keys` + `ilst`, everything else kept.
+    fn new_meta(b: &[u8], old: Option<&Bx>, json: &str) -> Result<Vec<u8>> {
+        let Some(old) = old else {
+            let mut hdlr = vec![0u8; 8];
+            hdlr[4..8].copy_from_slice(b"mdta");
+            hdlr.extend_from_slice(&[0u8; 13]);
+            let mut keys = vec![0u8, 0, 0, 0, 0, 0, 0, 1];
+            keys.extend_from_slice(&12u32.to_be_bytes());
+            keys.extend_from_slice(b"mdtaAIGC");
+            let mut body = vec![0u8; 4];
+            body.extend(bx(b"hdlr", &hdlr));
+            body.extend(bx(b"keys", &keys));
+            body.extend(bx(b"ilst", &data_item(1, json)));
+            return Ok(bx(b"meta", &body));
+        };
+        let (skip, children) = meta_children(b, old)?;
+        let mut body = b[old.body().start..old.body().start + skip].to_vec();
+        let key_names = match children.iter().find(|c| &c.kind == b"keys") {
+            Some(k) => keys(b, k)?,
+            None => Vec::new(),
+        };
+        let index = key_names.iter().position(|k| k == b"AIGC").map(|i| i + 1);
+        let new_index = index.unwrap_or(key_names.len() + 1);
+        let has_keys = children.iter().any(|c| &c.kind == b"keys");
+        let new_keys = || {
+            let mut keys = vec![0u8, 0, 0, 0];
+            keys.extend_from_slice(&1u32.to_be_bytes());
+            keys.extend_from_slice(&12u32.to_be_bytes());
+            keys.extend_from_slice(b"mdtaAIGC");
+            bx(b"keys", &keys)
+        };
+        let mut saw_ilst = false;
+        for c in &children {
+            match &c.kind {
+                b"keys" => {
+                    if index.is_some() {
+                        body.extend_from_slice(&b[c.start..c.end]);
+                    } else {
+                        let kb = c.body();
+                        let mut keys = b[kb.start..kb.start + 4].to_vec();
+                        keys.extend_from_slice(&(new_index as u32).to_be_bytes());
+                        keys.extend_from_slice(&b[kb.start + 8..kb.end]);
+                        keys.extend_from_slice(&12u32.to_be_bytes());
+                        keys.extend_from_slice(b"mdtaAIGC");
+                        body.extend(bx(b"keys", &keys));
+                    }
+                }
+                b"ilst" => {
+                    // Readers resolve item indices through `keys`, so it must come first.
+                    if !has_keys {
+                        body.extend(new_keys());
+                    }
+                    saw_ilst = true;
+                    let mut items = Vec::new();
+                    let mut replaced = false;
+                    for it in boxes(b, c.body())? {
+                        if be32(b, it.start + 4).map(|k| k as usize) == Some(new_index) {
+                            if !replaced {
+                                items.extend(data_item(new_index as u32, json));
+                                replaced = true;
+                            }
+                        } else {
+                            items.extend_from_slice(&b[it.start..it.end]);
+                        }
+                    }
+                    if !replaced {
+                        items.extend(data_item(new_index as u32, json));
+                    }
+                    body.extend(bx(b"ilst", &items));
+                }
+                _ => body.extend_from_slice(&b[c.start..c.end]),
+            }
+        }
+        if !saw_ilst {
+            if !has_keys {
+                body.extend(new_keys());
+            }
+            body.extend(bx(b"ilst", &data_item(new_index as u32, json)));
+        }
+        Ok(bx(b"meta", &body))
+    }
+
+    /// Adds `delta` to every chunk offset (`stco`, `co64`) inside `moov` bytes.
+    fn shift_offsets(moov: &mut [u8], delta: i64) -> Result<()> {
+        fn walk(m: &mut [u8], range: core::ops::Range<usize>, delta: i64) -> Result<()> {
+            for c in boxes(m, range)? {
+                match &c.kind {
+                    b"trak" | b"mdia" | b"minf" | b"stbl" => walk(m, c.body(), delta)?,
+                    b"stco" | b"co64" => {
+                        let body = c.body();
+                        let n = be32(m, body.start + 4).ok_or_else(|| FileError::new(F, c.start, "truncated offset table"))? as usize;
+                        let wide = &c.kind == b"co64";
+                        let width = if wide { 8 } else { 4 };
+                        if body.start + 8 + n.saturating_mul(width) > body.end {
+                            return Err(FileError::new(F, c.start, "offset table runs past its box"));
+                        }
+                        for i in 0..n {
+                            let at = body.start + 8 + i * width;
+                            if wide {
+                                let v = u64::from_be_bytes(m[at..at + 8].try_into().unwrap_or([0; 8]));
+                                let nv = (v as i64 + delta) as u64;
+                                m[at..at + 8].copy_from_slice(&nv.to_be_bytes());
+                            } else {
+                                let v = i64::from(u32::from_be_bytes(m[at..at + 4].try_into().unwrap_or([0; 4])));
+                                let nv = u32::try_from(v + delta)
+                                    .map_err(|_| FileError::new(F, at, "chunk offset overflows 32 bits after the label is added"))?;
+                                m[at..at + 4].copy_from_slice(&nv.to_be_bytes());
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Ok(())
+        }
+        let len = moov.len();
+        walk(moov, 8..len, delta)
+    }
+
+    pub(super) fn write(b: &[u8], json: &str) -> Result<Vec<u8>> {
+        let top = boxes(b, 0..b.len())?;
+        let moov = *top.iter().find(|x| &x.kind == b"moov").ok_or_else(|| FileError::new(F, 0, "no moov box"))?;
+        if moov.header != 8 {
+            return Err(FileError::new(F, moov.start, "64-bit moov size is not supported"));
+        }
+        let udta = child(b, &moov, b"udta", 0)?;
+        let meta_box = match &udta {
+            Some(u) => child(b, u, b"meta", 0)?,
+            None => None,
+        };
+        let meta = new_meta(b, meta_box.as_ref(), json)?;
+        let udta_new = match &udta {
+            Some(u) => {
+                let mut body = Vec::new();
+                let mut placed = false;
+                for c in boxes(b, u.body())? {
+                    if &c.kind == b"meta" && !placed {
+                        body.extend_from_slice(&meta);
+                        placed = true;
+                    } else {
+                        body.extend_from_slice(&b[c.start..c.end]);
+                    }
+                }
+                if !placed {
+                    body.extend_from_slice(&meta);
+                }
+                bx(b"udta", &body)
+            }
+            None => bx(b"udta", &meta),
+        };
+        let mut moov_body = Vec::new();
+        let mut placed = false;
+        for c in boxes(b, moov.body())? {
+            if &c.kind == b"udta" && !placed {
+                moov_body.extend_from_slice(&udta_new);
+                placed = true;
+            } else {
+                moov_body.extend_from_slice(&b[c.start..c.end]);
+            }
+        }
+        if !placed {
+            moov_body.extend_from_slice(&udta_new);
+        }
+        let mut new_moov = bx(b"moov", &moov_body);
+        let delta = new_moov.len() as i64 - (moov.end - moov.start) as i64;
+        let media_after = top.iter().any(|x| &x.kind == b"mdat" && x.start > moov.start);
+        if media_after && delta != 0 {
+            shift_offsets(&mut new_moov, delta)?;
+        }
+        let mut out = Vec::with_capacity(b.len() + new_moov.len());
+        out.extend_from_slice(&b[..moov.start]);
+        out.extend_from_slice(&new_moov);
+        out.extend_from_slice(&b[moov.end..]);
+        Ok(out)
+    }
 }
 
 mod text {
@@ -1039,7 +1357,15 @@ mod tests {
         let gif = b"GIF89a\x01\0\x01\0\x80\0\0\0\0\0\xff\xff\xff,\0\0\0\0\x01\0\x01\0\0\x02\x02D\x01\0;".to_vec();
         let mp3 = vec![0xFF, 0xFB, 0x90, 0x64, 0, 0, 0, 0];
         let text = "# 标题\n\n由人工智能生成的正文。\n".as_bytes().to_vec();
-        vec![(FileFormat::Png, png), (FileFormat::Jpeg, jpeg), (FileFormat::Wav, wav), (FileFormat::Webp, webp), (FileFormat::Gif, gif), (FileFormat::Mp3, mp3), (FileFormat::Text, text)]
+        // ftyp, moov (mvhd, one trak with a stco pointing into mdat), mdat: moov first.
+        let bx = |k: &[u8; 4], body: &[u8]| [((body.len() + 8) as u32).to_be_bytes().as_slice(), k, body].concat();
+        let ftyp = bx(b"ftyp", b"isom\0\0\x02\0isom");
+        let stco = |off: u32| bx(b"stco", &[&[0u8, 0, 0, 0, 0, 0, 0, 1][..], &off.to_be_bytes()].concat());
+        let moov_len = |off: u32| bx(b"moov", &[bx(b"mvhd", &[0u8; 100]), bx(b"trak", &bx(b"mdia", &bx(b"minf", &bx(b"stbl", &stco(off)))))].concat()).len();
+        let mdat_at = (ftyp.len() + moov_len(0)) as u32 + 8;
+        let moov = bx(b"moov", &[bx(b"mvhd", &[0u8; 100]), bx(b"trak", &bx(b"mdia", &bx(b"minf", &bx(b"stbl", &stco(mdat_at)))))].concat());
+        let mp4 = [ftyp, moov, bx(b"mdat", b"SAMPLEDATA")].concat();
+        vec![(FileFormat::Png, png), (FileFormat::Jpeg, jpeg), (FileFormat::Wav, wav), (FileFormat::Webp, webp), (FileFormat::Gif, gif), (FileFormat::Mp3, mp3), (FileFormat::Mp4, mp4), (FileFormat::Text, text)]
     }
 
     #[test]
@@ -1120,12 +1446,24 @@ mod tests {
     }
 
     #[test]
+    fn mp4_chunk_offsets_follow_the_grown_moov() {
+        let (_, mp4) = samples().into_iter().find(|(f, _)| *f == FileFormat::Mp4).unwrap();
+        let labeled = write_label(&mp4, &label()).unwrap();
+        for file in [&mp4, &labeled] {
+            // The one stco entry follows the box type, version/flags and count; it must point at the data.
+            let stco = file.windows(4).position(|w| w == b"stco").unwrap();
+            let off = u32::from_be_bytes(file[stco + 12..stco + 16].try_into().unwrap()) as usize;
+            assert_eq!(&file[off..off + 10], b"SAMPLEDATA");
+        }
+    }
+
+    #[test]
     fn errors_name_the_offset() {
         let (_, png) = &samples()[0];
         let mut bad = png.clone();
         bad[45] ^= 1;
         let e = read_labels(&bad).unwrap_err().to_string();
         assert!(e.starts_with("malformed PNG at byte 33: CRC mismatch in chunk IDAT"), "{e}");
-        assert_eq!(read_labels(b"\x00\x01binary").unwrap_err().to_string(), "unknown file format: not PNG, JPEG, WebP, GIF, MP3, WAV or UTF-8 text");
+        assert_eq!(read_labels(b"\x00\x01binary").unwrap_err().to_string(), "unknown file format: not PNG, JPEG, WebP, GIF, MP3, WAV, MP4 or UTF-8 text");
     }
 }

@@ -1,4 +1,4 @@
-"""GB 45438 implicit labels over real files made by independent tools (Pillow, sox, lame), read
+"""GB 45438 implicit labels over real files made by independent tools (Pillow, sox, lame, ffmpeg), read
 back by an independent reader (exiftool) and decoded to identical pixels and samples.
 Run by `make test-labels` (part of `make test`)."""
 import json
@@ -33,6 +33,11 @@ class Labels(unittest.TestCase):
         rgba.convert("P").save(f"{d}/a.gif")
         subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", f"{d}/a.wav", "synth", "0.3", "sine", "440"], check=True)
         subprocess.run(["lame", "--quiet", f"{d}/a.wav", f"{d}/a.mp3"], check=True)
+        ff = ["ffmpeg", "-loglevel", "error", "-y"]
+        video = ["-f", "lavfi", "-i", "testsrc=size=64x48:rate=10", "-t", "1", "-pix_fmt", "yuv420p", "-c:v", "mpeg4"]
+        subprocess.run(ff + video + [f"{d}/a.mp4"], check=True)
+        subprocess.run(ff + video + ["-movflags", "+faststart", f"{d}/fast.mp4"], check=True)
+        subprocess.run(ff + ["-f", "lavfi", "-i", "sine=frequency=440:duration=0.5", "-c:a", "aac", f"{d}/a.m4a"], check=True)
         with open(f"{d}/a.md", "w", encoding="utf-8") as f:
             f.write("# 回答\n\n" + "这是一段由模型生成的回答，内容仅供参考。" * 20 + "\n")
         with open(f"{d}/key", "wb") as f:
@@ -75,6 +80,20 @@ class Labels(unittest.TestCase):
                     with open(src, "rb") as a, open(out, "rb") as b:
                         self.assertTrue(b.read().endswith(a.read()), "MP3 frames changed")
                 self.assertEqual(json.loads(run("verify", out).stdout)[0]["verdict"], "compliant")
+
+    def test_mp4_round_trip_with_identical_frames(self):
+        frames = lambda p: subprocess.run(["ffmpeg", "-loglevel", "error", "-i", p, "-f", "framemd5", "-"],
+                                          capture_output=True, text=True, check=True).stdout.splitlines()[-5:]
+        for name in ["a.mp4", "fast.mp4", "a.m4a"]:
+            with self.subTest(name=name):
+                src, out, label = self.label(name, "--producer", PRODUCER, "--produce-id", "av-1")
+                self.assertEqual(json.loads(self.exiftool(out)["AIGC"])["AIGC"], label["AIGC"])
+                self.assertEqual(frames(src), frames(out))
+                _, twice, _ = self.label(os.path.basename(out), "--producer", PRODUCER, "--produce-id", "av-2")
+                report = json.loads(run("verify", twice).stdout)[0]
+                self.assertEqual(report["verdict"], "compliant")
+                self.assertEqual([l["fields"]["ProduceID"] for l in report["labels"]], ["av-2"])
+                self.assertEqual(frames(src), frames(twice))
 
     def test_one_label_per_file_and_propagation(self):
         src, out, _ = self.label("a.png", "--producer", PRODUCER, "--key-file", os.path.join(self.dir, "key"))
