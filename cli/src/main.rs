@@ -21,7 +21,9 @@ usage:
   aigc-edge scan    [DICTIONARY] [--policy FILE] FILE.jsonl  assess a training corpus per source
         [--text-field text] [--source-field source] [--sample N] [--seed S] [--threshold 0.05]
   aigc-edge label   FILE -o OUT --producer CODE [--produce-id ID] [--key-file K] [--watermark]
-                                              write the GB 45438 implicit label (one per file)
+                    [--visible TEXT] [--corner bottom-right]
+                                              write the GB 45438 implicit label (one per file);
+                                              --visible also draws TEXT on a PNG/JPEG (>= 5% high)
   aigc-edge label   FILE -o OUT --propagate --platform CODE [--propagate-id ID]
                     [--declared | --detected] [--key-file K]   the platform's version (art. 6)
   aigc-edge verify  FILE... [--key-file K]    labels found, verdict and text watermark, as JSON;
@@ -69,7 +71,7 @@ fn parse_args() -> Result<Args, String> {
             "--policy" | "-p" => args.policy = Some(value()?.into()),
             "-o" | "--output" => args.output = Some(value()?.into()),
             "--text-field" | "--source-field" | "--sample" | "--seed" | "--threshold" | "--producer"
-            | "--produce-id" | "--platform" | "--propagate-id" | "--key-file" => {
+            | "--produce-id" | "--platform" | "--propagate-id" | "--key-file" | "--visible" | "--corner" => {
                 let v = value()?;
                 args.options.insert(arg.trim_start_matches('-').to_string(), v);
             }
@@ -415,6 +417,10 @@ fn label(args: &Args) -> Result<(), String> {
         if let Some(k) = &key {
             label.seal_producer(k);
         }
+        if let Some(text) = opt("visible") {
+            let corner: aigc_edge::label::visible::Corner = opt("corner").unwrap_or("bottom-right").parse().map_err(|e| format!("--corner: {e}"))?;
+            bytes = draw_visible(&bytes, text, corner).map_err(|e| format!("{}: {e}", input.display()))?;
+        }
         if opt("watermark").is_some() {
             // The body is marked before the label goes in, so the front matter stays plain.
             let k = key.as_deref().ok_or("--watermark needs --key-file K")?;
@@ -426,6 +432,26 @@ fn label(args: &Args) -> Result<(), String> {
     std::fs::write(output, &out).map_err(|e| format!("{}: {e}", output.display()))?;
     println!("{}", label.to_json());
     Ok(())
+}
+
+/// Decodes a PNG or JPEG, draws the visible label and encodes it again in the same format.
+fn draw_visible(bytes: &[u8], text: &str, corner: aigc_edge::label::visible::Corner) -> Result<Vec<u8>, String> {
+    let format = image::guess_format(bytes).map_err(|e| e.to_string())?;
+    if !matches!(format, image::ImageFormat::Png | image::ImageFormat::Jpeg) {
+        return Err("--visible draws on PNG and JPEG".into());
+    }
+    let img = image::load_from_memory_with_format(bytes, format).map_err(|e| e.to_string())?;
+    let mut rgba = img.to_rgba8();
+    let (w, h) = rgba.dimensions();
+    aigc_edge::label::visible::draw_label(&mut rgba, w, h, text, corner).map_err(|e| e.to_string())?;
+    let mut out = std::io::Cursor::new(Vec::new());
+    if format == image::ImageFormat::Jpeg {
+        let rgb = image::DynamicImage::ImageRgba8(rgba).to_rgb8();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 92).encode_image(&rgb).map_err(|e| e.to_string())?;
+    } else {
+        rgba.write_to(&mut out, image::ImageFormat::Png).map_err(|e| e.to_string())?;
+    }
+    Ok(out.into_inner())
 }
 
 /// Exit code of `verify`: 0 all compliant, 1 some not, 2 some unreadable.

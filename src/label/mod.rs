@@ -2,6 +2,8 @@
 //! explicit text labels, and (in [`files`]) where the label sits in each file format.
 
 pub mod files;
+mod glyphs;
+pub mod visible;
 mod xmp;
 
 use core::fmt;

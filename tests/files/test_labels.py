@@ -67,6 +67,26 @@ class Labels(unittest.TestCase):
                 report = json.loads(run("verify", out).stdout)[0]
                 self.assertEqual(report["verdict"], "compliant", report)
 
+    def test_visible_label_drawn_in_a_corner(self):
+        src, out, _ = self.label("a.png", "--producer", PRODUCER, "--visible", "AI生成", "--corner", "top-left")
+        big = os.path.join(self.dir, "big.png")
+        Image.new("RGB", (1000, 600), (250, 250, 250)).save(big)
+        out_big = os.path.join(self.dir, "big-labeled.png")
+        run("label", big, "-o", out_big, "--producer", PRODUCER, "--visible", "由人工智能生成")
+        with Image.open(big) as a, Image.open(out_big) as b:
+            a, b = a.convert("RGB"), b.convert("RGB")
+            changed = [(x, y) for y in range(0, 600, 2) for x in range(0, 1000, 2) if a.getpixel((x, y)) != b.getpixel((x, y))]
+            xs, ys = [c[0] for c in changed], [c[1] for c in changed]
+            # Bottom-right corner only, at least 5% of the shortest side (30 px) high.
+            self.assertGreater(min(xs), 500)
+            self.assertGreater(min(ys), 450)
+            self.assertGreaterEqual(max(ys) - min(ys), 30)
+            darkest = min(sum(b.getpixel(c)) for c in changed)
+            brightest = max(sum(b.getpixel(c)) for c in changed)
+            self.assertLess(darkest, 350)     # darkened backdrop on a light image
+            self.assertGreater(brightest, 600)  # white text
+        self.assertEqual(json.loads(run("verify", out_big).stdout)[0]["verdict"], "compliant")
+
     def test_audio_round_trip(self):
         for name in ["a.wav", "a.mp3"]:
             with self.subTest(name=name):
