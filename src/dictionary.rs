@@ -793,7 +793,7 @@ impl<'a> Reader<'a> {
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
     fn u32s(&mut self, n: usize, what: &str) -> Result<Vec<u32>, Error> {
-        let bytes = self.take(n.checked_mul(4).unwrap_or(usize::MAX), what)?;
+        let bytes = self.take(n.saturating_mul(4), what)?;
         Ok(bytes.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
     }
     fn count(&mut self, what: &str, max: usize) -> Result<usize, Error> {

@@ -1097,8 +1097,11 @@ mod gif {
     const F: FileFormat = FileFormat::Gif;
     const APP_ID: &[u8] = b"XMP DataXMP";
 
-    /// Blocks: `(start, end, is_xmp)` up to the trailer; returns the trailer offset.
-    fn blocks(b: &[u8]) -> Result<(Vec<(usize, usize, bool)>, usize, usize)> {
+    /// A block: `(start, end, is_xmp)`.
+    type Block = (usize, usize, bool);
+
+    /// Blocks up to the trailer, with the end of the header and the trailer's offset.
+    fn blocks(b: &[u8]) -> Result<(Vec<Block>, usize, usize)> {
         let flags = *b.get(10).ok_or_else(|| FileError::new(F, 10, "truncated screen descriptor"))?;
         let mut at = 13;
         if flags & 0x80 != 0 {

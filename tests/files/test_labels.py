@@ -68,7 +68,11 @@ class Labels(unittest.TestCase):
                 self.assertEqual(report["verdict"], "compliant", report)
 
     def test_visible_label_drawn_in_a_corner(self):
-        src, out, _ = self.label("a.png", "--producer", PRODUCER, "--visible", "AI生成", "--corner", "top-left")
+        # Too small an image for a label 5% high that fits: refused, not shrunk below the rule.
+        r = run("label", os.path.join(self.dir, "a.png"), "-o", os.path.join(self.dir, "x.png"), "--producer", PRODUCER,
+                "--visible", "由人工智能生成", check=False)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("does not fit", r.stderr)
         big = os.path.join(self.dir, "big.png")
         Image.new("RGB", (1000, 600), (250, 250, 250)).save(big)
         out_big = os.path.join(self.dir, "big-labeled.png")
