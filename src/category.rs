@@ -89,7 +89,7 @@ impl Category {
 
     /// Category at `index` in Annex A order.
     pub fn from_index(index: usize) -> Option<Category> {
-        (index < Self::COUNT).then(|| Category(index as u8))
+        (index < Self::COUNT).then_some(Category(index as u8))
     }
 
     fn group_and_letter(self) -> (u8, u8, &'static str) {
