@@ -13,7 +13,7 @@ FILTER_WASM := target/wasm32-wasip1/release/aigc_edge_envoy.wasm
 POLICY ?= envoy/demo/policy.json
 UPSTREAM ?=
 
-.PHONY: help setup-rust setup-venv setup-media build cli filter demo test test-core test-e2e test-labels bench bench-native bench-wasm bench-envoy clean
+.PHONY: help setup-rust setup-venv setup-media build cli filter demo test test-core test-e2e test-labels fuzz bench bench-native bench-wasm bench-envoy clean
 
 help:
 	@echo "make demo    build the Envoy filter and run Envoy with it in front of a demo upstream"
@@ -22,6 +22,7 @@ help:
 	@echo "make bench   benchmarks, native and wasm (needs ../shared/data)"
 	@echo "make bench-envoy  Envoy: no filter vs no-op wasm vs aigc-edge with 64k keywords"
 	@echo "make cli     build the aigc-edge command-line tool (target/release/aigc-edge)"
+	@echo "make fuzz    libFuzzer on every parser, FUZZ_SECONDS (60) each"
 
 # Rust targets for the two wasm shells; rustup skips what is installed.
 setup-rust:
@@ -75,18 +76,30 @@ bench: bench-native bench-wasm
 
 bench-native:
 	AIGC_DATA=$(DATA) $(CARGO) bench --bench matching
+	$(CARGO) bench --bench labels
 
-# The same benchmark built for wasm32-wasip1 and run under node's WASI.
+# The same benchmarks built for wasm32-wasip1 and run under node's WASI.
 bench-wasm: setup-rust
-	$(CARGO) bench --bench matching --no-run --target wasm32-wasip1
+	$(CARGO) bench --bench matching --bench labels --no-run --target wasm32-wasip1
 	AIGC_DATA=$(DATA) node --no-warnings tools/run-wasi.mjs \
 	  $$(ls -t target/wasm32-wasip1/release/deps/matching-*.wasm | head -1)
+	node --no-warnings tools/run-wasi.mjs $$(ls -t target/wasm32-wasip1/release/deps/labels-*.wasm | head -1)
 
 # Envoy without filter, with a no-op wasm filter and with aigc-edge (64k dictionary), in alternation.
 bench-envoy: setup-venv filter cli
 	$(CARGO) build --release -p aigc-edge-noop --target wasm32-wasip1
 	@command -v wrk >/dev/null && command -v wasm-opt >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk binaryen)
 	AIGC_DATA=$(DATA) $(PY) envoy/bench.py
+
+# libFuzzer over every parser (cargo fuzz; RUSTC_BOOTSTRAP lets the stable toolchain take the
+# sanitizer flags). FUZZ_SECONDS per target.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := file_labels artifact policy stream sse
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 || exit 1; \
+	done
 
 clean:
 	$(CARGO) clean

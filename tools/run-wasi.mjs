@@ -3,7 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { WASI } from 'node:wasi';
-import { argv, env, exit } from 'node:process';
+import { argv, env } from 'node:process';
 
 const [program, ...args] = argv.slice(2);
 const data = resolve(env.AIGC_DATA ?? '../shared/data');
@@ -20,5 +20,6 @@ const module = await WebAssembly.compile(await readFile(program));
 const imports = { ...wasi.getImportObject(), env: new Proxy({}, { get: () => () => 0 }) };
 const instance = await WebAssembly.instantiate(module, imports);
 // Only `_start` runs: a module that also exports a reactor's `_initialize` is still a command here.
-const { memory, _start } = instance.exports;
-exit(wasi.start({ exports: { memory, _start } }));
+const { memory, _start, _initialize } = instance.exports;
+const code = _initialize ? wasi.start({ exports: { memory, _start } }) : wasi.start(instance);
+process.exitCode = code;

@@ -1287,6 +1287,9 @@ mod id3 {
             at = data_end;
         }
         let footer = if version == 4 && flags & 0x10 != 0 { 10 } else { 0 };
+        if end + footer > b.len() {
+            return Err(FileError::new(F, end, "ID3 footer runs past the end"));
+        }
         Ok(Some(Tag { version, frames, end: end + footer }))
     }
 
@@ -1333,7 +1336,7 @@ mod id3 {
         out.extend_from_slice(&[version, 0, 0]);
         out.extend_from_slice(&to_syncsafe(body.len()));
         out.extend_from_slice(&body);
-        out.extend_from_slice(&b[audio_from..]);
+        out.extend_from_slice(b.get(audio_from..).unwrap_or_default());
         Ok(out)
     }
 }
@@ -1458,6 +1461,13 @@ mod tests {
             let off = u32::from_be_bytes(file[stco + 12..stco + 16].try_into().unwrap()) as usize;
             assert_eq!(&file[off..off + 10], b"SAMPLEDATA");
         }
+    }
+
+    #[test]
+    fn fuzz_regressions() {
+        // ID3v2.4 header with the footer flag and no room for the footer.
+        assert!(read_labels(b"ID3\x04\x00\x10\x00\x00\x00\x00").is_err());
+        assert!(write_label(b"ID3\x04\x00\x10\x00\x00\x00\x00", &label()).is_err());
     }
 
     #[test]

@@ -67,6 +67,27 @@ class Labels(unittest.TestCase):
                 report = json.loads(run("verify", out).stdout)[0]
                 self.assertEqual(report["verdict"], "compliant", report)
 
+    def test_exif_label_written_by_exiftool_is_read_and_updated_in_place(self):
+        src = os.path.join(self.dir, "exif.jpg")
+        with open(os.path.join(self.dir, "a.jpg"), "rb") as f, open(src, "wb") as g:
+            g.write(f.read())
+        label = {"Label": "1", "ContentProducer": "EXIFPRODUCER", "ProduceID": "exif-1", "ReservedCode1": "",
+                 "ContentPropagator": "EXIFPRODUCER", "PropagateID": "exif-1", "ReservedCode2": ""}
+        subprocess.run(["exiftool", "-q", "-overwrite_original", "-UserComment=" + json.dumps({"AIGC": label}, separators=(",", ":")), src],
+                       check=True)
+        report = json.loads(run("verify", src).stdout)[0]
+        self.assertEqual([l["carrier"] for l in report["labels"]], ["exif-usercomment"])
+        self.assertEqual(report["labels"][0]["fields"]["ProduceID"], "exif-1")
+        out = os.path.join(self.dir, "exif-platform.jpg")
+        run("label", src, "-o", out, "--propagate", "--platform", "PLAT", "--propagate-id", "p1")
+        tags = self.exiftool(out)
+        # Both carriers (the EXIF one updated in place, XMP added) hold the same one label.
+        self.assertEqual(json.loads(tags["UserComment"]), json.loads(tags["Aigc"]))
+        self.assertEqual(json.loads(tags["UserComment"])["AIGC"]["ContentPropagator"], "PLAT")
+        self.assertEqual(json.loads(run("verify", out).stdout)[0]["verdict"], "compliant")
+        with Image.open(src) as a, Image.open(out) as b:
+            self.assertEqual(list(a.getdata()), list(b.getdata()))
+
     def test_visible_label_drawn_in_a_corner(self):
         # Too small an image for a label 5% high that fits: refused, not shrunk below the rule.
         r = run("label", os.path.join(self.dir, "a.png"), "-o", os.path.join(self.dir, "x.png"), "--producer", PRODUCER,

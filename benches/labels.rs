@@ -1,0 +1,115 @@
+//! `make bench` (labels): writing the implicit label into a 12-megapixel JPEG and a 10 MB PNG
+//! (metadata only, no re-encode) beside a plain copy of the same bytes, and drawing the visible
+//! label on 4K RGBA pixels beside one pass over the same buffer. Runs natively and, built for
+//! wasm32-wasip1, under node (`make bench-wasm`). Needs no data files.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use aigc_edge::files::{read_labels, write_label};
+use aigc_edge::label::visible::{draw_label, Corner};
+use aigc_edge::{crc32, ImplicitLabel};
+
+/// A deterministic byte stream (xorshift), standing in for compressed image data.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn png(total: usize) -> Vec<u8> {
+    let chunk = |kind: &[u8; 4], data: &[u8]| {
+        let mut c = (data.len() as u32).to_be_bytes().to_vec();
+        c.extend_from_slice(kind);
+        c.extend_from_slice(data);
+        let crc = crc32(&c[4..]);
+        c.extend_from_slice(&crc.to_be_bytes());
+        c
+    };
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = 2800u32.to_be_bytes().to_vec();
+    ihdr.extend_from_slice(&1800u32.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 6, 0, 0, 0]);
+    out.extend(chunk(b"IHDR", &ihdr));
+    let data = noise(total, 7);
+    for piece in data.chunks(1 << 16) {
+        out.extend(chunk(b"IDAT", piece));
+    }
+    out.extend(chunk(b"IEND", b""));
+    out
+}
+
+fn jpeg(scan_bytes: usize) -> Vec<u8> {
+    let mut out = vec![0xFF, 0xD8, 0xFF, 0xE0, 0, 16];
+    out.extend_from_slice(b"JFIF\0\x01\x01\0\0\x01\0\x01\0\0");
+    out.extend_from_slice(&[0xFF, 0xDB, 0, 67, 0]);
+    out.extend(std::iter::repeat_n(1u8, 64));
+    // SOF0: 4000 x 3000 (12 megapixels), 3 components.
+    out.extend_from_slice(&[0xFF, 0xC0, 0, 17, 8, 0x0B, 0xB8, 0x0F, 0xA0, 3, 1, 0x22, 0, 2, 0x11, 0, 3, 0x11, 0]);
+    out.extend_from_slice(&[0xFF, 0xDA, 0, 12, 3, 1, 0, 2, 0x11, 3, 0x11, 0, 63, 0]);
+    // Entropy-coded data: 0xFF bytes stuffed as 0xFF00, as an encoder writes them.
+    for b in noise(scan_bytes, 11) {
+        out.push(b);
+        if b == 0xFF {
+            out.push(0);
+        }
+    }
+    out.extend_from_slice(&[0xFF, 0xD9]);
+    out
+}
+
+fn best(runs: usize, mut f: impl FnMut()) -> Duration {
+    (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .min()
+        .unwrap_or_default()
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn main() {
+    let target = if cfg!(target_family = "wasm") { "wasm32-wasip1" } else { "native" };
+    println!("\n## Labels ({target})");
+    let label = ImplicitLabel::generated("001191110102MACQD9K64010000", "aigc-0123456789abcdef0123456789abcdef")
+        .expect("valid label");
+    let runs = 7;
+    for (name, file) in [("12-megapixel JPEG", jpeg(4 << 20)), ("10 MB PNG", png(10 << 20))] {
+        let labeled = write_label(&file, &label).expect("labels");
+        assert_eq!(read_labels(&labeled).expect("reads").1.len(), 1, "benchmark must produce one label");
+        let write = best(runs, || {
+            black_box(write_label(black_box(&file), &label).expect("labels"));
+        });
+        let copy = best(runs, || {
+            black_box(black_box(&file).to_vec());
+        });
+        println!(
+            "{:<40} {:>8.2} ms   baseline: copy of the same {:.1} MB {:>7.2} ms",
+            format!("label a {name} (metadata only)"),
+            ms(write),
+            file.len() as f64 / 1e6,
+            ms(copy)
+        );
+    }
+    let (w, h) = (3840u32, 2160u32);
+    let pixels = vec![200u8; (w * h * 4) as usize];
+    let mut canvas = pixels.clone();
+    let draw = best(runs, || {
+        black_box(draw_label(black_box(&mut canvas), w, h, "AI生成", Corner::BottomRight).expect("fits"));
+    });
+    let pass = best(runs, || {
+        canvas.copy_from_slice(black_box(&pixels));
+    });
+    println!("{:<40} {:>8.2} ms   baseline: one copy of the 4K RGBA buffer {:>7.2} ms", "draw the visible label at 4K", ms(draw), ms(pass));
+}

@@ -1,0 +1,18 @@
+//! Every file parser: read, write, propagate, verify. Errors are fine; panics are not.
+#![no_main]
+use aigc_edge::files::{propagate, read_labels, verify, write_label, Provenance};
+use aigc_edge::ImplicitLabel;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = read_labels(data);
+    let _ = verify(data, Some(b"k"));
+    if let Ok(label) = ImplicitLabel::generated("P", "id") {
+        if let Ok(out) = write_label(data, &label) {
+            // A written label must read back.
+            let (_, labels) = read_labels(&out).expect("written file reads");
+            assert!(labels.iter().any(|l| l.parsed.label.as_ref() == Some(&label)));
+        }
+    }
+    let _ = propagate(data, "PLAT", "p", Provenance::Declared, None);
+});

@@ -1,0 +1,24 @@
+//! The streaming matcher over arbitrary bytes and chunking agrees with the whole-text check.
+#![no_main]
+use std::sync::Arc;
+
+use aigc_edge::{Dictionary, Filter, KeywordFormat, KeywordKind, KeywordList, Policy};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&split, rest)) = data.split_first() else { return };
+    let mut list = KeywordList::new();
+    list.add_source("k", "赌博\nsb\n一二三\nab\n".as_bytes(), KeywordFormat::Native, KeywordKind::Deny);
+    list.add_source("a", "sb.com\n".as_bytes(), KeywordFormat::Native, KeywordKind::Allow);
+    let policy = Policy::from_json(r#"{"actions": {"default": "mask", "uncategorized": "mask"}, "pii": {"action": "pass"}}"#).expect("policy");
+    let f = Filter::new(Arc::new(Dictionary::new(&list).expect("dict")), &policy).expect("filter");
+    let mut s = f.stream();
+    let mut out = Vec::new();
+    for chunk in rest.chunks(usize::from(split).max(1)) {
+        out.extend(s.write(chunk).expect("not blocked").output);
+    }
+    out.extend(s.finish().output);
+    if let Ok(text) = std::str::from_utf8(rest) {
+        assert_eq!(out, f.check(text).text.unwrap_or_else(|| text.to_string()).into_bytes());
+    }
+});
