@@ -38,6 +38,18 @@ def last_user_text(body, path):
     return content
 
 
+def tiny_png(width=8, height=8):
+    """A real PNG drawn here, standing in for a generated image."""
+    import struct
+    import zlib
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    rows = b"".join(b"\x00" + b"".join(bytes((x * 30 % 256, y * 30 % 256, 128)) for x in range(width))
+                    for y in range(height))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
 def answer_for(prompt):
     if prompt.startswith("reply-b64:"):
         return base64.b64decode(prompt[len("reply-b64:"):]).decode("utf-8")
@@ -93,6 +105,10 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError:
             return self.send(400, '{"error":{"message":"bad json"}}')
         path = self.path.split("?")[0]
+        if path.endswith("/images/generations"):
+            image = base64.b64encode(tiny_png()).decode()
+            return self.send(200, json.dumps({"created": int(time.time()),
+                                              "data": [{"b64_json": image, "revised_prompt": body.get("prompt", "")}]}))
         prompt = last_user_text(body, path)
         answer = answer_for(prompt)
         model = body.get("model", "mock-model")

@@ -123,6 +123,19 @@ class Envoy(unittest.TestCase):
         r = self.client.responses.create(model="m", input=b64("你是傻逼"))
         self.assertEqual(r.output_text, "本回答由人工智能生成\n\n你是**")
 
+    def test_generated_images_carry_the_implicit_label(self):
+        status, headers, body = curl(f"http://127.0.0.1:{PORT}/v1/images/generations", {"model": "m", "prompt": "一只猫"})
+        self.assertEqual(status, 200)
+        image = base64.b64decode(json.loads(body)["data"][0]["b64_json"])
+        path = os.path.join(tempfile.mkdtemp(), "generated.png")
+        with open(path, "wb") as f:
+            f.write(image)
+        report = json.loads(subprocess.run([CLI, "verify", path], capture_output=True, text=True).stdout)[0]
+        self.assertEqual(report["verdict"], "compliant", report)
+        self.assertEqual(report["labels"][0]["fields"]["ProduceID"], headers["x-aigc-produce-id"])
+        status, _, _ = curl(f"http://127.0.0.1:{PORT}/v1/images/generations", {"model": "m", "prompt": "自制炸药的示意图"})
+        self.assertEqual(status, 400)
+
     def test_compressed_answers_do_not_bypass(self):
         # The filter strips accept-encoding; a server that compresses anyway is refused (fail closed).
         status, headers, body = curl(self.url, self.chat("你好"), ["accept-encoding: gzip"])

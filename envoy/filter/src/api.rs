@@ -13,6 +13,9 @@ pub enum Api {
     Responses,
     /// Anthropic `POST /v1/messages`.
     Anthropic,
+    /// OpenAI `POST /v1/images/generations` (and `edits`): the prompt is checked, generated
+    /// images get the implicit label.
+    Images,
     /// Any other path, the body checked as plain text (when `inspect.raw` is on).
     Raw,
 }
@@ -27,6 +30,8 @@ impl Api {
             Api::Responses
         } else if path.ends_with("/messages") {
             Api::Anthropic
+        } else if path.ends_with("/images/generations") || path.ends_with("/images/edits") {
+            Api::Images
         } else {
             Api::Raw
         }
@@ -113,6 +118,11 @@ pub fn visit_request(api: Api, body: &mut Value, roles: Roles, f: &mut dyn FnMut
                 }
             }
         }
+        Api::Images => {
+            if let Some(Value::String(s)) = body.get_mut("prompt") {
+                f(s);
+            }
+        }
         Api::Raw => {}
     }
 }
@@ -157,7 +167,27 @@ pub fn visit_response(api: Api, body: &mut Value, f: &mut dyn FnMut(&mut String)
                 visit_parts(c, f);
             }
         }
+        Api::Images => {
+            if let Some(Value::Array(data)) = body.get_mut("data") {
+                for item in data {
+                    if let Some(Value::String(s)) = item.get_mut("revised_prompt") {
+                        f(s);
+                    }
+                }
+            }
+        }
         Api::Raw => {}
+    }
+}
+
+/// Calls `f` on every base64 image of an images response (`data[].b64_json`).
+pub fn visit_images(body: &mut Value, f: &mut dyn FnMut(&mut String)) {
+    if let Some(Value::Array(data)) = body.get_mut("data") {
+        for item in data {
+            if let Some(Value::String(s)) = item.get_mut("b64_json") {
+                f(s);
+            }
+        }
     }
 }
 
@@ -205,7 +235,7 @@ pub fn label_response(api: Api, body: &mut Value, label: &str, position: LabelPo
                 apply(s);
             }
         }
-        Api::Raw => {}
+        Api::Images | Api::Raw => {}
     }
 }
 
@@ -241,6 +271,7 @@ mod tests {
             ("/openai/v1/chat/completions?x=1", Api::Chat),
             ("/v1/responses", Api::Responses),
             ("/v1/messages", Api::Anthropic),
+            ("/v1/images/generations", Api::Images),
             ("/v1/embeddings", Api::Raw),
         ];
         for (path, api) in cases {

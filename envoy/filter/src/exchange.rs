@@ -9,7 +9,7 @@ use aigc_edge::{Action, Block, Decision, Filter, Hit, ImplicitLabel};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::api::{label_response, visit_request, visit_response, Api};
+use crate::api::{label_response, visit_images, visit_request, visit_response, Api};
 use crate::config::{LabelPosition, Mode, Plugin};
 use crate::sse::SseFilter;
 
@@ -63,6 +63,8 @@ enum ResponseMode {
     Sse(Box<SseFilter>),
     /// Content the filter cannot read (compressed); `on_limit` decides.
     Unreadable,
+    /// A generated file (image, audio, video): buffered and given the implicit label.
+    Media,
 }
 
 /// State of one request/response pair.
@@ -83,6 +85,12 @@ pub struct Exchange {
     pub audit: Vec<AuditRecord>,
     /// Set when the response was blocked or cut.
     pub response_blocked: bool,
+}
+
+/// Generated files the filter labels: images, audio and video.
+fn is_media(content_type: &str) -> bool {
+    let t = content_type.to_ascii_lowercase();
+    t.starts_with("image/") || t.starts_with("audio/") || t.starts_with("video/mp4")
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -257,6 +265,18 @@ impl Exchange {
     /// Response headers.
     pub fn response_headers(&mut self, status: u16, content_type: Option<&str>, content_encoding: Option<&str>) -> HeaderVerdict {
         let mut v = HeaderVerdict::default();
+        let media = content_type.is_some_and(is_media) && self.api != Api::Raw;
+        if media && (200..300).contains(&status) && self.enforcing() && content_encoding.is_none_or(|e| e.is_empty() || e == "identity") {
+            let mut v = HeaderVerdict::default();
+            if let Some(label) = self.label() {
+                v.set.push((self.plugin.config.label.header.clone(), Some(label.to_json())));
+            }
+            v.set.push(("x-aigc-produce-id".into(), Some(self.produce_id.clone())));
+            v.set.push(("content-length".into(), None));
+            self.response = ResponseMode::Media;
+            v.buffer_body = true;
+            return v;
+        }
         if !self.inspected_api || self.api == Api::Raw || !(200..300).contains(&status) || !self.enforcing() {
             if self.inspected_api && self.plugin.config.inspect.responses && (200..300).contains(&status) {
                 // Monitor mode still inspects (below), but changes nothing.
@@ -294,7 +314,20 @@ impl Exchange {
 
     /// True when the glue must buffer the response body until its end.
     pub fn response_buffered(&self) -> bool {
-        matches!(self.response, ResponseMode::Json | ResponseMode::Unreadable)
+        matches!(self.response, ResponseMode::Json | ResponseMode::Unreadable | ResponseMode::Media)
+    }
+
+    /// The implicit label written into a generated file; the file unchanged when its format
+    /// carries none (recorded in the audit log).
+    fn label_file(&mut self, bytes: &[u8]) -> Option<Vec<u8>> {
+        let label = self.label()?;
+        match aigc_edge::files::write_label(bytes, &label) {
+            Ok(out) => Some(out),
+            Err(_) => {
+                self.audit.push(AuditRecord { direction: "response", category: "unlabeled-file".into(), action: Action::Flag, match_sha256: String::new() });
+                None
+            }
+        }
     }
 
     /// A chunk of a streamed response; `Replace` carries the bytes to send instead.
@@ -340,6 +373,12 @@ impl Exchange {
                 return Verdict::Continue;
             }
             ResponseMode::Json => {}
+            ResponseMode::Media => {
+                return match self.label_file(body) {
+                    Some(out) => Verdict::Replace { body: out, headers: Vec::new() },
+                    None => Verdict::Continue,
+                };
+            }
             _ => return Verdict::Continue,
         }
         let Ok(mut value) = serde_json::from_slice::<Value>(body) else {
@@ -360,6 +399,21 @@ impl Exchange {
         if action == Action::Block {
             self.response_blocked = true;
             return self.blocked_response("response blocked by content policy");
+        }
+        if self.api == Api::Images {
+            use base64::Engine;
+            let engine = base64::engine::general_purpose::STANDARD;
+            let mut images: Vec<String> = Vec::new();
+            visit_images(&mut value, &mut |s| images.push(std::mem::take(s)));
+            let labeled: Vec<String> = images
+                .into_iter()
+                .map(|b64| match engine.decode(b64.as_bytes()).ok().and_then(|bytes| self.label_file(&bytes)) {
+                    Some(out) => engine.encode(out),
+                    None => b64,
+                })
+                .collect();
+            let mut labeled = labeled.into_iter();
+            visit_images(&mut value, &mut |s| *s = labeled.next().unwrap_or_default());
         }
         let cfg = &self.plugin.config.label;
         if let (Some(text), true) = (&cfg.explicit, cfg.position != LabelPosition::None) {

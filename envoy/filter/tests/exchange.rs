@@ -300,3 +300,37 @@ fn bad_configuration_names_the_field() {
         assert!(err.contains(want), "{config}: {err}");
     }
 }
+
+const PNG: [u8; 70] = [137, 80, 78, 71, 13, 10, 26, 10, 0, 0, 0, 13, 73, 72, 68, 82, 0, 0, 0, 1, 0, 0, 0, 1, 8, 6, 0, 0, 0, 31, 21, 196, 137, 0, 0, 0, 13, 73, 68, 65, 84, 120, 156, 99, 248, 207, 192, 240, 31, 0, 5, 0, 1, 255, 137, 153, 61, 29, 0, 0, 0, 0, 73, 69, 78, 68, 174, 66, 96, 130];
+
+fn produce_id_of(bytes: &[u8]) -> Option<String> {
+    let (_, labels) = aigc_edge::files::read_labels(bytes).ok()?;
+    labels.first()?.parsed.label.as_ref().map(|l| l.produce_id.clone())
+}
+
+#[test]
+fn generated_files_get_the_implicit_label() {
+    let p = plugin(json!({}));
+    // A file answer (image/png) from an inspected API route.
+    let mut x = exchange(&p, "/v1/images/generations");
+    let h = x.response_headers(200, Some("image/png"), None);
+    assert!(h.buffer_body);
+    let Verdict::Replace { body, .. } = x.response_body(&PNG) else { panic!() };
+    assert_eq!(produce_id_of(&body).as_deref(), Some("id-1"));
+    // OpenAI images API: b64_json decoded, labeled, re-encoded; the prompt is checked.
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut x = exchange(&p, "/v1/images/generations");
+    assert!(matches!(x.request_body(json!({"prompt": "自制炸药的图"}).to_string().as_bytes()), Verdict::Reply { status: 400, .. }));
+    x.response_headers(200, Some("application/json"), None);
+    let answer = json!({"created": 1, "data": [{"b64_json": b64.encode(PNG), "revised_prompt": "a cat"}]}).to_string();
+    let Verdict::Replace { body, .. } = x.response_body(answer.as_bytes()) else { panic!() };
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    let image = b64.decode(v["data"][0]["b64_json"].as_str().unwrap()).unwrap();
+    assert_eq!(produce_id_of(&image).as_deref(), Some("id-1"));
+    // Not a format that carries a label: passed through, noted.
+    let mut x = exchange(&p, "/v1/images/generations");
+    x.response_headers(200, Some("image/svg+xml"), None);
+    assert_eq!(x.response_body(b"\x00<svg/>"), Verdict::Continue);
+    assert!(x.audit_lines()[0].contains("unlabeled-file"));
+}
