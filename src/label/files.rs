@@ -542,6 +542,24 @@ mod mp4 {
         Ok(bx(b"meta", &body))
     }
 
+    /// The body of `parent` with its first `kind` child replaced by `new` (appended if none).
+    fn replace_child(b: &[u8], parent: &Bx, kind: &[u8; 4], new: &[u8]) -> Result<Vec<u8>> {
+        let mut body = Vec::with_capacity(parent.end - parent.start + new.len());
+        let mut placed = false;
+        for c in boxes(b, parent.body())? {
+            if &c.kind == kind && !placed {
+                body.extend_from_slice(new);
+                placed = true;
+            } else {
+                body.extend_from_slice(&b[c.start..c.end]);
+            }
+        }
+        if !placed {
+            body.extend_from_slice(new);
+        }
+        Ok(body)
+    }
+
     /// Adds `delta` to every chunk offset (`stco`, `co64`) inside `moov` bytes.
     fn shift_offsets(moov: &mut [u8], delta: i64) -> Result<()> {
         fn walk(m: &mut [u8], range: core::ops::Range<usize>, delta: i64) -> Result<()> {
@@ -592,37 +610,10 @@ mod mp4 {
         };
         let meta = new_meta(b, meta_box.as_ref(), json)?;
         let udta_new = match &udta {
-            Some(u) => {
-                let mut body = Vec::new();
-                let mut placed = false;
-                for c in boxes(b, u.body())? {
-                    if &c.kind == b"meta" && !placed {
-                        body.extend_from_slice(&meta);
-                        placed = true;
-                    } else {
-                        body.extend_from_slice(&b[c.start..c.end]);
-                    }
-                }
-                if !placed {
-                    body.extend_from_slice(&meta);
-                }
-                bx(b"udta", &body)
-            }
+            Some(u) => bx(b"udta", &replace_child(b, u, b"meta", &meta)?),
             None => bx(b"udta", &meta),
         };
-        let mut moov_body = Vec::new();
-        let mut placed = false;
-        for c in boxes(b, moov.body())? {
-            if &c.kind == b"udta" && !placed {
-                moov_body.extend_from_slice(&udta_new);
-                placed = true;
-            } else {
-                moov_body.extend_from_slice(&b[c.start..c.end]);
-            }
-        }
-        if !placed {
-            moov_body.extend_from_slice(&udta_new);
-        }
+        let moov_body = replace_child(b, &moov, b"udta", &udta_new)?;
         let mut new_moov = bx(b"moov", &moov_body);
         let delta = new_moov.len() as i64 - (moov.end - moov.start) as i64;
         let media_after = top.iter().any(|x| &x.kind == b"mdat" && x.start > moov.start);

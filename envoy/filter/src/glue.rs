@@ -203,6 +203,21 @@ impl Http {
         self.plugin.as_ref().map_or(crate::config::DEFAULT_MAX_BODY_BYTES, |p| p.config.max_body_bytes())
     }
 
+    /// Buffers a whole body (prompt or non-streamed answer) up to the limit, then decides it.
+    fn buffer_whole(&mut self, response: bool, body_size: usize, end_of_stream: bool) -> Action {
+        if body_size > self.max_body() {
+            let v = self.timed(|x| if response { x.response_too_large() } else { x.request_too_large() });
+            return self.finish_verdict(v.unwrap_or(Verdict::Continue), response, body_size);
+        }
+        if !end_of_stream {
+            return Action::Pause;
+        }
+        let buffer = if response { proxy_wasm::types::BufferType::HttpResponseBody } else { proxy_wasm::types::BufferType::HttpRequestBody };
+        let body = hostcalls::get_buffer(buffer, 0, body_size).ok().flatten().unwrap_or_default();
+        let v = self.timed(|x| if response { x.response_body(&body) } else { x.request_body(&body) });
+        self.finish_verdict(v.unwrap_or(Verdict::Continue), response, body_size)
+    }
+
     fn finish_verdict(&mut self, verdict: Verdict, response: bool, size: usize) -> Action {
         match verdict {
             Verdict::Continue => Action::Continue,
@@ -249,16 +264,7 @@ impl HttpContext for Http {
         if self.exchange.is_none() || !self.buffer_request {
             return Action::Continue;
         }
-        if body_size > self.max_body() {
-            let v = self.timed(|x| x.request_too_large()).unwrap_or(Verdict::Continue);
-            return self.finish_verdict(v, false, body_size);
-        }
-        if !end_of_stream {
-            return Action::Pause;
-        }
-        let body = hostcalls::get_buffer(proxy_wasm::types::BufferType::HttpRequestBody, 0, body_size).ok().flatten().unwrap_or_default();
-        let v = self.timed(|x| x.request_body(&body)).unwrap_or(Verdict::Continue);
-        self.finish_verdict(v, false, body_size)
+        self.buffer_whole(false, body_size, end_of_stream)
     }
 
     fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
@@ -273,16 +279,7 @@ impl HttpContext for Http {
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         let Some(buffered) = self.exchange.as_ref().map(Exchange::response_buffered) else { return Action::Continue };
         if buffered {
-            if body_size > self.max_body() {
-                let v = self.timed(|x| x.response_too_large()).unwrap_or(Verdict::Continue);
-                return self.finish_verdict(v, true, body_size);
-            }
-            if !end_of_stream {
-                return Action::Pause;
-            }
-            let body = hostcalls::get_buffer(proxy_wasm::types::BufferType::HttpResponseBody, 0, body_size).ok().flatten().unwrap_or_default();
-            let v = self.timed(|x| x.response_body(&body)).unwrap_or(Verdict::Continue);
-            return self.finish_verdict(v, true, body_size);
+            return self.buffer_whole(true, body_size, end_of_stream);
         }
         let chunk = hostcalls::get_buffer(proxy_wasm::types::BufferType::HttpResponseBody, 0, body_size).ok().flatten().unwrap_or_default();
         let v = self.timed(|x| x.response_chunk(&chunk, end_of_stream)).unwrap_or(Verdict::Continue);
