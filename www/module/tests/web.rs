@@ -1,0 +1,118 @@
+//! The browser module through its JavaScript-facing API, run by wasm-bindgen-test in node and
+//! in headless Chromium (`make test-web`).
+#![cfg(target_arch = "wasm32")]
+
+use aigc_edge_web::*;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_test::*;
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = JSON, js_name = stringify)]
+    fn stringify(v: &JsValue) -> String;
+}
+
+fn json(v: &JsValue) -> serde_json::Value {
+    serde_json::from_str(&stringify(v)).expect("JSON")
+}
+
+const KEYWORDS: &str = "赌博\tA.1h\n傻逼\tA.4c\tmask\n法轮功\tA.1a\n";
+
+#[wasm_bindgen_test]
+fn check_reports_utf16_offsets_and_masks() {
+    let f = Filter::new(KEYWORDS, None, None).unwrap();
+    assert_eq!(f.keyword_count(), 3);
+    // An astral emoji (two UTF-16 units) before the hit shifts UTF-16 and byte offsets differently.
+    let text = "😀你这个傻-逼";
+    let r = json(&f.check(text).unwrap());
+    assert_eq!(r["action"], "mask");
+    assert_eq!(r["hits"][0]["keyword"], "傻逼");
+    assert_eq!((r["hits"][0]["start"].as_u64(), r["hits"][0]["end"].as_u64()), (Some(5), Some(8)));
+    assert_eq!(r["text"], "😀你这个***");
+    let r = json(&f.check("网上赌博").unwrap());
+    assert_eq!(r["action"], "block");
+    assert_eq!(r["hits"][0]["category"], "A.1h");
+}
+
+#[wasm_bindgen_test]
+fn stream_finds_keywords_split_across_pieces() {
+    let f = Filter::new(KEYWORDS, Some(r#"{"actions": {"default": "mask"}}"#.into()), None).unwrap();
+    let mut s = f.stream();
+    let mut out = String::new();
+    let mut hits = Vec::new();
+    for piece in ["今天说", "法", "轮", "功的事😀和傻", "逼"] {
+        let c = json(&s.write(piece).unwrap());
+        out.push_str(c["output"].as_str().unwrap());
+        hits.extend(c["hits"].as_array().unwrap().clone());
+    }
+    let c = json(&s.finish().unwrap());
+    out.push_str(c["output"].as_str().unwrap());
+    hits.extend(c["hits"].as_array().unwrap().clone());
+    assert_eq!(out, "今天说***的事😀和**");
+    let spans: Vec<(u64, u64)> = hits.iter().map(|h| (h["start"].as_u64().unwrap(), h["end"].as_u64().unwrap())).collect();
+    assert_eq!(spans, [(3, 6), (11, 13)]);
+    assert!(s.write("more").is_err());
+}
+
+#[wasm_bindgen_test]
+fn stream_block_stops_output() {
+    let f = Filter::new(KEYWORDS, None, None).unwrap();
+    let mut s = f.stream();
+    let c = json(&s.write("开头网上赌").unwrap());
+    assert_eq!(c["blocked"], serde_json::Value::Null);
+    let c = json(&s.write("博后面").unwrap());
+    assert!(c["blocked"].as_str().unwrap().contains("赌博"));
+}
+
+#[wasm_bindgen_test]
+fn errors_carry_the_core_message() {
+    assert!(Filter::new(KEYWORDS, Some(r#"{"limits": {"max_carry_bytes": 0}}"#.into()), None).is_err());
+    assert!(Filter::from_artifact(b"not an artifact", None).is_err());
+    assert!(label_text("x", Some("AI".into()), None).is_err());
+    assert!(verify_file(b"\x89PNG\r\n\x1a\ntruncated", None).is_err());
+}
+
+#[wasm_bindgen_test]
+fn artifact_round_trip() {
+    let mut list = aigc_edge::KeywordList::new();
+    list.add_source("k", KEYWORDS.as_bytes(), aigc_edge::KeywordFormat::Native, aigc_edge::KeywordKind::Deny);
+    let artifact = aigc_edge::Dictionary::new(&list).unwrap().to_artifact();
+    let f = Filter::from_artifact(&artifact, None).unwrap();
+    assert_eq!(json(&f.check("网上赌博").unwrap())["action"], "block");
+}
+
+#[wasm_bindgen_test]
+fn text_labels_and_watermark() {
+    assert_eq!(label_text("答", None, None).unwrap(), "本回答由人工智能生成\n\n答");
+    assert_eq!(label_text("答", Some("AI生成".into()), Some("end".into())).unwrap(), "答\n\nAI生成");
+    let marked = watermark_text(&"生成的文本。".repeat(40), "aigc-1", b"k").unwrap();
+    assert_eq!(json(&detect_watermark(&marked, b"k").unwrap())["payload"], "aigc-1");
+    assert!(detect_watermark(&marked, b"x").unwrap().is_null());
+    let label: serde_json::Value = serde_json::from_str(&implicit_label("P1", None).unwrap()).unwrap();
+    assert!(label["AIGC"]["ProduceID"].as_str().unwrap().starts_with("aigc-"));
+}
+
+const PNG: [u8; 70] = [137, 80, 78, 71, 13, 10, 26, 10, 0, 0, 0, 13, 73, 72, 68, 82, 0, 0, 0, 1, 0, 0, 0, 1, 8, 6, 0, 0, 0, 31, 21, 196, 137, 0, 0, 0, 13, 73, 68, 65, 84, 120, 156, 99, 248, 207, 192, 240, 31, 0, 5, 0, 1, 255, 137, 153, 61, 29, 0, 0, 0, 0, 73, 69, 78, 68, 174, 66, 96, 130];
+
+#[wasm_bindgen_test]
+fn files_label_verify_and_propagate() {
+    let labeled = label_file(&PNG, "P1", Some("id-1".into()), Some(b"k".to_vec())).unwrap();
+    let r = json(&verify_file(&labeled, Some(b"k".to_vec())).unwrap());
+    assert_eq!(r["format"], "png");
+    assert_eq!(r["verdict"], "compliant");
+    assert_eq!(r["labels"][0]["fields"]["ProduceID"], "id-1");
+    let platform = propagate_file(&labeled, "PLAT", Some("p-1".into()), None, None).unwrap();
+    let r = json(&read_labels(&platform).unwrap());
+    assert_eq!(r["labels"][0]["fields"]["ContentPropagator"], "PLAT");
+    assert!(propagate_file(&PNG, "PLAT", None, None, None).is_err());
+}
+
+#[wasm_bindgen_test]
+fn draws_on_image_data() {
+    let (w, h) = (320u32, 200u32);
+    let mut pixels = vec![255u8; (w * h * 4) as usize];
+    let d = json(&draw_label(&mut pixels, w, h, None, Some("top-left".into())).unwrap());
+    assert!(d["textHeight"].as_u64().unwrap() >= 10);
+    assert!(pixels.iter().step_by(4).any(|&r| r < 128), "backdrop drawn");
+    assert!(draw_label(&mut pixels, w, h, None, Some("middle".into())).is_err());
+}
