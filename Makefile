@@ -13,7 +13,7 @@ FILTER_WASM := target/wasm32-wasip1/release/aigc_edge_envoy.wasm
 POLICY ?= envoy/demo/policy.json
 UPSTREAM ?=
 
-.PHONY: help setup-rust setup-venv setup-media setup-web web serve build cli filter demo test test-core test-e2e test-labels test-web fuzz bench bench-native bench-wasm bench-envoy clean
+.PHONY: help setup-rust setup-venv setup-media setup-web setup-browser web serve bench-web build cli filter demo test test-core test-e2e test-labels test-web fuzz bench bench-native bench-wasm bench-envoy clean
 
 help:
 	@echo "make demo    build the Envoy filter and run Envoy with it in front of a demo upstream"
@@ -21,6 +21,8 @@ help:
 	@echo "make test    the whole test suite (installs what it needs)"
 	@echo "make bench   benchmarks, native and wasm (needs ../shared/data)"
 	@echo "make bench-envoy  Envoy: no filter vs no-op wasm vs aigc-edge with 64k keywords"
+	@echo "make bench-web    the browser module vs mint-filter and fastscan in node"
+	@echo "make web     the npm package in www/pkg; make serve: the demo page on 127.0.0.1:8080"
 	@echo "make cli     build the aigc-edge command-line tool (target/release/aigc-edge)"
 	@echo "make fuzz    libFuzzer on every parser, FUZZ_SECONDS (60) each"
 
@@ -58,6 +60,27 @@ web: setup-web cli
 	cp envoy/demo/policy.json www/pkg/policy.json
 	python3 tools/web_package.py www/pkg
 
+# Debian's Chromium and ChromeDriver for the browser tests (never a downloaded browser).
+setup-browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  (apt-get update -qq && apt-get install -y -qq chromium chromium-driver)
+
+WASM_TEST := CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner $(CARGO) test -p aigc-edge-web \
+	--target wasm32-unknown-unknown --test web
+
+# wasm-bindgen-test in node and in headless Chromium, the TypeScript check, and the demo page
+# driven by Playwright in Chromium.
+test-web: web setup-browser setup-venv
+	$(WASM_TEST)
+	WASM_BINDGEN_USE_BROWSER=1 CHROMEDRIVER=/usr/bin/chromedriver \
+	  WASM_BINDGEN_TEST_WEBDRIVER_JSON=$(CURDIR)/www/module/webdriver.json $(WASM_TEST)
+	cd www && node_modules/.bin/tsc -p tsconfig.json
+	cd www && node tests/e2e.mjs
+
+# The browser module against mint-filter and fastscan in node (needs ../shared/data).
+bench-web: web
+	AIGC_DATA=$(DATA) node www/bench/bench.mjs
+
 # The demo page on 127.0.0.1:8080.
 serve: web
 	@echo "demo page: http://127.0.0.1:8080/"
@@ -91,7 +114,7 @@ test-labels: setup-venv setup-media cli
 	@$(VENV)/bin/python -c "import PIL" 2>/dev/null || $(VENV)/bin/pip install --quiet pillow
 	$(PY) tests/files/test_labels.py
 
-test: setup-rust test-core test-labels test-e2e
+test: setup-rust test-core test-labels test-e2e test-web
 	@echo "make test: all suites passed"
 
 bench: bench-native bench-wasm

@@ -128,13 +128,15 @@ impl Filter {
         }
         let mut spans: Vec<Span> =
             hits.iter().filter(|h| h.action >= Action::Mask).map(|h| Span::masked(h.start, h.end)).collect();
-        let mut redactor = Redactor::new(self.policy.pii.style);
-        if pii_action >= Action::Mask {
+        let mut restore = Vec::new();
+        if pii_action >= Action::Mask && !pii.is_empty() {
+            let mut redactor = Redactor::new(self.policy.pii.style);
             for p in &pii {
                 let value = text.get(p.start..p.end).unwrap_or("");
                 let with = redactor.replacement(p.kind, value);
                 spans.push(Span { start: p.start, end: p.end, with: Some(with) });
             }
+            restore = redactor.restore_table().to_vec();
         }
         let rewritten = (!spans.is_empty()).then(|| {
             let mut writer = MaskWriter::default();
@@ -150,7 +152,7 @@ impl Filter {
             hits,
             pii,
             text: rewritten,
-            restore: redactor.restore_table().to_vec(),
+            restore,
             limit_exceeded: false,
         }
     }

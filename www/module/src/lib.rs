@@ -72,14 +72,55 @@ fn hit_json(h: &Hit, start: usize, end: usize) -> Value {
     json!({"keyword": h.keyword, "category": h.category.map(|c| c.to_string()), "action": h.action.as_str(), "start": start, "end": end})
 }
 
-fn decision_json(text: &str, d: &Decision) -> Value {
-    let hits: Vec<Value> = d.hits.iter().map(|h| hit_json(h, utf16_at(text, h.start), utf16_at(text, h.end))).collect();
-    let pii: Vec<Value> = d
-        .pii
-        .iter()
-        .map(|p| json!({"kind": p.kind.as_str(), "start": utf16_at(text, p.start), "end": utf16_at(text, p.end)}))
-        .collect();
-    json!({"flagged": !d.hits.is_empty(), "action": d.action.as_str(), "hits": hits, "pii": pii, "text": d.text, "limitExceeded": d.limit_exceeded})
+/// `s` as a JSON string literal.
+fn push_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// The check result as JSON text, written directly: this runs once per checked text, so it
+/// avoids building a `serde_json::Value` first.
+fn decision_json(text: &str, d: &Decision) -> String {
+    let mut out = String::with_capacity(96 + d.hits.len() * 64);
+    out.push_str(if d.hits.is_empty() { "{\"flagged\":false" } else { "{\"flagged\":true" });
+    out.push_str(",\"action\":\"");
+    out.push_str(d.action.as_str());
+    out.push_str("\",\"hits\":[");
+    for (i, h) in d.hits.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"keyword\":");
+        push_str(&mut out, &h.keyword);
+        out.push_str(",\"category\":");
+        match h.category {
+            Some(c) => push_str(&mut out, &c.to_string()),
+            None => out.push_str("null"),
+        }
+        out.push_str(&format!(",\"action\":\"{}\",\"start\":{},\"end\":{}}}", h.action.as_str(), utf16_at(text, h.start), utf16_at(text, h.end)));
+    }
+    out.push_str("],\"pii\":[");
+    for (i, p) in d.pii.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&format!("{{\"kind\":\"{}\",\"start\":{},\"end\":{}}}", p.kind.as_str(), utf16_at(text, p.start), utf16_at(text, p.end)));
+    }
+    out.push_str("],\"text\":");
+    match &d.text {
+        Some(t) => push_str(&mut out, t),
+        None => out.push_str("null"),
+    }
+    out.push_str(if d.limit_exceeded { ",\"limitExceeded\":true}" } else { ",\"limitExceeded\":false}" });
+    out
 }
 
 /// A keyword filter: a dictionary and a policy (the same schema as the Envoy filter's).
@@ -136,7 +177,7 @@ impl Filter {
     /// Checks a whole text.
     #[wasm_bindgen(unchecked_return_type = "CheckResult")]
     pub fn check(&self, text: &str) -> Result<JsValue, JsError> {
-        to_value(&decision_json(text, &self.inner.check(text)))
+        json_parse(&decision_json(text, &self.inner.check(text))).map_err(|_| JsError::new("internal: result is not JSON"))
     }
 
     /// A stream for text arriving piece by piece (tokens of a fetch SSE stream): keywords split
