@@ -89,9 +89,35 @@ fn policy(json: Option<String>) -> Result<Policy, JsError> {
     }
 }
 
-/// UTF-16 offset of each char boundary, for mapping byte offsets of `text`.
+/// UTF-16 offset of a byte offset of `text`.
 fn utf16_at(text: &str, byte: usize) -> usize {
     text.get(..byte).map_or_else(|| text.encode_utf16().count(), |s| s.encode_utf16().count())
+}
+
+/// UTF-16 offsets of many byte offsets of `text` in one pass (hits can be many in a long text).
+struct Utf16Map(Vec<(usize, usize)>);
+
+impl Utf16Map {
+    fn new(text: &str, mut bytes: Vec<usize>) -> Utf16Map {
+        bytes.sort_unstable();
+        bytes.dedup();
+        let mut out = Vec::with_capacity(bytes.len());
+        let (mut at, mut units) = (0usize, 0usize);
+        for b in bytes {
+            let upto = b.min(text.len());
+            units += text.get(at..upto).map_or(0, |s| s.encode_utf16().count());
+            at = at.max(upto);
+            out.push((b, units));
+        }
+        Utf16Map(out)
+    }
+
+    fn get(&self, byte: usize) -> usize {
+        match self.0.binary_search_by_key(&byte, |&(b, _)| b) {
+            Ok(i) => self.0[i].1,
+            Err(_) => 0,
+        }
+    }
 }
 
 fn hit_json(h: &Hit, start: usize, end: usize) -> Value {
@@ -115,6 +141,8 @@ fn push_str(out: &mut String, s: &str) {
 /// The check result as JSON text, written directly: this runs once per checked text, so it
 /// avoids building a `serde_json::Value` first.
 fn decision_json(text: &str, d: &Decision) -> String {
+    let offsets = d.hits.iter().flat_map(|h| [h.start, h.end]).chain(d.pii.iter().flat_map(|p| [p.start, p.end])).collect();
+    let map = Utf16Map::new(text, offsets);
     let mut out = String::with_capacity(96 + d.hits.len() * 64);
     out.push_str(if d.hits.is_empty() { "{\"flagged\":false" } else { "{\"flagged\":true" });
     out.push_str(",\"action\":\"");
@@ -131,14 +159,14 @@ fn decision_json(text: &str, d: &Decision) -> String {
             Some(c) => push_str(&mut out, &c.to_string()),
             None => out.push_str("null"),
         }
-        out.push_str(&format!(",\"action\":\"{}\",\"start\":{},\"end\":{}}}", h.action.as_str(), utf16_at(text, h.start), utf16_at(text, h.end)));
+        out.push_str(&format!(",\"action\":\"{}\",\"start\":{},\"end\":{}}}", h.action.as_str(), map.get(h.start), map.get(h.end)));
     }
     out.push_str("],\"pii\":[");
     for (i, p) in d.pii.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        out.push_str(&format!("{{\"kind\":\"{}\",\"start\":{},\"end\":{}}}", p.kind.as_str(), utf16_at(text, p.start), utf16_at(text, p.end)));
+        out.push_str(&format!("{{\"kind\":\"{}\",\"start\":{},\"end\":{}}}", p.kind.as_str(), map.get(p.start), map.get(p.end)));
     }
     out.push_str("],\"text\":");
     match &d.text {

@@ -116,3 +116,17 @@ fn draws_on_image_data() {
     assert!(pixels.iter().step_by(4).any(|&r| r < 128), "backdrop drawn");
     assert!(draw_label(&mut pixels, w, h, None, Some("middle".into())).is_err());
 }
+
+#[wasm_bindgen_test]
+fn long_texts_with_many_hits_map_offsets_in_one_pass() {
+    let f = Filter::new(KEYWORDS, Some(r#"{"actions": {"default": "flag", "uncategorized": "flag"}}"#.into()), None).unwrap();
+    let text = "😀网上赌博，".repeat(3000);
+    let r = json(&f.check(&text).unwrap());
+    let hits = r["hits"].as_array().unwrap();
+    assert_eq!(hits.len(), 3000);
+    // Each repetition is 7 UTF-16 units; the hit starts after the emoji (2) and 网上 (2).
+    for (i, h) in hits.iter().enumerate() {
+        assert_eq!(h["start"].as_u64(), Some(i as u64 * 7 + 4));
+        assert_eq!(h["end"].as_u64(), Some(i as u64 * 7 + 6));
+    }
+}
