@@ -363,8 +363,9 @@ impl Span {
 /// Rewrites spans of a byte sequence that arrives in order, possibly in pieces.
 #[derive(Clone, Debug, Default)]
 struct MaskWriter {
-    /// Spans not yet fully written, sorted by start.
-    spans: Vec<Span>,
+    /// Spans not yet fully written, sorted by start. They mostly arrive in order, so an insert
+    /// lands at the back and the front is taken in O(1), even for a text with many hits.
+    spans: std::collections::VecDeque<Span>,
     /// Bytes before this offset are dropped (a replacement was written for them).
     skip_until: usize,
     /// Characters before this offset become the mask character.
@@ -387,9 +388,9 @@ impl MaskWriter {
                 at = self.skip_until.min(end);
                 continue;
             }
-            if let Some(span) = self.spans.first().filter(|s| s.start <= at) {
+            if let Some(span) = self.spans.front().filter(|s| s.start <= at) {
                 let inside = at > span.start;
-                let span = self.spans.remove(0);
+                let Some(span) = self.spans.pop_front() else { break };
                 if span.end <= at {
                     continue;
                 }
@@ -417,7 +418,7 @@ impl MaskWriter {
                 at += width;
                 continue;
             }
-            let next = self.spans.first().map_or(end, |s| s.start.min(end));
+            let next = self.spans.front().map_or(end, |s| s.start.min(end));
             out.extend_from_slice(&bytes[i..next - base]);
             at = next;
         }
