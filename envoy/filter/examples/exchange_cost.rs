@@ -14,7 +14,8 @@ fn main() {
     let prompt = ("请介绍一下城市公园的开放时间、游览路线和附近的交通方式，谢谢。".repeat(40)).chars().take(700).collect::<String>();
     let req = serde_json::json!({"model": "m", "messages": [{"role": "user", "content": prompt}]}).to_string();
     let resp = serde_json::json!({"id": "c", "object": "chat.completion", "model": "m", "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}]}).to_string();
-    let n = 20000;
+    let only_sse = std::env::args().nth(2).as_deref() == Some("sse");
+    let n = if only_sse { 0 } else { 20000 };
     let t = Instant::now();
     for _ in 0..n {
         let mut x = Exchange::new(Rc::clone(&plugin), "/v1/chat/completions", None, None, "aigc-0123456789abcdef0123456789abcdef".into());
@@ -23,7 +24,9 @@ fn main() {
         x.response_headers(200, Some("application/json"), None);
         std::hint::black_box(x.response_body(resp.as_bytes()));
     }
-    println!("{:.1} us per request/response pair", t.elapsed().as_secs_f64() * 1e6 / n as f64);
+    if n > 0 {
+        println!("{:.1} us per request/response pair", t.elapsed().as_secs_f64() * 1e6 / n as f64);
+    }
 
     let chars: Vec<char> = answer.chars().collect();
     let mut stream = String::new();
@@ -33,7 +36,7 @@ fn main() {
         stream.push_str(&format!("data: {ev}\n\n"));
     }
     stream.push_str("data: [DONE]\n\n");
-    let n = 200;
+    let n = if only_sse { 1000 } else { 200 };
     let t = Instant::now();
     for _ in 0..n {
         let mut x = Exchange::new(Rc::clone(&plugin), "/v1/chat/completions", None, None, "aigc-0123456789abcdef0123456789abcdef".into());
