@@ -592,9 +592,12 @@ mod fast {
         pub(super) text: String,
     }
 
+    /// `(choice position, its "index")` pairs.
+    pub(super) type Indexes = Vec<(usize, u64)>;
+
     /// The chunk's deltas and each choice's `index`, or `None` when the chunk is not a plain
     /// text-delta chunk.
-    pub(super) fn scan(data: &str) -> Option<(Vec<Delta>, Vec<(usize, u64)>)> {
+    pub(super) fn scan(data: &str) -> Option<(Vec<Delta>, Indexes)> {
         let mut p = Parser { s: data, b: data.as_bytes(), at: 0, deltas: Vec::new(), indexes: Vec::new() };
         p.ws();
         p.value(&mut Vec::new(), 0)?;
@@ -615,7 +618,7 @@ mod fast {
         b: &'a [u8],
         at: usize,
         deltas: Vec<Delta>,
-        indexes: Vec<(usize, u64)>,
+        indexes: Indexes,
     }
 
     impl<'a> Parser<'a> {
