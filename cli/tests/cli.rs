@@ -47,6 +47,14 @@ fn check_prints_one_verdict_per_line_in_order() {
     bytes[bad] = 0xFF; // make that line invalid UTF-8
     let o = run(&["check", "--keywords", KEYWORDS], &bytes);
     assert!(o.status.success(), "{}", stderr(&o));
+    // The contract, to the byte: key order as documented, extended only at the end.
+    let text = stdout(&o);
+    let raw_lines: Vec<&str> = text.lines().collect();
+    assert_eq!(raw_lines[0], r#"{"flagged":false,"action":"pass","hits":[]}"#);
+    assert_eq!(
+        raw_lines[1],
+        r#"{"flagged":true,"action":"block","hits":[{"keyword":"赌博","category":"A.1h","start":6,"end":13,"action":"block"},{"keyword":"色情","category":"A.1f","start":16,"end":22,"action":"block"}]}"#
+    );
     let lines: Vec<serde_json::Value> =
         stdout(&o).lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
     assert_eq!(lines.len(), 6);
