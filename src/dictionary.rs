@@ -94,8 +94,6 @@ pub struct Dictionary {
     /// What one transition reads, 8 bytes a state so more of the automaton stays in cache.
     nodes: Vec<Node>,
     fail: Vec<u32>,
-    /// First state on the failure chain (this one included) with an output, or `NONE`.
-    report: Vec<u32>,
     /// Pattern ending exactly at this state, or `NONE`.
     out: Vec<u32>,
     /// Nearest state on the failure chain with an output, or `NONE`.
@@ -120,16 +118,16 @@ struct Node {
 
 const REPORT_BIT: u32 = 1 << 31;
 
-/// `(nodes, report)` from the stored arrays.
-fn assemble(base: &[u32], check: &[u32], out: &[u32], link: &[u32]) -> (Vec<Node>, Vec<u32>) {
-    let report: Vec<u32> = (0..base.len()).map(|s| if out[s] != NONE { s as u32 } else { link[s] }).collect();
-    let nodes = (0..base.len())
-        .map(|s| Node {
-            base: base[s] | if report[s] != NONE { REPORT_BIT } else { 0 },
-            check: check[s],
+/// The hot nodes from the stored arrays: `REPORT_BIT` set where the state or its failure
+/// chain has an output.
+fn assemble(base: impl Iterator<Item = u32>, check: impl Iterator<Item = u32>, out: &[u32], link: &[u32]) -> Vec<Node> {
+    base.zip(check)
+        .enumerate()
+        .map(|(s, (base, check))| {
+            let reports = out.get(s).is_some_and(|&o| o != NONE) || link.get(s).is_some_and(|&l| l != NONE);
+            Node { base: base | if reports { REPORT_BIT } else { 0 }, check }
         })
-        .collect();
-    (nodes, report)
+        .collect()
 }
 
 /// The class of every BMP character, computed on first sight: a dictionary loads without
@@ -326,7 +324,7 @@ fn place(trie: &mut [TrieNode], norm: Normalization) -> Result<Dictionary, Error
         codes: Vec::new(),
         nodes: Vec::new(),
         fail: vec![ROOT; slots],
-        report: Vec::new(),
+
         out: vec![NONE; slots],
         link: vec![NONE; slots],
         depth: vec![0; slots],
@@ -368,7 +366,7 @@ fn place(trie: &mut [TrieNode], norm: Normalization) -> Result<Dictionary, Error
             queue.push_back(child as usize);
         }
     }
-    (dict.nodes, dict.report) = assemble(&base, &check, &dict.out, &dict.link);
+    dict.nodes = assemble(base.iter().copied(), check.iter().copied(), &dict.out, &dict.link);
     Ok(dict)
 }
 
@@ -558,7 +556,10 @@ impl Dictionary {
     #[inline(always)]
     pub(crate) fn first_output(&self, state: u32) -> u32 {
         match self.nodes.get(state as usize) {
-            Some(n) if n.base & REPORT_BIT != 0 => self.report.get(state as usize).copied().unwrap_or(NONE),
+            Some(n) if n.base & REPORT_BIT != 0 => match self.out.get(state as usize) {
+                Some(&p) if p != NONE => state,
+                _ => self.link.get(state as usize).copied().unwrap_or(NONE),
+            },
             _ => NONE,
         }
     }
@@ -623,17 +624,18 @@ impl Dictionary {
 /// and that failure links lead to shallower states, so no crafted artifact can make matching
 /// loop.
 fn derive_depth_and_links(
-    check: &[u32],
+    nodes: &[Node],
     fail: &[u32],
     out: &[u32],
     max_len: u16,
 ) -> Result<(Vec<u16>, Vec<u32>), &'static str> {
     const UNKNOWN: u16 = u16::MAX;
-    let n = check.len();
+    let check = |s: usize| nodes.get(s).map_or(NONE, |n| n.check);
+    let n = nodes.len();
     let mut depth = vec![UNKNOWN; n];
     let mut path = Vec::new();
     for s in 0..n {
-        if s == 0 || check[s] == NONE {
+        if s == 0 || check(s) == NONE {
             depth[s] = 0;
             continue;
         }
@@ -643,8 +645,8 @@ fn derive_depth_and_links(
             if path.len() > usize::from(max_len) {
                 return Err("parent links deeper than the longest keyword, or a cycle");
             }
-            t = check[t] as usize;
-            if t != 0 && check.get(t).is_none_or(|&c| c == NONE) {
+            t = check(t) as usize;
+            if t != 0 && (t >= n || check(t) == NONE) {
                 return Err("state whose parent is not a state");
             }
         }
@@ -668,7 +670,7 @@ fn derive_depth_and_links(
     // Output links in order of depth, so each state's failure target is done before it.
     let mut by_depth: Vec<Vec<u32>> = vec![Vec::new(); usize::from(max_len) + 1];
     for (s, &d) in depth.iter().enumerate() {
-        if s != 0 && check[s] != NONE {
+        if s != 0 && check(s) != NONE {
             by_depth[usize::from(d)].push(s as u32);
         }
     }
@@ -889,11 +891,25 @@ impl Dictionary {
         if n % 2 != 0 {
             return Err(Error::artifact("code map has an odd length"));
         }
-        let mut arrays = Vec::with_capacity(4);
-        for what in ["base", "check", "fail", "out"] {
-            let n = r.count(what, max)?;
-            arrays.push(r.u32s(n, what)?);
+        // `base` and `check` go straight into the nodes: no intermediate copies, so a VM's
+        // memory peak while loading stays near the artifact plus the dictionary.
+        let n = r.count("base", max)?;
+        let base_raw = r.take(n.saturating_mul(4), "base")?;
+        let n = r.count("check", max)?;
+        let check_raw = r.take(n.saturating_mul(4), "check")?;
+        if base_raw.len() != check_raw.len() {
+            return Err(Error::artifact("state arrays differ in length"));
         }
+        let word = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        let mut nodes: Vec<Node> = base_raw
+            .chunks_exact(4)
+            .zip(check_raw.chunks_exact(4))
+            .map(|(b, c)| Node { base: word(b), check: word(c) })
+            .collect();
+        let n = r.count("fail", max)?;
+        let fail = r.u32s(n, "fail")?;
+        let n = r.count("out", max)?;
+        let out = r.u32s(n, "out")?;
         let n = r.count("keyword metadata", max)?;
         let meta = r.u32s(n, "keyword metadata")?;
         let n = r.count("keyword offsets", max)?;
@@ -919,24 +935,17 @@ impl Dictionary {
                 len: (packed >> 16) as u16,
             });
         }
-        let out = arrays.pop().unwrap_or_default();
-        let fail = arrays.pop().unwrap_or_default();
-        let check = arrays.pop().unwrap_or_default();
-        let base = arrays.pop().unwrap_or_default();
-        let slots = base.len();
+        let slots = nodes.len();
         let max_len = patterns.iter().map(|p| p.len).max().unwrap_or(0);
         // Validate every index so matching never needs to trust the file.
         let in_slots = |v: u32| (v as usize) < slots;
         let problem = if slots == 0 {
             Some("no states")
-        } else if [check.len(), fail.len(), out.len()]
-            .iter()
-            .any(|&l| l != slots)
-        {
+        } else if [fail.len(), out.len()].iter().any(|&l| l != slots) {
             Some("state arrays differ in length")
-        } else if base.iter().any(|&b| b & REPORT_BIT != 0) {
+        } else if nodes.iter().any(|n| n.base & REPORT_BIT != 0) {
             Some("base entry out of range")
-        } else if check.iter().any(|&c| c != NONE && !in_slots(c)) {
+        } else if nodes.iter().any(|n| n.check != NONE && !in_slots(n.check)) {
             Some("check entry out of range")
         } else if fail.iter().any(|&f| !in_slots(f)) {
             Some("failure link out of range")
@@ -961,14 +970,17 @@ impl Dictionary {
         if let Some(problem) = problem {
             return Err(Error::artifact(problem));
         }
-        let (depth, link) = derive_depth_and_links(&check, &fail, &out, max_len).map_err(Error::artifact)?;
-        let (nodes, report) = assemble(&base, &check, &out, &link);
+        let (depth, link) = derive_depth_and_links(&nodes, &fail, &out, max_len).map_err(Error::artifact)?;
+        for (s, node) in nodes.iter_mut().enumerate() {
+            if out[s] != NONE || link[s] != NONE {
+                node.base |= REPORT_BIT;
+            }
+        }
         Ok(Dictionary {
             norm,
             codes,
             nodes,
             fail,
-            report,
             out,
             link,
             depth,
