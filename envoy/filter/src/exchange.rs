@@ -451,13 +451,15 @@ impl Exchange {
         Verdict::Replace { body: body.to_string().into_bytes(), headers: Vec::new() }
     }
 
-    /// The audit records as JSON log lines.
-    pub fn audit_lines(&mut self) -> Vec<String> {
+    /// The audit records as JSON log lines, each with the name of the counter it increments
+    /// (`aigc_edge.hits.<category>.<action>`).
+    pub fn audit(&mut self) -> Vec<(String, String)> {
         let records = std::mem::take(&mut self.audit);
         records
             .into_iter()
             .map(|r| {
-                serde_json::json!({
+                let counter = format!("aigc_edge.hits.{}.{}", r.category.replace(['.', ':'], "_"), r.action.as_str());
+                let line = serde_json::json!({
                     "event": "aigc_edge.audit",
                     "produce_id": self.produce_id,
                     "route": self.route,
@@ -467,8 +469,14 @@ impl Exchange {
                     "action": r.action.as_str(),
                     "match_sha256": r.match_sha256,
                 })
-                .to_string()
+                .to_string();
+                (line, counter)
             })
             .collect()
+    }
+
+    /// The audit records as JSON log lines.
+    pub fn audit_lines(&mut self) -> Vec<String> {
+        self.audit().into_iter().map(|(line, _)| line).collect()
     }
 }

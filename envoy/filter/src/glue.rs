@@ -288,15 +288,10 @@ impl HttpContext for Http {
 
     fn on_log(&mut self) {
         let Some(exchange) = self.exchange.as_mut() else { return };
-        let lines = exchange.audit_lines();
         let mut metrics = self.metrics.borrow_mut();
-        for line in &lines {
-            log(LogLevel::Info, line);
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
-                let category = v["category"].as_str().unwrap_or("none").replace(['.', ':'], "_");
-                let action = v["action"].as_str().unwrap_or("none");
-                metrics.count(&format!("aigc_edge.hits.{category}.{action}"));
-            }
+        for (line, counter) in exchange.audit() {
+            log(LogLevel::Info, &line);
+            metrics.count(&counter);
         }
         if exchange.response_blocked {
             metrics.count("aigc_edge.responses_blocked");
