@@ -167,6 +167,13 @@ impl Filter {
             writer: MaskWriter::default(),
             blocked: None,
             peak_carry: 0,
+            pii: (self.policy.pii.action != Action::Pass && !self.policy.pii.kinds.is_empty()).then(|| PiiStream {
+                run_start: None,
+                scanned: 0,
+                prev: 0,
+                redactor: Redactor::new(self.policy.pii.style),
+                found: Vec::new(),
+            }),
         }
     }
 
@@ -192,6 +199,8 @@ impl Filter {
 pub enum Block {
     /// A keyword whose action is `block`. Output stops before its first byte.
     Keyword(Hit),
+    /// Personal information whose policy action is `block`. Output stops before its first byte.
+    PersonalInformation(PiiHit),
     /// More than `limits.max_carry_bytes` were held back and the policy fails closed.
     CarryLimit {
         /// The limit in force.
@@ -206,6 +215,9 @@ pub struct Chunk {
     pub output: Vec<u8>,
     /// Hits decided during this call (`flag` ones included).
     pub hits: Vec<Hit>,
+    /// Personal information decided during this call (redacted in `output` when the policy
+    /// says `mask`).
+    pub pii: Vec<PiiHit>,
     /// Set when the stream must stop; nothing more will be output.
     pub blocked: Option<Block>,
     /// The carry limit was exceeded under fail-open: held bytes were flushed unchecked.
@@ -258,6 +270,26 @@ pub struct Stream {
     writer: MaskWriter,
     blocked: Option<Block>,
     peak_carry: usize,
+    pii: Option<PiiStream>,
+}
+
+/// Personal information in a stream: runs of the ASCII characters it is made of are held back
+/// until they end, then checked whole, so a number split across chunks is still found.
+#[derive(Debug)]
+struct PiiStream {
+    run_start: Option<usize>,
+    /// Offset of the next byte to classify, and the byte before it.
+    scanned: usize,
+    prev: u8,
+    redactor: Redactor,
+    found: Vec<PiiHit>,
+}
+
+/// The longest run held back for personal information; no kind is longer (e-mail: 254).
+const MAX_PII_RUN: usize = 320;
+
+fn is_pii_byte(b: u8, prev: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"@.+-_%:".contains(&b) || (b == b' ' && prev.is_ascii_digit())
 }
 
 impl Stream {
@@ -268,7 +300,60 @@ impl Stream {
         }
         self.buf.extend_from_slice(bytes);
         self.scanner.feed_bytes(bytes);
+        self.scan_pii(false);
         Ok(self.drain())
+    }
+
+    /// Classifies the new bytes for personal information; checks every run that ended (all
+    /// of them at the end of the stream).
+    fn scan_pii(&mut self, end: bool) {
+        let Some(pii) = self.pii.as_mut() else { return };
+        let buf_end = self.buf_start + self.buf.len();
+        let mut runs = Vec::new();
+        for at in pii.scanned.max(self.buf_start)..buf_end {
+            let Some(&b) = self.buf.get(at - self.buf_start) else { break };
+            if is_pii_byte(b, pii.prev) {
+                match pii.run_start {
+                    Some(start) if at - start >= MAX_PII_RUN => {
+                        runs.push((start, at));
+                        pii.run_start = Some(at);
+                    }
+                    None => pii.run_start = Some(at),
+                    _ => {}
+                }
+            } else if let Some(start) = pii.run_start.take() {
+                runs.push((start, at));
+            }
+            pii.prev = b;
+        }
+        pii.scanned = buf_end;
+        if end {
+            if let Some(start) = pii.run_start.take() {
+                runs.push((start, buf_end));
+            }
+        }
+        let policy = &self.filter.policy.pii;
+        for (start, stop) in runs {
+            let Some(bytes) = self.buf.get(start.saturating_sub(self.buf_start)..stop.saturating_sub(self.buf_start)) else { continue };
+            let start = start.max(self.buf_start);
+            let text = core::str::from_utf8(bytes).unwrap_or("");
+            for mut hit in find_pii(text, &policy.kinds) {
+                let value = text.get(hit.start..hit.end).unwrap_or("");
+                hit.start += start;
+                hit.end += start;
+                match policy.action {
+                    Action::Mask => {
+                        let with = pii.redactor.replacement(hit.kind, value);
+                        self.writer.add(Span { start: hit.start, end: hit.end, with: Some(with) });
+                    }
+                    Action::Block if self.blocked.is_none() => {
+                        self.blocked = Some(Block::PersonalInformation(hit.clone()));
+                    }
+                    _ => {}
+                }
+                pii.found.push(hit);
+            }
+        }
     }
 
     /// Ends the stream and returns the rest.
@@ -277,6 +362,7 @@ impl Stream {
             return Chunk { blocked: self.blocked.take(), ..Chunk::default() };
         }
         self.scanner.finish();
+        self.scan_pii(true);
         self.drain()
     }
 
@@ -300,7 +386,9 @@ impl Stream {
             if hit.action == Action::Block {
                 let earlier = match &self.blocked {
                     Some(Block::Keyword(b)) => hit.start < b.start,
-                    _ => true,
+                    Some(Block::PersonalInformation(p)) => hit.start < p.start,
+                    Some(Block::CarryLimit { .. }) => false,
+                    None => true,
                 };
                 if earlier {
                     self.blocked = Some(Block::Keyword(hit.clone()));
@@ -310,8 +398,16 @@ impl Stream {
         }
         chunk.hits.sort_by_key(|h| (h.start, h.end));
         let mut upto = self.scanner.settled().max(self.buf_start);
-        if let Some(Block::Keyword(hit)) = &self.blocked {
-            upto = upto.min(hit.start);
+        if let Some(pii) = self.pii.as_mut() {
+            chunk.pii = core::mem::take(&mut pii.found);
+            if let Some(start) = pii.run_start {
+                upto = upto.min(start);
+            }
+        }
+        match &self.blocked {
+            Some(Block::Keyword(hit)) => upto = upto.min(hit.start),
+            Some(Block::PersonalInformation(hit)) => upto = upto.min(hit.start),
+            _ => {}
         }
         self.emit(&mut chunk.output, upto);
         self.peak_carry = self.peak_carry.max(self.buf.len());
@@ -321,6 +417,9 @@ impl Stream {
                 OnLimit::FailClosed => self.blocked = Some(Block::CarryLimit { limit }),
                 OnLimit::FailOpen => {
                     self.scanner.forget();
+                    if let Some(pii) = self.pii.as_mut() {
+                        pii.run_start = None;
+                    }
                     let end = self.buf_start + self.buf.len();
                     self.emit(&mut chunk.output, end);
                     chunk.limit_exceeded = true;

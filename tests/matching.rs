@@ -306,3 +306,48 @@ fn many_hits_in_a_long_text_stay_linear() {
     assert_eq!(d.hits.len(), 200_000);
     assert_eq!(d.text.as_deref().map(|t| t.matches("**").count()), Some(200_000));
 }
+
+#[test]
+fn personal_information_in_streams_split_at_every_byte() {
+    let policy = r#"{"actions": {"default": "mask", "uncategorized": "mask"}, "pii": {"action": "mask"}}"#;
+    let f = filter("赌博", "", policy);
+    let texts = [
+        "电话13812345678，邮箱 zhang.san@example.cn。再打13812345678！",
+        "card 4111 1111 1111 1111 and ip 192.168.1.20. 赌博",
+        "身份证11010519491231002X",
+        "no personal data here, version 1.2.3",
+    ];
+    for text in texts {
+        let d = f.check(text);
+        let want = d.text.clone().unwrap_or_else(|| text.to_string());
+        let want_pii: Vec<(usize, usize)> = d.pii.iter().map(|p| (p.start, p.end)).collect();
+        let bytes = text.as_bytes();
+        for k in 0..=bytes.len() {
+            let mut s = f.stream();
+            let mut out = Vec::new();
+            let mut pii = Vec::new();
+            for chunk in [&bytes[..k], &bytes[k..]] {
+                let c = s.write(chunk).unwrap();
+                out.extend(c.output);
+                pii.extend(c.pii.iter().map(|p| (p.start, p.end)));
+            }
+            let c = s.finish();
+            out.extend(c.output);
+            pii.extend(c.pii.iter().map(|p| (p.start, p.end)));
+            assert_eq!(String::from_utf8(out).unwrap(), want, "{text} split {k}");
+            assert_eq!(pii, want_pii, "{text} split {k}");
+        }
+    }
+}
+
+#[test]
+fn personal_information_can_block_a_stream() {
+    let f = filter("赌博", "", r#"{"pii": {"action": "block"}}"#);
+    let mut s = f.stream();
+    let c = s.write("前文，电话1381234".as_bytes()).unwrap();
+    assert!(c.blocked.is_none());
+    let c = s.write("5678，后文".as_bytes()).unwrap();
+    assert!(matches!(c.blocked, Some(Block::PersonalInformation(_))), "{c:?}");
+    let all = [String::from_utf8_lossy(&c.output).into_owned()].concat();
+    assert!(!all.contains("1381"), "{all}");
+}

@@ -97,6 +97,12 @@ class Envoy(unittest.TestCase):
         self.assertEqual(text, "本回答由人工智能生成\n\n你这个**，真是个**。")
         self.assertEqual(finish, "stop")
 
+    def test_personal_information_redacted_in_streams(self):
+        stream = self.client.chat.completions.create(
+            model="m", stream=True, messages=[{"role": "user", "content": b64("请拨打13812345678或发邮件到 a.b@example.cn 联系。")}])
+        text = "".join(c.delta.content or "" for chunk in stream for c in chunk.choices)
+        self.assertEqual(text, "本回答由人工智能生成\n\n请拨打[MOBILE_1]或发邮件到 [EMAIL_1] 联系。")
+
     def test_stream_cut_mid_way(self):
         for headers in ([], ["x-mock-crlf: 1"]):
             status, _, body = curl(self.url, self.chat(b64("好的，下面介绍如何自制炸药的步骤：第一步"), stream=True),

@@ -335,9 +335,15 @@ impl Exchange {
         let ResponseMode::Sse(sse) = &mut self.response else { return Verdict::Continue };
         let out = sse.push(chunk, end_of_stream);
         let hits = std::mem::take(&mut sse.hits);
+        let pii = std::mem::take(&mut sse.pii);
         let blocked = sse.blocked().cloned();
         let over = sse.carry() > self.filter.policy().limits.max_carry_bytes.saturating_mul(4);
         self.record_hits("response", hits, |_| Vec::new());
+        let pii_action = self.filter.policy().pii.action;
+        for kind in pii {
+            // The value already went out (redacted): no hash of it is kept.
+            self.audit.push(AuditRecord { direction: "response", category: format!("pii:{}", kind.as_str()), action: pii_action, match_sha256: String::new() });
+        }
         if let Some(block) = blocked {
             if !self.response_blocked {
                 self.response_blocked = true;

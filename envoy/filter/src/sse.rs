@@ -36,6 +36,8 @@ pub struct SseFilter {
     end_labeled: BTreeSet<u64>,
     /// Hits decided so far and not yet taken.
     pub hits: Vec<Hit>,
+    /// Kinds of personal information found so far and not yet taken.
+    pub pii: Vec<aigc_edge::PiiKind>,
 }
 
 struct Event<'a> {
@@ -125,6 +127,7 @@ impl SseFilter {
             finished: false,
             end_labeled: BTreeSet::new(),
             hits: Vec::new(),
+            pii: Vec::new(),
         }
     }
 
@@ -178,6 +181,7 @@ impl SseFilter {
         let Some(stream) = lane.stream.as_mut() else { return String::new() };
         let Ok(chunk) = stream.write(text.as_bytes()) else { return String::new() };
         self.hits.extend(chunk.hits);
+        self.pii.extend(chunk.pii.iter().map(|p| p.kind));
         if chunk.blocked.is_some() && self.blocked.is_none() {
             self.blocked = chunk.blocked;
         }
@@ -195,6 +199,7 @@ impl SseFilter {
         let Some(stream) = lane.stream.take() else { return String::new() };
         let chunk = stream.finish();
         self.hits.extend(chunk.hits);
+        self.pii.extend(chunk.pii.iter().map(|p| p.kind));
         if chunk.blocked.is_some() && self.blocked.is_none() {
             self.blocked = chunk.blocked;
         }

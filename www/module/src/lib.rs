@@ -28,7 +28,7 @@ export interface CheckResult {
 }
 export interface StreamChunk {
   /** Text that can be shown now (masked); held-back text follows in later chunks. */
-  output: string; hits: Hit[];
+  output: string; hits: Hit[]; pii: PiiHit[];
   /** Set when the stream must stop; nothing more is output. */
   blocked: string | null;
 }
@@ -267,8 +267,11 @@ impl FilterStream {
 
     fn chunk_json(&mut self, chunk: aigc_edge::Chunk) -> Result<JsValue, JsError> {
         let hits: Vec<Value> = chunk.hits.iter().map(|h| hit_json(h, self.utf16(h.start), self.utf16(h.end))).collect();
+        let pii: Vec<Value> =
+            chunk.pii.iter().map(|p| json!({"kind": p.kind.as_str(), "start": self.utf16(p.start), "end": self.utf16(p.end)})).collect();
         let blocked = chunk.blocked.map(|b| match b {
             Block::Keyword(h) => format!("keyword {} ({})", h.keyword, h.category.map_or("uncategorized".into(), |c| c.to_string())),
+            Block::PersonalInformation(p) => format!("personal information ({})", p.kind.as_str()),
             Block::CarryLimit { limit } => format!("held-back text exceeded {limit} bytes"),
         });
         // Pieces wholly before what is still held back can no longer hold an undecided hit.
@@ -277,7 +280,7 @@ impl FilterStream {
         while self.chunks.len() > 1 && self.chunks.get(1).is_some_and(|c| c.0 <= settled) {
             self.chunks.remove(0);
         }
-        to_value(&json!({"output": String::from_utf8_lossy(&chunk.output), "hits": hits, "blocked": blocked}))
+        to_value(&json!({"output": String::from_utf8_lossy(&chunk.output), "hits": hits, "pii": pii, "blocked": blocked}))
     }
 }
 

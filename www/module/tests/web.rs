@@ -55,6 +55,22 @@ fn stream_finds_keywords_split_across_pieces() {
 }
 
 #[wasm_bindgen_test]
+fn stream_redacts_personal_information_split_across_pieces() {
+    let f = Filter::new(KEYWORDS, None, None).unwrap();
+    let mut s = f.stream();
+    let mut out = String::new();
+    let mut pii = Vec::new();
+    for piece in ["😀电话138", "1234", "5678，好"] {
+        let c = json(&s.write(piece).unwrap());
+        out.push_str(c["output"].as_str().unwrap());
+        pii.extend(c["pii"].as_array().unwrap().clone());
+    }
+    out.push_str(json(&s.finish().unwrap())["output"].as_str().unwrap());
+    assert_eq!(out, "😀电话[MOBILE_1]，好");
+    assert_eq!((pii[0]["start"].as_u64(), pii[0]["end"].as_u64()), (Some(4), Some(15)));
+}
+
+#[wasm_bindgen_test]
 fn stream_block_stops_output() {
     let f = Filter::new(KEYWORDS, None, None).unwrap();
     let mut s = f.stream();
