@@ -242,7 +242,9 @@ impl std::error::Error for StreamBlocked {}
 /// Every keyword is found even when split across chunks. Output is held back only while it
 /// could still be part of a match: at most the longest keyword (plus the separators skipped
 /// inside it), never the whole stream; `limits.max_carry_bytes` caps it, with the policy's
-/// `on_limit` action past the cap.
+/// `on_limit` action past the cap. Personal information is found the same way: a run of the
+/// ASCII characters it is made of is held until it ends (at most 320 bytes), then checked whole
+/// and redacted, flagged or blocked by the policy's `pii.action`.
 ///
 /// ```
 /// use std::sync::Arc;
