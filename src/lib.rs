@@ -21,6 +21,11 @@ The main types:
   [`Filter::stream`] gives a push [`Stream`] that finds keywords split across chunks while
   holding back no more than the longest keyword.
 * [`find_pii`] and [`Redactor`] detect and redact personal information.
+* [`ImplicitLabel`] is the GB 45438 Annex E label; [`files`] reads and writes it in PNG, JPEG,
+  WebP, GIF, MP3, WAV, MP4 and text files (one label per file, nothing else changed), propagates
+  it for platforms and verifies it, with optional HMAC-SHA-256 integrity codes;
+  [`label::visible`] draws the explicit label on RGBA pixels; [`watermark`] hides the
+  `ProduceID` in text with invisible characters.
 
 # Example: check a text
 
@@ -88,6 +93,22 @@ assert_eq!(d.action, Action::Mask);
 assert_eq!(d.text.as_deref(), Some("我的手机[MOBILE_1]，备用[MOBILE_1]"));
 assert_eq!(d.restore, [("[MOBILE_1]".to_string(), "13812345678".to_string())]);
 # Ok::<(), aigc_edge::Error>(())
+```
+
+# Example: label a file and verify it
+
+```
+use aigc_edge::{files, ImplicitLabel};
+
+let text = "# 回答\n\n由人工智能生成的内容。\n".as_bytes();
+let mut label = ImplicitLabel::generated("001191110102MACQD9K64010000", "aigc-7f3a")?;
+label.seal_producer(b"producer key");                      // ReservedCode1
+let labeled = files::write_label(text, &label).expect("text carries a front-matter label");
+let (format, labels, verdict) = files::verify(&labeled, Some(b"producer key")).expect("readable");
+assert_eq!(format, files::FileFormat::Text);
+assert_eq!(labels[0].parsed.label.as_ref(), Some(&label));
+assert_eq!(verdict, files::Verdict::Compliant);
+# Ok::<(), aigc_edge::LabelError>(())
 ```
 
 # Normalization
