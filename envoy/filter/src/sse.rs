@@ -305,7 +305,8 @@ impl SseFilter {
     /// The fast path for a plain text-delta chat chunk (see [`fast`]); false when the chunk
     /// needs the general path (first chunk, labels to insert, tool calls, a finish reason).
     fn chat_fast(&mut self, event: &Event<'_>, data: &str, out: &mut Vec<u8>) -> bool {
-        if self.template.is_none() {
+        // A multi-line `data:` field must go out re-serialized on one line: general path.
+        if self.template.is_none() || data.contains('\n') {
             return false;
         }
         let Some((deltas, indexes)) = fast::scan(data) else { return false };

@@ -104,6 +104,19 @@ fn chat_stream_cases_split_at_every_byte() {
 }
 
 #[test]
+fn multi_line_data_fields_stay_one_event() {
+    let p = plugin(json!({}));
+    let first = format!("data: {}\n\n", json!({"id": "c", "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}));
+    let split = "data: {\"id\":\"c\",\ndata: \"choices\":[{\"index\":0,\"delta\":{\"content\":\"你好\"}}]}\n\n";
+    let body = format!("{first}{split}data: [DONE]\n\n");
+    let out = String::from_utf8(run_stream(&p, "/v1/chat/completions", &[body.as_bytes()])).unwrap();
+    let (content, _, done) = read_chat(out.as_bytes());
+    assert_eq!(content, "AI生成\n\n你好");
+    assert!(done);
+    assert!(out.split("\n\n").all(|e| e.lines().all(|l| l.is_empty() || l.starts_with("data: "))), "{out}");
+}
+
+#[test]
 fn stream_holds_back_at_most_the_longest_keyword() {
     let p = plugin(json!({}));
     let mut x = exchange(&p, "/v1/chat/completions");
