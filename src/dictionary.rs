@@ -546,6 +546,23 @@ impl Dictionary {
         }
     }
 
+    /// [`Dictionary::next_state`], and whether the new state has something to report: both
+    /// from the one node load the transition makes anyway (the matcher's hot path).
+    #[inline(always)]
+    pub(crate) fn step(&self, mut state: u32, code: u32) -> (u32, bool) {
+        loop {
+            let base = self.nodes.get(state as usize).map_or(0, |n| n.base & !REPORT_BIT);
+            let slot = base.wrapping_add(code);
+            if let Some(n) = self.nodes.get(slot as usize).filter(|n| n.check == state) {
+                return (slot, n.base & REPORT_BIT != 0);
+            }
+            if state == ROOT {
+                return (ROOT, false);
+            }
+            state = self.fail.get(state as usize).copied().unwrap_or(ROOT);
+        }
+    }
+
     /// Characters of the longest keyword prefix that ends at `state`.
     #[inline]
     pub(crate) fn depth(&self, state: u32) -> usize {

@@ -723,8 +723,8 @@ impl Scanner {
                     if code == 0 {
                         state = 0;
                     } else {
-                        let next = dict.next_state(state, code);
-                        if dict.first_output(next) != NONE {
+                        let (next, reports) = dict.step(state, code);
+                        if reports {
                             slow = Some((c, width));
                             break;
                         }
