@@ -72,7 +72,7 @@ fn main() {
     let loaded = Arc::new(loaded);
     let filter = Filter::new(Arc::clone(&loaded), &keywords_only).expect("policy fits");
     let masker = Filter::new(loaded, &masking).expect("policy fits");
-    let runs = if cfg!(target_family = "wasm") { 3 } else { 5 };
+    let runs = if cfg!(target_family = "wasm") { 5 } else { 7 };
     let (ours, our_hits) = best(runs, || lines.iter().map(|l| filter.check(black_box(l)).hits.len()).sum::<usize>());
     let (base, ac_hits) = best(runs, || lines.iter().map(|l| ac.find_iter(black_box(*l)).count()).sum::<usize>());
     let (base_ov, ac_ov_hits) =
