@@ -77,21 +77,34 @@ fn filter(deny: &str, allow: &str, policy: &str) -> Filter {
 
 const MASK_ALL: &str = r#"{"actions": {"default": "mask", "uncategorized": "mask"}, "pii": {"action": "pass"}}"#;
 
+/// What a stream over some chunks produced: output, and `(start, end)` of every keyword hit
+/// (sorted) and of every piece of personal information (in order found).
+struct Streamed {
+    out: Vec<u8>,
+    hits: Vec<(usize, usize)>,
+    pii: Vec<(usize, usize)>,
+}
+
+fn stream_all(f: &Filter, chunks: &[&[u8]]) -> Streamed {
+    let mut stream = f.stream();
+    let mut r = Streamed { out: Vec::new(), hits: Vec::new(), pii: Vec::new() };
+    let take = |c: aigc_edge::Chunk, r: &mut Streamed| {
+        r.out.extend(c.output);
+        r.hits.extend(c.hits.iter().map(|h| (h.start, h.end)));
+        r.pii.extend(c.pii.iter().map(|p| (p.start, p.end)));
+    };
+    for chunk in chunks {
+        take(stream.write(chunk).unwrap(), &mut r);
+    }
+    take(stream.finish(), &mut r);
+    r.hits.sort();
+    r
+}
+
 /// Runs a stream over `chunks`; returns output and `(start, end)` of every hit.
 fn run_stream(f: &Filter, chunks: &[&[u8]]) -> (Vec<u8>, Vec<(usize, usize)>) {
-    let mut stream = f.stream();
-    let mut out = Vec::new();
-    let mut hits = Vec::new();
-    for chunk in chunks {
-        let c = stream.write(chunk).unwrap();
-        out.extend(c.output);
-        hits.extend(c.hits.iter().map(|h| (h.start, h.end)));
-    }
-    let c = stream.finish();
-    out.extend(c.output);
-    hits.extend(c.hits.iter().map(|h| (h.start, h.end)));
-    hits.sort();
-    (out, hits)
+    let r = stream_all(f, chunks);
+    (r.out, r.hits)
 }
 
 #[test]
@@ -323,19 +336,9 @@ fn personal_information_in_streams_split_at_every_byte() {
         let want_pii: Vec<(usize, usize)> = d.pii.iter().map(|p| (p.start, p.end)).collect();
         let bytes = text.as_bytes();
         for k in 0..=bytes.len() {
-            let mut s = f.stream();
-            let mut out = Vec::new();
-            let mut pii = Vec::new();
-            for chunk in [&bytes[..k], &bytes[k..]] {
-                let c = s.write(chunk).unwrap();
-                out.extend(c.output);
-                pii.extend(c.pii.iter().map(|p| (p.start, p.end)));
-            }
-            let c = s.finish();
-            out.extend(c.output);
-            pii.extend(c.pii.iter().map(|p| (p.start, p.end)));
-            assert_eq!(String::from_utf8(out).unwrap(), want, "{text} split {k}");
-            assert_eq!(pii, want_pii, "{text} split {k}");
+            let r = stream_all(&f, &[&bytes[..k], &bytes[k..]]);
+            assert_eq!(String::from_utf8(r.out).unwrap(), want, "{text} split {k}");
+            assert_eq!(r.pii, want_pii, "{text} split {k}");
         }
     }
 }
