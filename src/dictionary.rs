@@ -118,16 +118,13 @@ struct Node {
 
 const REPORT_BIT: u32 = 1 << 31;
 
-/// The hot nodes from the stored arrays: `REPORT_BIT` set where the state or its failure
-/// chain has an output.
-fn assemble(base: impl Iterator<Item = u32>, check: impl Iterator<Item = u32>, out: &[u32], link: &[u32]) -> Vec<Node> {
-    base.zip(check)
-        .enumerate()
-        .map(|(s, (base, check))| {
-            let reports = out.get(s).is_some_and(|&o| o != NONE) || link.get(s).is_some_and(|&l| l != NONE);
-            Node { base: base | if reports { REPORT_BIT } else { 0 }, check }
-        })
-        .collect()
+/// Sets `REPORT_BIT` on every state that has an output or an output on its failure chain.
+fn mark_reports(nodes: &mut [Node], out: &[u32], link: &[u32]) {
+    for (s, node) in nodes.iter_mut().enumerate() {
+        if out.get(s).is_some_and(|&o| o != NONE) || link.get(s).is_some_and(|&l| l != NONE) {
+            node.base |= REPORT_BIT;
+        }
+    }
 }
 
 /// The class of every BMP character, computed on first sight: a dictionary loads without
@@ -366,7 +363,7 @@ fn place(trie: &mut [TrieNode], norm: Normalization) -> Result<Dictionary, Error
             queue.push_back(child as usize);
         }
     }
-    dict.nodes = assemble(base.iter().copied(), check.iter().copied(), &dict.out, &dict.link);
+    mark_reports(&mut dict.nodes, &dict.out, &dict.link);
     Ok(dict)
 }
 
@@ -531,19 +528,11 @@ impl Dictionary {
 
     /// The state after reading `code` from `state`.
     #[inline(always)]
-    pub(crate) fn next_state(&self, mut state: u32, code: u32) -> u32 {
+    pub(crate) fn next_state(&self, state: u32, code: u32) -> u32 {
         if code == 0 {
             return ROOT;
         }
-        loop {
-            if let Some(next) = self.child(state, code) {
-                return next;
-            }
-            if state == ROOT {
-                return ROOT;
-            }
-            state = self.fail.get(state as usize).copied().unwrap_or(ROOT);
-        }
+        self.step(state, code).0
     }
 
     /// [`Dictionary::next_state`], and whether the new state has something to report: both
@@ -988,11 +977,7 @@ impl Dictionary {
             return Err(Error::artifact(problem));
         }
         let (depth, link) = derive_depth_and_links(&nodes, &fail, &out, max_len).map_err(Error::artifact)?;
-        for (s, node) in nodes.iter_mut().enumerate() {
-            if out[s] != NONE || link[s] != NONE {
-                node.base |= REPORT_BIT;
-            }
-        }
+        mark_reports(&mut nodes, &out, &link);
         Ok(Dictionary {
             norm,
             codes,

@@ -208,6 +208,17 @@ pub enum Block {
     },
 }
 
+impl Block {
+    /// Offset of the first byte the block withholds; `None` for the carry limit.
+    pub fn start(&self) -> Option<usize> {
+        match self {
+            Block::Keyword(hit) => Some(hit.start),
+            Block::PersonalInformation(p) => Some(p.start),
+            Block::CarryLimit { .. } => None,
+        }
+    }
+}
+
 /// What one [`Stream::write`] or [`Stream::finish`] settled.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Chunk {
@@ -387,9 +398,7 @@ impl Stream {
             }
             if hit.action == Action::Block {
                 let earlier = match &self.blocked {
-                    Some(Block::Keyword(b)) => hit.start < b.start,
-                    Some(Block::PersonalInformation(p)) => hit.start < p.start,
-                    Some(Block::CarryLimit { .. }) => false,
+                    Some(b) => b.start().is_some_and(|s| hit.start < s),
                     None => true,
                 };
                 if earlier {
@@ -406,10 +415,8 @@ impl Stream {
                 upto = upto.min(start);
             }
         }
-        match &self.blocked {
-            Some(Block::Keyword(hit)) => upto = upto.min(hit.start),
-            Some(Block::PersonalInformation(hit)) => upto = upto.min(hit.start),
-            _ => {}
+        if let Some(start) = self.blocked.as_ref().and_then(Block::start) {
+            upto = upto.min(start);
         }
         self.emit(&mut chunk.output, upto);
         self.peak_carry = self.peak_carry.max(self.buf.len());

@@ -383,7 +383,7 @@ fn random_id() -> String {
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
         bytes.copy_from_slice(&nanos.to_le_bytes());
     }
-    format!("aigc-{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+    aigc_edge::produce_id(&bytes)
 }
 
 fn key(args: &Args) -> Result<Option<Vec<u8>>, String> {
@@ -477,24 +477,15 @@ fn verify(args: &Args) -> Result<(), String> {
         };
         match aigc_edge::files::verify(&bytes, key.as_deref()) {
             Ok((format, labels, verdict)) => {
-                let labels: Vec<Value> = labels
-                    .iter()
-                    .map(|l| {
-                        let fields: serde_json::Map<String, Value> = l.parsed.label.as_ref().map_or_else(Default::default, |x| {
-                            x.fields().iter().map(|(k, v)| (k.to_string(), Value::String(v.to_string()))).collect()
-                        });
-                        json!({"carrier": l.carrier.as_str(), "json": l.json, "fields": fields, "problems": l.parsed.problems})
-                    })
-                    .collect();
-                let (verdict, reasons) = match verdict {
-                    Verdict::Compliant => ("compliant", Vec::new()),
-                    Verdict::NonCompliant(r) => ("non-compliant", r),
-                    Verdict::NoLabel => ("no label", Vec::new()),
-                };
-                if verdict != "compliant" {
+                if verdict != Verdict::Compliant {
                     status = status.max(1);
                 }
-                let mut report = json!({"file": name, "format": format.as_str(), "labels": labels, "verdict": verdict, "reasons": reasons});
+                let mut report = json!({"file": name});
+                if let (Some(out), Value::Object(fields)) =
+                    (report.as_object_mut(), aigc_edge::files::report_json(format, &labels, Some(&verdict)))
+                {
+                    out.extend(fields);
+                }
                 if format == aigc_edge::files::FileFormat::Text {
                     let text = String::from_utf8_lossy(&bytes);
                     report["watermark"] = match key.as_deref().and_then(|k| aigc_edge::watermark::detect(&text, k)) {

@@ -283,6 +283,35 @@ pub fn propagate(
     Ok((out, label))
 }
 
+/// A file's labels (and verdict) as JSON, the one shape the CLI's `verify` and the browser
+/// module report: `{"format", "labels": [{"carrier", "json", "fields" (null when malformed),
+/// "problems"}], "verdict", "reasons"}`.
+pub fn report_json(format: FileFormat, labels: &[FoundLabel], verdict: Option<&Verdict>) -> serde_json::Value {
+    let labels: Vec<serde_json::Value> = labels
+        .iter()
+        .map(|l| {
+            let fields = l.parsed.label.as_ref().map(|x| {
+                x.fields()
+                    .iter()
+                    .map(|(k, v)| ((*k).to_string(), serde_json::Value::String((*v).to_string())))
+                    .collect::<serde_json::Map<_, _>>()
+            });
+            serde_json::json!({"carrier": l.carrier.as_str(), "json": l.json, "fields": fields, "problems": l.parsed.problems})
+        })
+        .collect();
+    let mut v = serde_json::json!({"format": format.as_str(), "labels": labels});
+    if let Some(verdict) = verdict {
+        let (name, reasons) = match verdict {
+            Verdict::Compliant => ("compliant", &[][..]),
+            Verdict::NonCompliant(r) => ("non-compliant", r.as_slice()),
+            Verdict::NoLabel => ("no label", &[][..]),
+        };
+        v["verdict"] = serde_json::json!(name);
+        v["reasons"] = serde_json::json!(reasons);
+    }
+    v
+}
+
 /// The verdict on one file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {

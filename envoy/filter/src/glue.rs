@@ -66,8 +66,7 @@ fn produce_id() -> String {
         let nanos = hostcalls::get_current_time().ok().and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok());
         bytes[..16].copy_from_slice(&nanos.map_or(0, |d| d.as_nanos()).to_le_bytes());
     }
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("aigc-{hex}")
+    aigc_edge::produce_id(&bytes)
 }
 
 impl Context for Root {

@@ -180,6 +180,12 @@ impl SseFilter {
         let lane = self.lanes.entry(key).or_insert_with(|| Lane { stream: Some(filter.stream()), emitted: String::new() });
         let Some(stream) = lane.stream.as_mut() else { return String::new() };
         let Ok(chunk) = stream.write(text.as_bytes()) else { return String::new() };
+        self.absorb(key, chunk)
+    }
+
+    /// Takes a lane's chunk: hits, personal information and a block are kept, the settled
+    /// text returned.
+    fn absorb(&mut self, key: Key, chunk: aigc_edge::Chunk) -> String {
         self.hits.extend(chunk.hits);
         self.pii.extend(chunk.pii.iter().map(|p| p.kind));
         if chunk.blocked.is_some() && self.blocked.is_none() {
@@ -188,7 +194,9 @@ impl SseFilter {
         let s = String::from_utf8_lossy(&chunk.output).into_owned();
         if self.api == Api::Responses {
             // Only the Responses API repeats the whole text in later events.
-            lane.emitted.push_str(&s);
+            if let Some(lane) = self.lanes.get_mut(&key) {
+                lane.emitted.push_str(&s);
+            }
         }
         s
     }
@@ -197,15 +205,7 @@ impl SseFilter {
     fn finish(&mut self, key: Key) -> String {
         let Some(lane) = self.lanes.get_mut(&key) else { return String::new() };
         let Some(stream) = lane.stream.take() else { return String::new() };
-        let chunk = stream.finish();
-        self.hits.extend(chunk.hits);
-        self.pii.extend(chunk.pii.iter().map(|p| p.kind));
-        if chunk.blocked.is_some() && self.blocked.is_none() {
-            self.blocked = chunk.blocked;
-        }
-        let s = String::from_utf8_lossy(&chunk.output).into_owned();
-        lane.emitted.push_str(&s);
-        s
+        self.absorb(key, stream.finish())
     }
 
     fn start_label(&mut self, index: u64) -> Option<String> {

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use aigc_edge::files::{self, FileFormat, Provenance, Verdict};
+use aigc_edge::files::{self, Provenance};
 use aigc_edge::label::visible::{draw_label as draw, Corner};
 use aigc_edge::{
     watermark, Action, Block, Decision, Dictionary, DictionaryBuilder, Hit, ImplicitLabel, KeywordFormat, KeywordKind,
@@ -71,6 +71,12 @@ fn js_get(object: &JsValue, key: &str) -> Option<JsValue> {
         fn reflect_get(target: &JsValue, key: &JsValue) -> Result<JsValue, JsValue>;
     }
     reflect_get(object, &JsValue::from_str(key)).ok()
+}
+
+/// A fresh `ProduceID` (`aigc-` and 32 hex digits, as the core's [`aigc_edge::produce_id`]),
+/// from the browser's `crypto.randomUUID`.
+fn new_id() -> String {
+    format!("aigc-{}", random_uuid().replace('-', ""))
 }
 
 /// The one place core errors become JavaScript errors.
@@ -325,7 +331,7 @@ pub fn label_text(text: &str, label: Option<String>, position: Option<String>) -
 /// none is given.
 #[wasm_bindgen(js_name = implicitLabel)]
 pub fn implicit_label(producer: &str, produce_id: Option<String>) -> Result<String, JsError> {
-    let id = produce_id.unwrap_or_else(|| format!("aigc-{}", random_uuid().replace('-', "")));
+    let id = produce_id.unwrap_or_else(new_id);
     Ok(ImplicitLabel::generated(producer, &id).map_err(to_js)?.to_json())
 }
 
@@ -348,7 +354,7 @@ pub fn detect_watermark(text: &str, key: &[u8]) -> Result<JsValue, JsError> {
 /// the labeled bytes (one label per file; pixels and samples unchanged).
 #[wasm_bindgen(js_name = labelFile)]
 pub fn label_file(bytes: &[u8], producer: &str, produce_id: Option<String>, key: Option<Vec<u8>>) -> Result<Vec<u8>, JsError> {
-    let id = produce_id.unwrap_or_else(|| format!("aigc-{}", random_uuid().replace('-', "")));
+    let id = produce_id.unwrap_or_else(new_id);
     let mut label = ImplicitLabel::generated(producer, &id).map_err(to_js)?;
     if let Some(k) = key {
         label.seal_producer(&k);
@@ -372,45 +378,22 @@ pub fn propagate_file(
         Some("detected") => Provenance::Detected,
         Some(other) => return Err(JsError::new(&format!("provenance must be \"declared\" or \"detected\", not {other:?}"))),
     };
-    let id = propagate_id.unwrap_or_else(|| format!("aigc-{}", random_uuid().replace('-', "")));
+    let id = propagate_id.unwrap_or_else(new_id);
     files::propagate(bytes, platform, &id, provenance, key.as_deref()).map(|(b, _)| b).map_err(to_js)
-}
-
-fn report(format: FileFormat, labels: &[files::FoundLabel], verdict: Option<Verdict>) -> Value {
-    let labels: Vec<Value> = labels
-        .iter()
-        .map(|l| {
-            let fields = l.parsed.label.as_ref().map(|x| {
-                x.fields().iter().map(|(k, v)| ((*k).to_string(), Value::String((*v).to_string()))).collect::<serde_json::Map<_, _>>()
-            });
-            json!({"carrier": l.carrier.as_str(), "json": l.json, "fields": fields, "problems": l.parsed.problems})
-        })
-        .collect();
-    let mut v = json!({"format": format.as_str(), "labels": labels});
-    if let Some(verdict) = verdict {
-        let (name, reasons) = match verdict {
-            Verdict::Compliant => ("compliant", Vec::new()),
-            Verdict::NonCompliant(r) => ("non-compliant", r),
-            Verdict::NoLabel => ("no label", Vec::new()),
-        };
-        v["verdict"] = json!(name);
-        v["reasons"] = json!(reasons);
-    }
-    v
 }
 
 /// Every implicit label in a file.
 #[wasm_bindgen(js_name = readLabels, unchecked_return_type = "FileReport")]
 pub fn read_labels(bytes: &[u8]) -> Result<JsValue, JsError> {
     let (format, labels) = files::read_labels(bytes).map_err(to_js)?;
-    to_value(&report(format, &labels, None))
+    to_value(&files::report_json(format, &labels, None))
 }
 
 /// Labels found, verdict (one well-formed label) and, with `key`, the integrity codes.
 #[wasm_bindgen(js_name = verifyFile, unchecked_return_type = "FileReport")]
 pub fn verify_file(bytes: &[u8], key: Option<Vec<u8>>) -> Result<JsValue, JsError> {
     let (format, labels, verdict) = files::verify(bytes, key.as_deref()).map_err(to_js)?;
-    to_value(&report(format, &labels, Some(verdict)))
+    to_value(&files::report_json(format, &labels, Some(&verdict)))
 }
 
 /// Draws the visible label on RGBA pixels, at least 5% of the shortest side high, in place:
