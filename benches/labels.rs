@@ -111,5 +111,10 @@ fn main() {
     let pass = best(runs, || {
         canvas.copy_from_slice(black_box(&pixels));
     });
-    println!("{:<40} {:>8.2} ms   baseline: one copy of the 4K RGBA buffer {:>7.2} ms", "draw the visible label at 4K", ms(draw), ms(pass));
+    println!(
+        "{:<40} {:>8.2} ms   baseline: one copy of the 4K RGBA buffer {:>7.2} ms",
+        "draw the visible label at 4K",
+        ms(draw),
+        ms(pass)
+    );
 }

@@ -59,7 +59,12 @@ fn main() {
     let (load_time, loaded) = best(10, || Dictionary::from_artifact(&artifact).expect("artifact loads"));
     let words: Vec<&str> = list.keywords().iter().map(|k| k.text.as_str()).collect();
     let (ac_build, ac) = best(3, || AhoCorasick::new(&words).expect("aho-corasick builds"));
-    println!("\n## Start-up, {} keywords ({} states, artifact {:.1} MiB)", dict.len(), dict.states(), artifact.len() as f64 / (1 << 20) as f64);
+    println!(
+        "\n## Start-up, {} keywords ({} states, artifact {:.1} MiB)",
+        dict.len(),
+        dict.states(),
+        artifact.len() as f64 / (1 << 20) as f64
+    );
     println!("{:<44} {:>10.1} ms", "load compiled artifact (target < 20 ms wasm)", load_time.as_secs_f64() * 1e3);
     println!("{:<44} {:>10.1} ms", "baseline: build from the word list", build_time.as_secs_f64() * 1e3);
     println!("{:<44} {:>10.1} ms", "baseline: aho-corasick default build", ac_build.as_secs_f64() * 1e3);
@@ -67,8 +72,9 @@ fn main() {
     // ---- Throughput ----------------------------------------------------------------------
     // Keyword matching alone: personal-information detection is a separate pass, off here.
     let keywords_only = Policy::from_json(r#"{"pii": {"action": "pass"}}"#).expect("policy");
-    let masking = Policy::from_json(r#"{"actions": {"default": "mask", "uncategorized": "mask"}, "pii": {"action": "pass"}}"#)
-        .expect("policy");
+    let masking =
+        Policy::from_json(r#"{"actions": {"default": "mask", "uncategorized": "mask"}, "pii": {"action": "pass"}}"#)
+            .expect("policy");
     let loaded = Arc::new(loaded);
     let filter = Filter::new(Arc::clone(&loaded), &keywords_only).expect("policy fits");
     let masker = Filter::new(loaded, &masking).expect("policy fits");
@@ -77,11 +83,34 @@ fn main() {
     let (base, ac_hits) = best(runs, || lines.iter().map(|l| ac.find_iter(black_box(*l)).count()).sum::<usize>());
     let (base_ov, ac_ov_hits) =
         best(runs, || lines.iter().map(|l| ac.find_overlapping_iter(black_box(*l)).count()).sum::<usize>());
-    println!("\n## Matching throughput, {:.1} MiB of Chinese text in {} lines", corpus.len() as f64 / (1 << 20) as f64, lines.len());
-    println!("{:<52} {:>9.1} MiB/s {:>9} hits", "aigc-edge check, normalization on, overlapping", mib_s(corpus.len(), ours), our_hits);
-    println!("{:<52} {:>9.1} MiB/s {:>9} hits", "baseline: aho-corasick default, find_iter", mib_s(corpus.len(), base), ac_hits);
-    println!("{:<52} {:>9.1} MiB/s {:>9} hits", "baseline: aho-corasick default, overlapping", mib_s(corpus.len(), base_ov), ac_ov_hits);
-    println!("{:<52} {:>9.2}x", "ratio to aho-corasick find_iter (target >= 2x native)", base.as_secs_f64() / ours.as_secs_f64());
+    println!(
+        "\n## Matching throughput, {:.1} MiB of Chinese text in {} lines",
+        corpus.len() as f64 / (1 << 20) as f64,
+        lines.len()
+    );
+    println!(
+        "{:<52} {:>9.1} MiB/s {:>9} hits",
+        "aigc-edge check, normalization on, overlapping",
+        mib_s(corpus.len(), ours),
+        our_hits
+    );
+    println!(
+        "{:<52} {:>9.1} MiB/s {:>9} hits",
+        "baseline: aho-corasick default, find_iter",
+        mib_s(corpus.len(), base),
+        ac_hits
+    );
+    println!(
+        "{:<52} {:>9.1} MiB/s {:>9} hits",
+        "baseline: aho-corasick default, overlapping",
+        mib_s(corpus.len(), base_ov),
+        ac_ov_hits
+    );
+    println!(
+        "{:<52} {:>9.2}x",
+        "ratio to aho-corasick find_iter (target >= 2x native)",
+        base.as_secs_f64() / ours.as_secs_f64()
+    );
     assert!(our_hits > 0 && ac_hits > 0, "both engines must find matches in this corpus");
 
     // ---- Streaming -----------------------------------------------------------------------
@@ -102,8 +131,19 @@ fn main() {
     let (whole_t, (_, whole_hits, _)) = best(runs, || stream_run(corpus.len()));
     let (kib_t, (kib_out, kib_hits, kib_peak)) = best(runs, || stream_run(1024));
     println!("\n## Streaming, every hit masked");
-    println!("{:<52} {:>9.1} MiB/s {:>9} hits, peak carry {} bytes", "1 KiB chunks", mib_s(corpus.len(), kib_t), kib_hits, kib_peak);
-    println!("{:<52} {:>9.1} MiB/s {:>9} hits", "baseline: one write of the whole input", mib_s(corpus.len(), whole_t), whole_hits);
+    println!(
+        "{:<52} {:>9.1} MiB/s {:>9} hits, peak carry {} bytes",
+        "1 KiB chunks",
+        mib_s(corpus.len(), kib_t),
+        kib_hits,
+        kib_peak
+    );
+    println!(
+        "{:<52} {:>9.1} MiB/s {:>9} hits",
+        "baseline: one write of the whole input",
+        mib_s(corpus.len(), whole_t),
+        whole_hits
+    );
     assert_eq!(kib_hits, whole_hits, "chunking must not change what is found");
     assert!(kib_out > 0, "the stream must output text");
 
@@ -115,7 +155,8 @@ fn main() {
         policy.normalize = norm;
         let dict = DictionaryBuilder::new().normalization(norm).build(&list).expect("builds");
         let f = Filter::new(Arc::new(dict), &policy).expect("filter");
-        let share = |ls: &[String]| ls.iter().filter(|l| !f.check(l).hits.is_empty()).count() as f64 / ls.len() as f64 * 100.0;
+        let share =
+            |ls: &[String]| ls.iter().filter(|l| !f.check(l).hits.is_empty()).count() as f64 / ls.len() as f64 * 100.0;
         (share(&reviews), share(&sanguo))
     };
     let (r, s) = fp(Normalization::none());

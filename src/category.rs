@@ -149,11 +149,7 @@ impl FromStr for Category {
         for (g, names) in GROUPS {
             if u32::from(g) == group {
                 let offset = (letter as u8 - b'a') as usize;
-                return if offset < names.len() {
-                    Ok(Category((index + offset) as u8))
-                } else {
-                    Err(err())
-                };
+                return if offset < names.len() { Ok(Category((index + offset) as u8)) } else { Err(err()) };
             }
             index += names.len();
         }

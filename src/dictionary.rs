@@ -69,7 +69,6 @@ impl CharClass {
     }
 }
 
-
 /// A compiled keyword dictionary.
 ///
 /// Build one from a [`KeywordList`] with [`DictionaryBuilder`] (or [`Dictionary::new`]), or
@@ -243,10 +242,8 @@ impl DictionaryBuilder {
         }
         let mut by_freq: Vec<(char, u64)> = freq.into_iter().collect();
         by_freq.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        let code_of: HashMap<char, u32> =
-            by_freq.iter().enumerate().map(|(i, &(c, _))| (c, i as u32 + 1)).collect();
-        let mut codes: Vec<(u32, u32)> =
-            code_of.iter().map(|(&c, &code)| (c as u32, code)).collect();
+        let code_of: HashMap<char, u32> = by_freq.iter().enumerate().map(|(i, &(c, _))| (c, i as u32 + 1)).collect();
+        let mut codes: Vec<(u32, u32)> = code_of.iter().map(|(&c, &code)| (c as u32, code)).collect();
         codes.sort_unstable();
 
         let mut trie = vec![TrieNode { children: Vec::new(), pattern: NONE }];
@@ -619,7 +616,6 @@ impl Dictionary {
         };
         (0..n).map(move |i| (self.code(chars[i]), is_word_char(chars[i])))
     }
-
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -789,9 +785,11 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], Error> {
-        let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len()).ok_or_else(|| {
-            Error::artifact(format!("truncated in {what} at byte {}", self.at + HEADER))
-        })?;
+        let end = self
+            .at
+            .checked_add(n)
+            .filter(|&e| e <= self.bytes.len())
+            .ok_or_else(|| Error::artifact(format!("truncated in {what} at byte {}", self.at + HEADER)))?;
         let s = &self.bytes[self.at..end];
         self.at = end;
         Ok(s)
@@ -885,9 +883,7 @@ impl Dictionary {
         let stored = word(bytes.len() - 4);
         let computed = crc32(body);
         if stored != computed {
-            return Err(Error::artifact(format!(
-                "checksum mismatch (stored {stored:08x}, computed {computed:08x})"
-            )));
+            return Err(Error::artifact(format!("checksum mismatch (stored {stored:08x}, computed {computed:08x})")));
         }
         let mut r = Reader { bytes: &body[HEADER..], at: 0 };
         let max = body.len() / 4;
@@ -1026,14 +1022,8 @@ mod tests {
     #[test]
     fn automaton_finds_overlapping_keywords() {
         let d = dict("he\nshe\nhis\nhers\n我的\n我的世界\n世界\n");
-        assert_eq!(
-            walk(&d, "ushers"),
-            [(3, "she".to_string()), (3, "he".into()), (5, "hers".into())]
-        );
-        assert_eq!(
-            walk(&d, "我的世界"),
-            [(1, "我的".to_string()), (3, "我的世界".into()), (3, "世界".into())]
-        );
+        assert_eq!(walk(&d, "ushers"), [(3, "she".to_string()), (3, "he".into()), (5, "hers".into())]);
+        assert_eq!(walk(&d, "我的世界"), [(1, "我的".to_string()), (3, "我的世界".into()), (3, "世界".into())]);
         assert_eq!(d.max_keyword_chars(), 4);
     }
 
@@ -1057,7 +1047,10 @@ mod tests {
         let mut other = bytes.clone();
         other[8] = 9;
         let err = Dictionary::from_artifact(&other).unwrap_err().to_string();
-        assert_eq!(err, format!("bad dictionary artifact: format version 9, this build reads version {ARTIFACT_VERSION}"));
+        assert_eq!(
+            err,
+            format!("bad dictionary artifact: format version 9, this build reads version {ARTIFACT_VERSION}")
+        );
     }
 
     #[test]

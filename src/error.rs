@@ -57,10 +57,9 @@ impl fmt::Display for Error {
             ErrorKind::Policy { field, message } => {
                 write!(f, "invalid policy field `{field}`: {message}")
             }
-            ErrorKind::TooManyKeywords { count, limit } => write!(
-                f,
-                "dictionary has {count} keywords, over the limit of {limit} (limits.max_keywords)"
-            ),
+            ErrorKind::TooManyKeywords { count, limit } => {
+                write!(f, "dictionary has {count} keywords, over the limit of {limit} (limits.max_keywords)")
+            }
             ErrorKind::EmptyDictionary => f.write_str("dictionary has no usable keyword"),
             ErrorKind::Artifact { message } => write!(f, "bad dictionary artifact: {message}"),
             ErrorKind::NormalizationMismatch { field } => write!(
@@ -68,9 +67,7 @@ impl fmt::Display for Error {
                 "policy field `normalize.{field}` differs from the normalization the dictionary \
                  was compiled with; compile the dictionary with this policy"
             ),
-            ErrorKind::DictionaryTooLarge => {
-                f.write_str("dictionary too large: automaton exceeds 2^31 states")
-            }
+            ErrorKind::DictionaryTooLarge => f.write_str("dictionary too large: automaton exceeds 2^31 states"),
         }
     }
 }

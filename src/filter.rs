@@ -113,8 +113,7 @@ impl Filter {
         let mut scanner = Scanner::new(&self.dict, self.policy.normalize.max_gap);
         scanner.feed_str(text, 0);
         scanner.finish();
-        let mut hits: Vec<Hit> =
-            scanner.found.drain(..).filter_map(|c| self.hit(c)).collect();
+        let mut hits: Vec<Hit> = scanner.found.drain(..).filter_map(|c| self.hit(c)).collect();
         hits.sort_by_key(|h| (h.start, h.end));
         let pii_action = self.policy.pii.action;
         let pii = if pii_action == Action::Pass || self.policy.pii.kinds.is_empty() {
@@ -147,14 +146,7 @@ impl Filter {
             writer.write(&mut out, text.as_bytes(), 0, &self.policy.mask);
             String::from_utf8_lossy(&out).into_owned()
         });
-        Decision {
-            action,
-            hits,
-            pii,
-            text: rewritten,
-            restore,
-            limit_exceeded: false,
-        }
+        Decision { action, hits, pii, text: rewritten, restore, limit_exceeded: false }
     }
 
     /// Starts a stream: push chunks with [`Stream::write`], end with [`Stream::finish`].
@@ -347,7 +339,10 @@ impl Stream {
         }
         let policy = &self.filter.policy.pii;
         for (start, stop) in runs {
-            let Some(bytes) = self.buf.get(start.saturating_sub(self.buf_start)..stop.saturating_sub(self.buf_start)) else { continue };
+            let Some(bytes) = self.buf.get(start.saturating_sub(self.buf_start)..stop.saturating_sub(self.buf_start))
+            else {
+                continue;
+            };
             let start = start.max(self.buf_start);
             let text = core::str::from_utf8(bytes).unwrap_or("");
             for mut hit in find_pii(text, &policy.kinds) {

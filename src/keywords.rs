@@ -38,8 +38,7 @@ pub enum KeywordFormat {
 /// | 2 | pornography | A.1f violence, obscenity, pornography |
 /// | 3 | gambling | A.1h other content prohibited by law |
 /// | 4 | other illegal | A.1h other content prohibited by law |
-pub const TAG_CATEGORIES: [(u8, &str); 5] =
-    [(0, "A.1a"), (1, "A.1h"), (2, "A.1f"), (3, "A.1h"), (4, "A.1h")];
+pub const TAG_CATEGORIES: [(u8, &str); 5] = [(0, "A.1a"), (1, "A.1h"), (2, "A.1f"), (3, "A.1h"), (4, "A.1h")];
 
 /// One keyword as read from a file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -101,9 +100,7 @@ impl fmt::Display for Diagnostic {
             Problem::TooLong { chars, limit } => {
                 write!(f, "keyword of {chars} characters is over the limit of {limit}, skipped")
             }
-            Problem::NothingToMatch => {
-                f.write_str("nothing left to match after normalization, skipped")
-            }
+            Problem::NothingToMatch => f.write_str("nothing left to match after normalization, skipped"),
             Problem::Duplicate { first } => {
                 write!(f, "duplicate of {}:{}, categories merged", first.0, first.1)
             }
@@ -174,13 +171,7 @@ impl KeywordList {
     pub fn add(&mut self, text: &str, kind: KeywordKind, categories: CategorySet) {
         let source = self.source_index("(inline)");
         let line = self.keywords.iter().filter(|k| k.origin.0 == source).count() as u32 + 1;
-        self.keywords.push(Keyword {
-            text: text.to_string(),
-            kind,
-            categories,
-            action: None,
-            origin: (source, line),
-        });
+        self.keywords.push(Keyword { text: text.to_string(), kind, categories, action: None, origin: (source, line) });
     }
 
     fn source_index(&mut self, name: &str) -> u32 {
@@ -194,13 +185,7 @@ impl KeywordList {
     }
 
     /// Reads a keyword file's bytes. Returns how many keywords it added.
-    pub fn add_source(
-        &mut self,
-        name: &str,
-        bytes: &[u8],
-        format: KeywordFormat,
-        kind: KeywordKind,
-    ) -> usize {
+    pub fn add_source(&mut self, name: &str, bytes: &[u8], format: KeywordFormat, kind: KeywordKind) -> usize {
         let source = self.source_index(name);
         let format = match format {
             KeywordFormat::Auto => detect_format(bytes),
@@ -251,22 +236,12 @@ impl KeywordList {
                 self.push_diagnostic(origin, Problem::TooLong { chars, limit: self.max_chars });
                 continue;
             }
-            self.keywords.push(Keyword {
-                text: text.to_string(),
-                kind,
-                categories,
-                action,
-                origin,
-            });
+            self.keywords.push(Keyword { text: text.to_string(), kind, categories, action, origin });
         }
         self.keywords.len() - before
     }
 
-    fn parse_native<'a>(
-        &mut self,
-        line: &'a str,
-        origin: (u32, u32),
-    ) -> (&'a str, CategorySet, Option<Action>) {
+    fn parse_native<'a>(&mut self, line: &'a str, origin: (u32, u32)) -> (&'a str, CategorySet, Option<Action>) {
         let mut fields = line.split('\t');
         let text = fields.next().unwrap_or("");
         let mut categories = CategorySet::EMPTY;
@@ -288,11 +263,7 @@ impl KeywordList {
         (text, categories, action)
     }
 
-    fn parse_tagged<'a>(
-        &mut self,
-        line: &'a str,
-        origin: (u32, u32),
-    ) -> (&'a str, CategorySet, Option<Action>) {
+    fn parse_tagged<'a>(&mut self, line: &'a str, origin: (u32, u32)) -> (&'a str, CategorySet, Option<Action>) {
         let Some((text, tags)) = line.rsplit_once(' ').filter(|(_, t)| is_tag_list(t)) else {
             return (line, CategorySet::EMPTY, None);
         };
@@ -317,15 +288,12 @@ fn is_tag_list(s: &str) -> bool {
 
 fn detect_format(bytes: &[u8]) -> KeywordFormat {
     let text = String::from_utf8_lossy(&bytes[..bytes.len().min(16 * 1024)]);
-    let lines: Vec<&str> =
-        text.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')).take(200).collect();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')).take(200).collect();
     if lines.is_empty() || lines.iter().any(|l| l.contains('\t')) {
         return KeywordFormat::Native;
     }
-    let tagged = lines
-        .iter()
-        .filter(|l| l.rsplit_once(' ').is_some_and(|(w, t)| !w.is_empty() && is_tag_list(t)))
-        .count();
+    let tagged =
+        lines.iter().filter(|l| l.rsplit_once(' ').is_some_and(|(w, t)| !w.is_empty() && is_tag_list(t))).count();
     if tagged * 10 >= lines.len() * 8 {
         KeywordFormat::Tagged
     } else {

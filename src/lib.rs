@@ -139,6 +139,7 @@ pub mod label;
 pub mod normalize;
 mod pii;
 pub mod policy;
+#[rustfmt::skip] // generated (tools/)
 mod t2s_table;
 pub mod watermark;
 
@@ -147,7 +148,9 @@ pub use dictionary::{crc32, Dictionary, DictionaryBuilder, ARTIFACT_VERSION};
 pub use error::{Error, ErrorKind};
 pub use filter::{Block, Chunk, Decision, Filter, Hit, Stream, StreamBlocked};
 pub use keywords::{Diagnostic, Keyword, KeywordFormat, KeywordKind, KeywordList, Problem, TAG_CATEGORIES};
-pub use label::{files, is_annex_e_value, is_explicit_label, produce_id, ImplicitLabel, LabelError, LabelKind, ParsedLabel};
+pub use label::{
+    files, is_annex_e_value, is_explicit_label, produce_id, ImplicitLabel, LabelError, LabelKind, ParsedLabel,
+};
 pub use normalize::{Normalization, Step};
 pub use pii::{find_pii, restore, PiiHit, PiiKind, RedactionStyle, Redactor};
 pub use policy::Policy;

@@ -106,14 +106,8 @@ impl Normalization {
     }
 
     /// Every step, for loops over steps (benchmarks, tests).
-    pub const STEPS: [Step; 6] = [
-        Step::Case,
-        Step::Width,
-        Step::Styles,
-        Step::Traditional,
-        Step::Invisible,
-        Step::Separators,
-    ];
+    pub const STEPS: [Step; 6] =
+        [Step::Case, Step::Width, Step::Styles, Step::Traditional, Step::Invisible, Step::Separators];
 }
 
 /// How the matcher sees one character of text.
@@ -167,9 +161,28 @@ pub fn is_invisible(c: char) -> bool {
 fn is_sentence_boundary(c: char) -> bool {
     matches!(
         c,
-        '\n' | '\r' | '\u{0B}' | '\u{0C}' | '\u{85}' | '\u{2028}' | '\u{2029}'
-            | ',' | ';' | ':' | '!' | '?'
-            | '。' | '，' | '、' | '；' | '：' | '！' | '？' | '…' | '‥' | '｡' | '､'
+        '\n' | '\r'
+            | '\u{0B}'
+            | '\u{0C}'
+            | '\u{85}'
+            | '\u{2028}'
+            | '\u{2029}'
+            | ','
+            | ';'
+            | ':'
+            | '!'
+            | '?'
+            | '。'
+            | '，'
+            | '、'
+            | '；'
+            | '：'
+            | '！'
+            | '？'
+            | '…'
+            | '‥'
+            | '｡'
+            | '､'
     )
 }
 

@@ -159,7 +159,8 @@ fn find_kind(text: &str, kind: PiiKind) -> Vec<(usize, usize)> {
         PiiKind::Mobile => tokens(text, |c| c.is_ascii_digit() || c == b'+', b"")
             .filter_map(|(s, e)| {
                 let t = &b[s..e];
-                let digits = t.strip_prefix(b"+86").or_else(|| t.strip_prefix(b"86").filter(|d| d.len() == 11)).unwrap_or(t);
+                let digits =
+                    t.strip_prefix(b"+86").or_else(|| t.strip_prefix(b"86").filter(|d| d.len() == 11)).unwrap_or(t);
                 let ok = digits.len() == 11
                     && digits[0] == b'1'
                     && (b'3'..=b'9').contains(&digits[1])
@@ -186,7 +187,10 @@ fn find_kind(text: &str, kind: PiiKind) -> Vec<(usize, usize)> {
                 let digits = |d: &[u8]| d.iter().all(u8::is_ascii_digit);
                 t.len() == 9
                     && ((matches!(t[0], b'E' | b'G') && digits(&t[1..]))
-                        || (t[0] == b'E' && t[1].is_ascii_uppercase() && !matches!(t[1], b'I' | b'O') && digits(&t[2..])))
+                        || (t[0] == b'E'
+                            && t[1].is_ascii_uppercase()
+                            && !matches!(t[1], b'I' | b'O')
+                            && digits(&t[2..])))
             })
             .collect(),
     }
@@ -229,7 +233,11 @@ fn luhn(digits: &[u8]) -> bool {
             let v = u32::from(d - b'0');
             if i % 2 == 1 {
                 let doubled = v * 2;
-                if doubled > 9 { doubled - 9 } else { doubled }
+                if doubled > 9 {
+                    doubled - 9
+                } else {
+                    doubled
+                }
             } else {
                 v
             }
@@ -392,8 +400,7 @@ mod tests {
             ("usb13812345678x", &[]),
         ];
         for (text, want) in cases {
-            let want: Vec<(String, String)> =
-                want.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            let want: Vec<(String, String)> = want.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
             assert_eq!(found(text), want, "{text:?}");
         }
     }

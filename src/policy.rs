@@ -281,11 +281,20 @@ mod tests {
         let cases = [
             (r#"{"nmae": "x"}"#, "invalid policy field `nmae`: unknown field `nmae`"),
             (r#"{"actions": {"default": "drop"}}"#, "invalid policy field `actions.default`: unknown variant `drop`"),
-            (r#"{"actions": {"categories": {"A.9a": "mask"}}}"#, "invalid policy field `actions.categories.A.9a`: unknown risk category \"A.9a\""),
+            (
+                r#"{"actions": {"categories": {"A.9a": "mask"}}}"#,
+                "invalid policy field `actions.categories.A.9a`: unknown risk category \"A.9a\"",
+            ),
             (r#"{"normalize": {"case": "yes"}}"#, "invalid policy field `normalize.case`: invalid type"),
             (r#"{"normalize": {"max_gap": 0}}"#, "invalid policy field `normalize.max_gap`: must be between 1 and 16"),
-            (r#"{"limits": {"max_carry_bytes": 0}}"#, "invalid policy field `limits.max_carry_bytes`: must be greater than 0"),
-            (r#"{"limits": {"max_text_byte": 10}}"#, "invalid policy field `limits.max_text_byte`: unknown field `max_text_byte`"),
+            (
+                r#"{"limits": {"max_carry_bytes": 0}}"#,
+                "invalid policy field `limits.max_carry_bytes`: must be greater than 0",
+            ),
+            (
+                r#"{"limits": {"max_text_byte": 10}}"#,
+                "invalid policy field `limits.max_text_byte`: unknown field `max_text_byte`",
+            ),
             (r#"{"mask": {"style": "replace", "with": ""}}"#, "invalid policy field `mask.with`: must not be empty"),
             (r#"{"pii": {"kinds": ["phone"]}}"#, "invalid policy field `pii.kinds[0]`: unknown variant `phone`"),
             (r#"{"on_limit": "fail_sometimes"}"#, "invalid policy field `on_limit`: unknown variant"),
@@ -301,8 +310,11 @@ mod tests {
 
     #[test]
     fn category_actions_resolve_to_most_severe() {
-        let p = Policy::from_json(r#"{"actions": {"default": "flag", "uncategorized": "mask",
-            "categories": {"A.1f": "block", "A.2e": "pass"}}}"#).unwrap();
+        let p = Policy::from_json(
+            r#"{"actions": {"default": "flag", "uncategorized": "mask",
+            "categories": {"A.1f": "block", "A.2e": "pass"}}}"#,
+        )
+        .unwrap();
         let set = |ids: &[&str]| {
             let mut s = CategorySet::EMPTY;
             for id in ids {

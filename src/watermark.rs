@@ -153,9 +153,7 @@ fn decode(symbols: &[char]) -> Option<Vec<u8>> {
     }
     symbols
         .chunks_exact(4)
-        .map(|quad| {
-            quad.iter().try_fold(0u8, |acc, c| SYMBOLS.iter().position(|s| s == c).map(|v| acc << 2 | v as u8))
-        })
+        .map(|quad| quad.iter().try_fold(0u8, |acc, c| SYMBOLS.iter().position(|s| s == c).map(|v| acc << 2 | v as u8)))
         .collect()
 }
 

@@ -8,9 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use aigc_edge::policy::{SourceFormat, SourceKind};
-use aigc_edge::{
-    Decision, Dictionary, DictionaryBuilder, Filter, KeywordFormat, KeywordKind, KeywordList, Policy,
-};
+use aigc_edge::{Decision, Dictionary, DictionaryBuilder, Filter, KeywordFormat, KeywordKind, KeywordList, Policy};
 use serde_json::{json, Value};
 
 const USAGE: &str = "\
@@ -212,7 +210,9 @@ fn check(args: &Args) -> Result<(), String> {
     for_each_line(|text, out| {
         let v = match text {
             Ok(text) => verdict_json(&filter.check(text)),
-            Err(()) => json!({"flagged": false, "action": "pass", "hits": [], "error": "input line is not valid UTF-8"}),
+            Err(()) => {
+                json!({"flagged": false, "action": "pass", "hits": [], "error": "input line is not valid UTF-8"})
+            }
         };
         writeln!(out, "{v}")
     })
@@ -334,7 +334,11 @@ fn scan(args: &Args) -> Result<(), String> {
         }
         if progress && seen % 2000 == 0 {
             let pct = if total_bytes > 0 { read_bytes as f64 * 100.0 / total_bytes as f64 } else { 0.0 };
-            eprint!("\rscanning {}: {seen} documents, {pct:5.1}% [{:<30}]", path.display(), "#".repeat((pct / 100.0 * 30.0) as usize));
+            eprint!(
+                "\rscanning {}: {seen} documents, {pct:5.1}% [{:<30}]",
+                path.display(),
+                "#".repeat((pct / 100.0 * 30.0) as usize)
+            );
         }
     }
     if progress {
@@ -418,7 +422,8 @@ fn label(args: &Args) -> Result<(), String> {
             label.seal_producer(k);
         }
         if let Some(text) = opt("visible") {
-            let corner: aigc_edge::label::visible::Corner = opt("corner").unwrap_or("bottom-right").parse().map_err(|e| format!("--corner: {e}"))?;
+            let corner: aigc_edge::label::visible::Corner =
+                opt("corner").unwrap_or("bottom-right").parse().map_err(|e| format!("--corner: {e}"))?;
             bytes = draw_visible(&bytes, text, corner).map_err(|e| format!("{}: {e}", input.display()))?;
         }
         if opt("watermark").is_some() {
@@ -447,7 +452,9 @@ fn draw_visible(bytes: &[u8], text: &str, corner: aigc_edge::label::visible::Cor
     let mut out = std::io::Cursor::new(Vec::new());
     if format == image::ImageFormat::Jpeg {
         let rgb = image::DynamicImage::ImageRgba8(rgba).to_rgb8();
-        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 92).encode_image(&rgb).map_err(|e| e.to_string())?;
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 92)
+            .encode_image(&rgb)
+            .map_err(|e| e.to_string())?;
     } else {
         rgba.write_to(&mut out, image::ImageFormat::Png).map_err(|e| e.to_string())?;
     }

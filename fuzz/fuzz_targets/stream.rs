@@ -12,8 +12,10 @@ fuzz_target!(|data: &[u8]| {
     list.add_source("k", "赌博\nsb\n一二三\nab\n".as_bytes(), KeywordFormat::Native, KeywordKind::Deny);
     list.add_source("a", "sb.com\n".as_bytes(), KeywordFormat::Native, KeywordKind::Allow);
     let pii = if split % 2 == 0 { "pass" } else { "mask" };
-    let policy = Policy::from_json(&format!(r#"{{"actions": {{"default": "mask", "uncategorized": "mask"}}, "pii": {{"action": "{pii}"}}}}"#))
-        .expect("policy");
+    let policy = Policy::from_json(&format!(
+        r#"{{"actions": {{"default": "mask", "uncategorized": "mask"}}, "pii": {{"action": "{pii}"}}}}"#
+    ))
+    .expect("policy");
     let f = Filter::new(Arc::new(Dictionary::new(&list).expect("dict")), &policy).expect("filter");
     let mut s = f.stream();
     let mut out = Vec::new();
@@ -22,7 +24,8 @@ fuzz_target!(|data: &[u8]| {
     }
     out.extend(s.finish().output);
     // Runs longer than the stream's PII window (320 bytes) are checked in pieces; skip those.
-    let longest_run = rest.split(|b| !(b.is_ascii_alphanumeric() || b"@.+-_%: ".contains(b))).map(<[u8]>::len).max().unwrap_or(0);
+    let longest_run =
+        rest.split(|b| !(b.is_ascii_alphanumeric() || b"@.+-_%: ".contains(b))).map(<[u8]>::len).max().unwrap_or(0);
     if let (Ok(text), true) = (std::str::from_utf8(rest), longest_run < 300) {
         assert_eq!(out, f.check(text).text.unwrap_or_else(|| text.to_string()).into_bytes());
     }

@@ -147,7 +147,9 @@ impl FileError {
 impl fmt::Display for FileError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.format {
-            Some(format) => write!(f, "malformed {} at byte {}: {}", format.as_str().to_uppercase(), self.offset, self.message),
+            Some(format) => {
+                write!(f, "malformed {} at byte {}: {}", format.as_str().to_uppercase(), self.offset, self.message)
+            }
             None => write!(f, "unknown file format: {}", self.message),
         }
     }
@@ -184,8 +186,11 @@ fn found(carrier: Carrier, json: String) -> FoundLabel {
 /// assert!(files::read_labels(&labeled[..40]).is_err());
 /// ```
 pub fn read_labels(bytes: &[u8]) -> Result<(FileFormat, Vec<FoundLabel>)> {
-    let format = FileFormat::detect(bytes)
-        .ok_or_else(|| FileError { format: None, offset: 0, message: "not PNG, JPEG, WebP, GIF, MP3, WAV, MP4 or UTF-8 text".into() })?;
+    let format = FileFormat::detect(bytes).ok_or_else(|| FileError {
+        format: None,
+        offset: 0,
+        message: "not PNG, JPEG, WebP, GIF, MP3, WAV, MP4 or UTF-8 text".into(),
+    })?;
     let labels = match format {
         FileFormat::Png => png::read(bytes)?,
         FileFormat::Jpeg => jpeg::read(bytes)?,
@@ -202,8 +207,11 @@ pub fn read_labels(bytes: &[u8]) -> Result<(FileFormat, Vec<FoundLabel>)> {
 /// The file with `label` as its one implicit label: every existing label carrier updated in
 /// place, or the format's carrier added when there is none. Nothing else changes.
 pub fn write_label(bytes: &[u8], label: &ImplicitLabel) -> Result<Vec<u8>> {
-    let format = FileFormat::detect(bytes)
-        .ok_or_else(|| FileError { format: None, offset: 0, message: "not PNG, JPEG, WebP, GIF, MP3, WAV, MP4 or UTF-8 text".into() })?;
+    let format = FileFormat::detect(bytes).ok_or_else(|| FileError {
+        format: None,
+        offset: 0,
+        message: "not PNG, JPEG, WebP, GIF, MP3, WAV, MP4 or UTF-8 text".into(),
+    })?;
     label.validate().map_err(|e| FileError::new(format, 0, e.to_string()))?;
     let json = label.to_json();
     match format {
@@ -252,7 +260,11 @@ pub fn propagate(
                 Provenance::Declared => super::LabelKind::Declared,
                 Provenance::Detected => super::LabelKind::Suspected,
                 Provenance::Unknown => {
-                    return Err(FileError::new(format, 0, "no label, and nothing declared or detected: nothing to write"))
+                    return Err(FileError::new(
+                        format,
+                        0,
+                        "no label, and nothing declared or detected: nothing to write",
+                    ))
                 }
             };
             ImplicitLabel {
@@ -268,7 +280,11 @@ pub fn propagate(
         [one] => match &one.parsed.label {
             Some(l) => l.clone(),
             None => {
-                return Err(FileError::new(format, 0, format!("existing label is malformed ({}); not rewritten", one.parsed.problems.join("; "))))
+                return Err(FileError::new(
+                    format,
+                    0,
+                    format!("existing label is malformed ({}); not rewritten", one.parsed.problems.join("; ")),
+                ))
             }
         },
         _ => return Err(FileError::new(format, 0, "file holds different labels; not rewritten")),
@@ -384,7 +400,9 @@ mod mp4 {
         let mut at = range.start;
         while at < range.end {
             let size = be32(b, at).ok_or_else(|| FileError::new(F, at, "truncated box header"))? as u64;
-            let kind: [u8; 4] = b.get(at + 4..at + 8).and_then(|k| k.try_into().ok())
+            let kind: [u8; 4] = b
+                .get(at + 4..at + 8)
+                .and_then(|k| k.try_into().ok())
                 .ok_or_else(|| FileError::new(F, at, "truncated box type"))?;
             let (header, size) = match size {
                 1 => {
@@ -395,8 +413,17 @@ mod mp4 {
                 0 => (8, (range.end - at) as u64),
                 n => (8, n),
             };
-            let end = usize::try_from(size).ok().and_then(|s| at.checked_add(s)).filter(|&e| e <= range.end && e >= at + header)
-                .ok_or_else(|| FileError::new(F, at, format!("box {} of {size} bytes runs past its parent", String::from_utf8_lossy(&kind))))?;
+            let end = usize::try_from(size)
+                .ok()
+                .and_then(|s| at.checked_add(s))
+                .filter(|&e| e <= range.end && e >= at + header)
+                .ok_or_else(|| {
+                    FileError::new(
+                        F,
+                        at,
+                        format!("box {} of {size} bytes runs past its parent", String::from_utf8_lossy(&kind)),
+                    )
+                })?;
             out.push(Bx { start: at, header, end, kind });
             at = end;
         }
@@ -461,7 +488,9 @@ mod mp4 {
     pub(super) fn read(b: &[u8]) -> Result<Vec<FoundLabel>> {
         let Some((_, _, meta)) = meta(b)? else { return Ok(Vec::new()) };
         let (_, children) = meta_children(b, &meta)?;
-        let (Some(k), Some(ilst)) = (children.iter().find(|c| &c.kind == b"keys"), children.iter().find(|c| &c.kind == b"ilst")) else {
+        let (Some(k), Some(ilst)) =
+            (children.iter().find(|c| &c.kind == b"keys"), children.iter().find(|c| &c.kind == b"ilst"))
+        else {
             return Ok(Vec::new());
         };
         let mut labels = Vec::new();
@@ -597,7 +626,9 @@ mod mp4 {
                     b"trak" | b"mdia" | b"minf" | b"stbl" => walk(m, c.body(), delta)?,
                     b"stco" | b"co64" => {
                         let body = c.body();
-                        let n = be32(m, body.start + 4).ok_or_else(|| FileError::new(F, c.start, "truncated offset table"))? as usize;
+                        let n = be32(m, body.start + 4)
+                            .ok_or_else(|| FileError::new(F, c.start, "truncated offset table"))?
+                            as usize;
                         let wide = &c.kind == b"co64";
                         let width = if wide { 8 } else { 4 };
                         if body.start + 8 + n.saturating_mul(width) > body.end {
@@ -611,8 +642,9 @@ mod mp4 {
                                 m[at..at + 8].copy_from_slice(&nv.to_be_bytes());
                             } else {
                                 let v = i64::from(u32::from_be_bytes(m[at..at + 4].try_into().unwrap_or([0; 4])));
-                                let nv = u32::try_from(v + delta)
-                                    .map_err(|_| FileError::new(F, at, "chunk offset overflows 32 bits after the label is added"))?;
+                                let nv = u32::try_from(v + delta).map_err(|_| {
+                                    FileError::new(F, at, "chunk offset overflows 32 bits after the label is added")
+                                })?;
                                 m[at..at + 4].copy_from_slice(&nv.to_be_bytes());
                             }
                         }
@@ -734,10 +766,17 @@ mod png {
         let mut at = 8;
         loop {
             let len = be32(b, at).ok_or_else(|| FileError::new(F, at, "truncated chunk header"))? as usize;
-            let kind: [u8; 4] = b.get(at + 4..at + 8).and_then(|k| k.try_into().ok())
+            let kind: [u8; 4] = b
+                .get(at + 4..at + 8)
+                .and_then(|k| k.try_into().ok())
                 .ok_or_else(|| FileError::new(F, at + 4, "truncated chunk type"))?;
-            let data = at + 8..at.checked_add(8 + len).filter(|&e| e + 4 <= b.len())
-                .ok_or_else(|| FileError::new(F, at, format!("chunk {} of {len} bytes runs past the end", String::from_utf8_lossy(&kind))))?;
+            let data = at + 8..at.checked_add(8 + len).filter(|&e| e + 4 <= b.len()).ok_or_else(|| {
+                FileError::new(
+                    F,
+                    at,
+                    format!("chunk {} of {len} bytes runs past the end", String::from_utf8_lossy(&kind)),
+                )
+            })?;
             let stored = be32(b, data.end).unwrap_or(0);
             if crc32(&b[at + 4..data.end]) != stored {
                 return Err(FileError::new(F, at, format!("CRC mismatch in chunk {}", String::from_utf8_lossy(&kind))));
@@ -854,10 +893,16 @@ mod jpeg {
             if marker == 0xD9 || (0xD0..=0xD7).contains(&marker) || marker == 0x01 {
                 return Ok((out, at));
             }
-            let len = b.get(at + 2..at + 4).map(|s| usize::from(u16::from_be_bytes([s[0], s[1]])))
+            let len = b
+                .get(at + 2..at + 4)
+                .map(|s| usize::from(u16::from_be_bytes([s[0], s[1]])))
                 .ok_or_else(|| FileError::new(F, at, "truncated segment length"))?;
             if len < 2 || at + 2 + len > b.len() {
-                return Err(FileError::new(F, at, format!("segment 0xFF{marker:02X} of {len} bytes runs past the end")));
+                return Err(FileError::new(
+                    F,
+                    at,
+                    format!("segment 0xFF{marker:02X} of {len} bytes runs past the end"),
+                ));
             }
             out.push(Segment { at, marker, data: at + 4..at + 2 + len });
             at += 2 + len;
@@ -874,7 +919,15 @@ mod jpeg {
             b"MM" => false,
             _ => return None,
         };
-        let u16_at = |o: usize| tiff.get(o..o + 2).map(|s| if little { u16::from_le_bytes([s[0], s[1]]) } else { u16::from_be_bytes([s[0], s[1]]) });
+        let u16_at = |o: usize| {
+            tiff.get(o..o + 2).map(|s| {
+                if little {
+                    u16::from_le_bytes([s[0], s[1]])
+                } else {
+                    u16::from_be_bytes([s[0], s[1]])
+                }
+            })
+        };
         let u32_at = |o: usize| if little { le32(tiff, o) } else { be32(tiff, o) };
         let find_tag = |ifd: usize, tag: u16| -> Option<(u16, u32, u32)> {
             let n = usize::from(u16_at(ifd)?);
@@ -955,7 +1008,8 @@ mod jpeg {
                     // An existing EXIF label is overwritten in place (space-padded), so
                     // the TIFF offsets stay valid.
                     if let Some((start, len)) = user_comment(tiff).filter(|&(st, l)| {
-                        tiff[st..st + l].starts_with(b"ASCII\0\0\0") && String::from_utf8_lossy(&tiff[st..st + l]).contains("AIGC")
+                        tiff[st..st + l].starts_with(b"ASCII\0\0\0")
+                            && String::from_utf8_lossy(&tiff[st..st + l]).contains("AIGC")
                     }) {
                         let value = [b"ASCII\0\0\0".as_slice(), json.as_bytes()].concat();
                         if value.len() > len {
@@ -992,16 +1046,25 @@ mod riff {
 
     fn chunks(b: &[u8], f: FileFormat) -> Result<Vec<Chunk>> {
         let size = le32(b, 4).ok_or_else(|| FileError::new(f, 4, "truncated RIFF header"))? as usize;
-        let end = size.checked_add(8).filter(|&e| e <= b.len())
+        let end = size
+            .checked_add(8)
+            .filter(|&e| e <= b.len())
             .ok_or_else(|| FileError::new(f, 4, format!("RIFF size {size} runs past the end ({} bytes)", b.len())))?;
         let mut out = Vec::new();
         let mut at = 12;
         while at < end {
-            let id: [u8; 4] = b.get(at..at + 4).and_then(|s| s.try_into().ok())
+            let id: [u8; 4] = b
+                .get(at..at + 4)
+                .and_then(|s| s.try_into().ok())
                 .ok_or_else(|| FileError::new(f, at, "truncated chunk id"))?;
             let len = le32(b, at + 4).ok_or_else(|| FileError::new(f, at, "truncated chunk size"))? as usize;
-            let data_end = (at + 8).checked_add(len).filter(|&e| e <= end)
-                .ok_or_else(|| FileError::new(f, at, format!("chunk {} of {len} bytes runs past the end", String::from_utf8_lossy(&id))))?;
+            let data_end = (at + 8).checked_add(len).filter(|&e| e <= end).ok_or_else(|| {
+                FileError::new(
+                    f,
+                    at,
+                    format!("chunk {} of {len} bytes runs past the end", String::from_utf8_lossy(&id)),
+                )
+            })?;
             let padded = (data_end + (len & 1)).min(end);
             out.push(Chunk { at, id, data: at + 8..data_end, end: padded });
             at = padded;
@@ -1010,7 +1073,11 @@ mod riff {
     }
 
     fn label_id(f: FileFormat) -> &'static [u8; 4] {
-        if f == FileFormat::Wav { b"AIGC" } else { b"XMP " }
+        if f == FileFormat::Wav {
+            b"AIGC"
+        } else {
+            b"XMP "
+        }
     }
 
     pub(super) fn read(b: &[u8], f: FileFormat) -> Result<Vec<FoundLabel>> {
@@ -1149,7 +1216,9 @@ mod gif {
                         // The XMP packet is stored raw, followed by a 258-byte "magic trailer".
                         let body = at + 14;
                         let rest = b.get(body..).unwrap_or(&[]);
-                        let end = rest.windows(3).position(|w| w == [0x01, 0xFF, 0xFE])
+                        let end = rest
+                            .windows(3)
+                            .position(|w| w == [0x01, 0xFF, 0xFE])
                             .map(|p| body + p + 258)
                             .filter(|&e| e <= b.len())
                             .ok_or_else(|| FileError::new(F, at, "XMP extension without its trailer"))?;
@@ -1248,7 +1317,16 @@ mod id3 {
     fn text_value(encoding: u8, bytes: &[u8]) -> String {
         match encoding {
             1 | 2 => {
-                let mut units: Vec<u16> = bytes.chunks_exact(2).map(|c| if encoding == 2 { u16::from_be_bytes([c[0], c[1]]) } else { u16::from_le_bytes([c[0], c[1]]) }).collect();
+                let mut units: Vec<u16> = bytes
+                    .chunks_exact(2)
+                    .map(|c| {
+                        if encoding == 2 {
+                            u16::from_be_bytes([c[0], c[1]])
+                        } else {
+                            u16::from_le_bytes([c[0], c[1]])
+                        }
+                    })
+                    .collect();
                 if units.first() == Some(&0xFFFE) {
                     units = units.iter().map(|u| u.swap_bytes()).collect();
                 }
@@ -1296,13 +1374,12 @@ mod id3 {
         while at + 10 <= end && b[at] != 0 {
             let len = if version == 4 { syncsafe(b, at + 4) } else { be32(b, at + 4).map(|n| n as usize) }
                 .ok_or_else(|| FileError::new(F, at, "bad frame size"))?;
-            let data_end = (at + 10).checked_add(len).filter(|&e| e <= end)
+            let data_end = (at + 10)
+                .checked_add(len)
+                .filter(|&e| e <= end)
                 .ok_or_else(|| FileError::new(F, at, format!("frame of {len} bytes runs past the tag")))?;
-            let value = if &b[at..at + 4] == b"TXXX" && len > 1 {
-                txxx(b[at + 10], &b[at + 11..data_end])
-            } else {
-                None
-            };
+            let value =
+                if &b[at..at + 4] == b"TXXX" && len > 1 { txxx(b[at + 10], &b[at + 11..data_end]) } else { None };
             frames.push((at, data_end, value));
             at = data_end;
         }
@@ -1326,7 +1403,11 @@ mod id3 {
         frame_data.extend_from_slice(b"AIGC\0");
         frame_data.extend_from_slice(json.as_bytes());
         let mut frame = b"TXXX".to_vec();
-        frame.extend_from_slice(&if version == 4 { to_syncsafe(frame_data.len()) } else { (frame_data.len() as u32).to_be_bytes() });
+        frame.extend_from_slice(&if version == 4 {
+            to_syncsafe(frame_data.len())
+        } else {
+            (frame_data.len() as u32).to_be_bytes()
+        });
         frame.extend_from_slice(&[0, 0]);
         frame.extend_from_slice(&frame_data);
         let mut body = Vec::new();
@@ -1371,9 +1452,15 @@ mod tests {
 
     /// Minimal valid files of every format, made by hand.
     pub(crate) fn samples() -> Vec<(FileFormat, Vec<u8>)> {
-        let png = vec![137, 80, 78, 71, 13, 10, 26, 10, 0, 0, 0, 13, 73, 72, 68, 82, 0, 0, 0, 1, 0, 0, 0, 1, 8, 6, 0, 0, 0, 31, 21, 196, 137, 0, 0, 0, 13, 73, 68, 65, 84, 120, 156, 99, 248, 207, 192, 240, 31, 0, 5, 0, 1, 255, 137, 153, 61, 29, 0, 0, 0, 0, 73, 69, 78, 68, 174, 66, 96, 130];
-        let jpeg = vec![0xFF, 0xD8, 0xFF, 0xE0, 0, 16, b'J', b'F', b'I', b'F', 0, 1, 1, 0, 0, 1, 0, 1, 0, 0,
-            0xFF, 0xDB, 0, 4, 0, 0, 0xFF, 0xDA, 0, 2, 0x12, 0x34, 0xFF, 0xD9];
+        let png = vec![
+            137, 80, 78, 71, 13, 10, 26, 10, 0, 0, 0, 13, 73, 72, 68, 82, 0, 0, 0, 1, 0, 0, 0, 1, 8, 6, 0, 0, 0, 31,
+            21, 196, 137, 0, 0, 0, 13, 73, 68, 65, 84, 120, 156, 99, 248, 207, 192, 240, 31, 0, 5, 0, 1, 255, 137, 153,
+            61, 29, 0, 0, 0, 0, 73, 69, 78, 68, 174, 66, 96, 130,
+        ];
+        let jpeg = vec![
+            0xFF, 0xD8, 0xFF, 0xE0, 0, 16, b'J', b'F', b'I', b'F', 0, 1, 1, 0, 0, 1, 0, 1, 0, 0, 0xFF, 0xDB, 0, 4, 0,
+            0, 0xFF, 0xDA, 0, 2, 0x12, 0x34, 0xFF, 0xD9,
+        ];
         let mut wav = b"RIFF\0\0\0\0WAVEfmt \x10\0\0\0\x01\0\x01\0\x40\x1f\0\0\x80\x3e\0\0\x02\0\x10\0data\x04\0\0\0\x01\x02\x03\x04".to_vec();
         let n = (wav.len() - 8) as u32;
         wav[4..8].copy_from_slice(&n.to_le_bytes());
@@ -1387,11 +1474,29 @@ mod tests {
         let bx = |k: &[u8; 4], body: &[u8]| [((body.len() + 8) as u32).to_be_bytes().as_slice(), k, body].concat();
         let ftyp = bx(b"ftyp", b"isom\0\0\x02\0isom");
         let stco = |off: u32| bx(b"stco", &[&[0u8, 0, 0, 0, 0, 0, 0, 1][..], &off.to_be_bytes()].concat());
-        let moov_len = |off: u32| bx(b"moov", &[bx(b"mvhd", &[0u8; 100]), bx(b"trak", &bx(b"mdia", &bx(b"minf", &bx(b"stbl", &stco(off)))))].concat()).len();
+        let moov_len = |off: u32| {
+            bx(
+                b"moov",
+                &[bx(b"mvhd", &[0u8; 100]), bx(b"trak", &bx(b"mdia", &bx(b"minf", &bx(b"stbl", &stco(off)))))].concat(),
+            )
+            .len()
+        };
         let mdat_at = (ftyp.len() + moov_len(0)) as u32 + 8;
-        let moov = bx(b"moov", &[bx(b"mvhd", &[0u8; 100]), bx(b"trak", &bx(b"mdia", &bx(b"minf", &bx(b"stbl", &stco(mdat_at)))))].concat());
+        let moov = bx(
+            b"moov",
+            &[bx(b"mvhd", &[0u8; 100]), bx(b"trak", &bx(b"mdia", &bx(b"minf", &bx(b"stbl", &stco(mdat_at)))))].concat(),
+        );
         let mp4 = [ftyp, moov, bx(b"mdat", b"SAMPLEDATA")].concat();
-        vec![(FileFormat::Png, png), (FileFormat::Jpeg, jpeg), (FileFormat::Wav, wav), (FileFormat::Webp, webp), (FileFormat::Gif, gif), (FileFormat::Mp3, mp3), (FileFormat::Mp4, mp4), (FileFormat::Text, text)]
+        vec![
+            (FileFormat::Png, png),
+            (FileFormat::Jpeg, jpeg),
+            (FileFormat::Wav, wav),
+            (FileFormat::Webp, webp),
+            (FileFormat::Gif, gif),
+            (FileFormat::Mp3, mp3),
+            (FileFormat::Mp4, mp4),
+            (FileFormat::Text, text),
+        ]
     }
 
     #[test]
@@ -1433,8 +1538,11 @@ mod tests {
                     let _ = write_label(&bad, &label());
                 }
             }
-            assert!(read_labels(&labeled[..labeled.len() / 2]).is_err() || matches!(format, FileFormat::Mp3 | FileFormat::Jpeg | FileFormat::Text),
-                "{format:?} half file read as valid");
+            assert!(
+                read_labels(&labeled[..labeled.len() / 2]).is_err()
+                    || matches!(format, FileFormat::Mp3 | FileFormat::Jpeg | FileFormat::Text),
+                "{format:?} half file read as valid"
+            );
         }
     }
 
@@ -1455,7 +1563,10 @@ mod tests {
             produced.seal_producer(key);
             let labeled = write_label(&bytes, &produced).unwrap();
             let (platform, l) = propagate(&labeled, "PLAT", "p-2", Provenance::Declared, Some(key)).unwrap();
-            assert_eq!((l.label.as_str(), l.content_producer.as_str(), l.propagate_id.as_str()), ("1", produced.content_producer.as_str(), "p-2"));
+            assert_eq!(
+                (l.label.as_str(), l.content_producer.as_str(), l.propagate_id.as_str()),
+                ("1", produced.content_producer.as_str(), "p-2")
+            );
             let (_, labels, verdict) = verify(&platform, Some(key)).unwrap();
             assert_eq!(labels.len(), 1, "{format:?}");
             assert_eq!(verdict, Verdict::Compliant, "{format:?}");
@@ -1497,6 +1608,9 @@ mod tests {
         bad[45] ^= 1;
         let e = read_labels(&bad).unwrap_err().to_string();
         assert!(e.starts_with("malformed PNG at byte 33: CRC mismatch in chunk IDAT"), "{e}");
-        assert_eq!(read_labels(b"\x00\x01binary").unwrap_err().to_string(), "unknown file format: not PNG, JPEG, WebP, GIF, MP3, WAV, MP4 or UTF-8 text");
+        assert_eq!(
+            read_labels(b"\x00\x01binary").unwrap_err().to_string(),
+            "unknown file format: not PNG, JPEG, WebP, GIF, MP3, WAV, MP4 or UTF-8 text"
+        );
     }
 }

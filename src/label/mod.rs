@@ -2,6 +2,7 @@
 //! explicit text labels, and (in [`files`]) where the label sits in each file format.
 
 pub mod files;
+#[rustfmt::skip] // generated (tools/)
 mod glyphs;
 pub mod visible;
 mod xmp;
@@ -145,7 +146,6 @@ impl ImplicitLabel {
         format!("{{\"AIGC\":{}}}", self.to_inner_json())
     }
 }
-
 
 /// What a label JSON string holds: the label when it is well formed, and every problem found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -303,9 +303,21 @@ mod tests {
         let cases: [(&str, bool, &str); 7] = [
             (&full.to_json(), true, ""),
             (&full.to_inner_json(), true, ""),
-            (r#"{"AIGC":{"Label":"1","ContentProducer":"P","ProduceID":"x","ContentPropagator":"P","PropagateID":"x"}}"#, true, ""),
-            (r#"{"AIGC":{"Label":"5","ContentProducer":"P","ProduceID":"x","ContentPropagator":"P","PropagateID":"x"}}"#, false, "Label is \"5\""),
-            (r#"{"AIGC":{"Label":"1","ContentProducer":"某公司","ProduceID":"x","ContentPropagator":"P","PropagateID":"x"}}"#, false, "outside Annex E"),
+            (
+                r#"{"AIGC":{"Label":"1","ContentProducer":"P","ProduceID":"x","ContentPropagator":"P","PropagateID":"x"}}"#,
+                true,
+                "",
+            ),
+            (
+                r#"{"AIGC":{"Label":"5","ContentProducer":"P","ProduceID":"x","ContentPropagator":"P","PropagateID":"x"}}"#,
+                false,
+                "Label is \"5\"",
+            ),
+            (
+                r#"{"AIGC":{"Label":"1","ContentProducer":"某公司","ProduceID":"x","ContentPropagator":"P","PropagateID":"x"}}"#,
+                false,
+                "outside Annex E",
+            ),
             (r#"{"AIGC":{"Label":"1","ProduceID":"x"}}"#, false, "missing key ContentProducer"),
             ("not json", false, "not JSON"),
         ];

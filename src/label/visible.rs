@@ -29,7 +29,9 @@ impl core::str::FromStr for Corner {
             "top-right" => Corner::TopRight,
             "bottom-left" => Corner::BottomLeft,
             "bottom-right" => Corner::BottomRight,
-            _ => return Err(DrawError(format!("unknown corner {s:?} (top-left, top-right, bottom-left, bottom-right)"))),
+            _ => {
+                return Err(DrawError(format!("unknown corner {s:?} (top-left, top-right, bottom-left, bottom-right)")))
+            }
         })
     }
 }
@@ -191,8 +193,12 @@ mod tests {
                         let i = ((y * w + x) * 4) as usize;
                         if inside(x, y) {
                             let luma = px[i];
-                            if luma > 200 { bright += 1 }
-                            if luma < 110 { dark += 1 }
+                            if luma > 200 {
+                                bright += 1
+                            }
+                            if luma < 110 {
+                                dark += 1
+                            }
                         } else {
                             assert_eq!(&px[i..i + 4], &before[i..i + 4], "pixel outside the label changed");
                         }
@@ -207,7 +213,10 @@ mod tests {
     #[test]
     fn bad_input_is_an_error() {
         let mut px = vec![0u8; 10 * 10 * 4];
-        assert!(draw_label(&mut px, 10, 10, "AI生成", Corner::TopLeft).unwrap_err().to_string().contains("does not fit"));
+        assert!(draw_label(&mut px, 10, 10, "AI生成", Corner::TopLeft)
+            .unwrap_err()
+            .to_string()
+            .contains("does not fit"));
         assert!(draw_label(&mut px, 11, 10, "AI", Corner::TopLeft).unwrap_err().to_string().contains("not 11x10"));
         assert!(draw_label(&mut px, 10, 10, "", Corner::TopLeft).is_err());
         assert!("middle".parse::<Corner>().is_err());

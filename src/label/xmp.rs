@@ -151,7 +151,8 @@ mod tests {
         let p = packet(json);
         assert_eq!(find(&p), [json]);
         assert_eq!(find(&update(&p, "{}")), ["{}"]);
-        let element = format!("<rdf:Description xmlns:ai=\"{NAMESPACE}\"><ai:AIGC>{}</ai:AIGC></rdf:Description>", escape(json));
+        let element =
+            format!("<rdf:Description xmlns:ai=\"{NAMESPACE}\"><ai:AIGC>{}</ai:AIGC></rdf:Description>", escape(json));
         assert_eq!(find(&element), [json]);
         let other = "<x:xmpmeta><rdf:RDF><rdf:Description rdf:about=\"\" xmlns:dc=\"http://purl.org/dc/elements/1.1/\"/></rdf:RDF></x:xmpmeta>";
         let added = update(other, json);

@@ -10,15 +10,27 @@ fn main() {
     let artifact = std::fs::read(dict).expect("artifact");
     let config = PluginConfig::from_json(br#"{"policy":{"actions":{"default":"flag","uncategorized":"flag"}},"dictionary_fetch":{"cluster":"d","path":"/d"},"label":{"producer":"p"}}"#).expect("config");
     let plugin = Rc::new(Plugin::with_artifact(config, &artifact, "file".into()).expect("plugin"));
-    let answer = ("这是一段用于压力测试的回答文本，内容平和，介绍城市公园的开放时间与游览路线。".repeat(40)).chars().take(1400).collect::<String>();
-    let prompt = ("请介绍一下城市公园的开放时间、游览路线和附近的交通方式，谢谢。".repeat(40)).chars().take(700).collect::<String>();
+    let answer = ("这是一段用于压力测试的回答文本，内容平和，介绍城市公园的开放时间与游览路线。".repeat(40))
+        .chars()
+        .take(1400)
+        .collect::<String>();
+    let prompt = ("请介绍一下城市公园的开放时间、游览路线和附近的交通方式，谢谢。".repeat(40))
+        .chars()
+        .take(700)
+        .collect::<String>();
     let req = serde_json::json!({"model": "m", "messages": [{"role": "user", "content": prompt}]}).to_string();
     let resp = serde_json::json!({"id": "c", "object": "chat.completion", "model": "m", "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}]}).to_string();
     let only_sse = std::env::args().nth(2).as_deref() == Some("sse");
     let n = if only_sse { 0 } else { 20000 };
     let t = Instant::now();
     for _ in 0..n {
-        let mut x = Exchange::new(Rc::clone(&plugin), "/v1/chat/completions", None, None, "aigc-0123456789abcdef0123456789abcdef".into());
+        let mut x = Exchange::new(
+            Rc::clone(&plugin),
+            "/v1/chat/completions",
+            None,
+            None,
+            "aigc-0123456789abcdef0123456789abcdef".into(),
+        );
         x.request_headers(true);
         std::hint::black_box(x.request_body(req.as_bytes()));
         x.response_headers(200, Some("application/json"), None);
@@ -39,9 +51,19 @@ fn main() {
     let n = if only_sse { 1000 } else { 200 };
     let t = Instant::now();
     for _ in 0..n {
-        let mut x = Exchange::new(Rc::clone(&plugin), "/v1/chat/completions", None, None, "aigc-0123456789abcdef0123456789abcdef".into());
+        let mut x = Exchange::new(
+            Rc::clone(&plugin),
+            "/v1/chat/completions",
+            None,
+            None,
+            "aigc-0123456789abcdef0123456789abcdef".into(),
+        );
         x.response_headers(200, Some("text/event-stream"), None);
         std::hint::black_box(x.response_chunk(stream.as_bytes(), true));
     }
-    println!("{:.1} us per streamed response of 1,000 events ({} bytes)", t.elapsed().as_secs_f64() * 1e6 / n as f64, stream.len());
+    println!(
+        "{:.1} us per streamed response of 1,000 events ({} bytes)",
+        t.elapsed().as_secs_f64() * 1e6 / n as f64,
+        stream.len()
+    );
 }

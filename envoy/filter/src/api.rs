@@ -256,7 +256,8 @@ mod tests {
             {"role":"user","content":[{"type":"text","text":"part"},{"type":"image_url","image_url":{"url":"x"}}]}]}"#;
         assert_eq!(collect_request(Api::Chat, chat, Roles::All), ["sys", "hi", "part"]);
         assert_eq!(collect_request(Api::Chat, chat, Roles::User), ["hi", "part"]);
-        let responses = r#"{"instructions":"be nice","input":[{"role":"user","content":[{"type":"input_text","text":"q"}]}]}"#;
+        let responses =
+            r#"{"instructions":"be nice","input":[{"role":"user","content":[{"type":"input_text","text":"q"}]}]}"#;
         assert_eq!(collect_request(Api::Responses, responses, Roles::All), ["be nice", "q"]);
         assert_eq!(collect_request(Api::Responses, r#"{"input":"plain"}"#, Roles::User), ["plain"]);
         let anthropic = r#"{"system":"s","messages":[{"role":"user","content":[{"type":"text","text":"a"}]},{"role":"assistant","content":"b"}]}"#;
@@ -281,10 +282,12 @@ mod tests {
 
     #[test]
     fn labels_land_in_the_assistant_text() {
-        let mut chat: Value = serde_json::from_str(r#"{"choices":[{"message":{"role":"assistant","content":"答"}}]}"#).unwrap();
+        let mut chat: Value =
+            serde_json::from_str(r#"{"choices":[{"message":{"role":"assistant","content":"答"}}]}"#).unwrap();
         label_response(Api::Chat, &mut chat, "AI生成", LabelPosition::Start);
         assert_eq!(chat.pointer("/choices/0/message/content").unwrap(), "AI生成\n\n答");
-        let mut a: Value = serde_json::from_str(r#"{"content":[{"type":"text","text":"x"},{"type":"text","text":"y"}]}"#).unwrap();
+        let mut a: Value =
+            serde_json::from_str(r#"{"content":[{"type":"text","text":"x"},{"type":"text","text":"y"}]}"#).unwrap();
         label_response(Api::Anthropic, &mut a, "AI生成", LabelPosition::End);
         assert_eq!(a.pointer("/content/1/text").unwrap(), "y\n\nAI生成");
     }

@@ -179,7 +179,8 @@ impl PluginConfig {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |field: &str, why: &str| Err(ConfigError(format!("invalid plugin configuration field `{field}`: {why}")));
+        let bad =
+            |field: &str, why: &str| Err(ConfigError(format!("invalid plugin configuration field `{field}`: {why}")));
         if let Some(text) = &self.label.explicit {
             if !is_explicit_label(text) {
                 return bad("label.explicit", "must contain 人工智能 or AI and 生成 or 合成 (GB 45438)");
@@ -189,7 +190,10 @@ impl PluginConfig {
             return bad("label.header", "the carrier's name must contain AIGC (GB 45438 Annex E)");
         }
         if self.label.producer.is_empty() || !is_annex_e_value(&self.label.producer) {
-            return bad("label.producer", "must be a non-empty code of printable ASCII without space, quote or backslash");
+            return bad(
+                "label.producer",
+                "must be a non-empty code of printable ASCII without space, quote or backslash",
+            );
         }
         if self.max_body_bytes == Some(0) {
             return bad("max_body_bytes", "must be greater than 0");
@@ -220,7 +224,8 @@ impl PluginConfig {
 fn parse_config(de: &mut serde_json::Deserializer<serde_json::de::SliceRead<'_>>) -> Result<PluginConfig, ConfigError> {
     let value: serde_json::Value = serde::Deserialize::deserialize(&mut *de)
         .map_err(|e| ConfigError(format!("invalid plugin configuration: {e}")))?;
-    let object = value.as_object().ok_or_else(|| ConfigError("invalid plugin configuration: not a JSON object".into()))?;
+    let object =
+        value.as_object().ok_or_else(|| ConfigError("invalid plugin configuration: not a JSON object".into()))?;
     // Policies go through the core's parser so their errors carry the full field path.
     let mut policies = BTreeMap::new();
     if let Some(p) = object.get("policy") {
@@ -233,16 +238,17 @@ fn parse_config(de: &mut serde_json::Deserializer<serde_json::de::SliceRead<'_>>
             }
         }
         Some(_) => {
-            return Err(ConfigError("invalid plugin configuration field `profiles`: expected an object of policies".into()))
+            return Err(ConfigError(
+                "invalid plugin configuration field `profiles`: expected an object of policies".into(),
+            ))
         }
         None => {}
     }
     let mut rest = object.clone();
     rest.remove("policy");
     rest.remove("profiles");
-    let mut config: PluginConfig = serde_json::from_value(serde_json::Value::Object(rest)).map_err(|e| {
-        ConfigError(format!("invalid plugin configuration: {e}"))
-    })?;
+    let mut config: PluginConfig = serde_json::from_value(serde_json::Value::Object(rest))
+        .map_err(|e| ConfigError(format!("invalid plugin configuration: {e}")))?;
     for (key, policy) in policies {
         match key.strip_prefix("profiles.") {
             Some(name) => {
@@ -256,8 +262,11 @@ fn parse_config(de: &mut serde_json::Deserializer<serde_json::de::SliceRead<'_>>
 
 fn policy_from_value(value: &serde_json::Value, at: &str) -> Result<Policy, ConfigError> {
     Policy::from_json(&value.to_string()).map_err(|e| {
-        ConfigError(e.to_string().replacen("invalid policy field `", &format!("invalid plugin configuration field `{at}."), 1)
-            .replacen("invalid policy: ", &format!("invalid plugin configuration field `{at}`: "), 1))
+        ConfigError(
+            e.to_string()
+                .replacen("invalid policy field `", &format!("invalid plugin configuration field `{at}."), 1)
+                .replacen("invalid policy: ", &format!("invalid plugin configuration field `{at}`: "), 1),
+        )
     })
 }
 
@@ -303,7 +312,8 @@ impl Plugin {
     ) -> Result<Plugin, ConfigError> {
         let mut profiles = BTreeMap::new();
         let filter = |name: &str, policy: &Policy, dict: Arc<Dictionary>| {
-            Filter::new(dict, policy).map_err(|e| ConfigError(format!("invalid plugin configuration field `{name}`: {e}")))
+            Filter::new(dict, policy)
+                .map_err(|e| ConfigError(format!("invalid plugin configuration field `{name}`: {e}")))
         };
         let default = filter("policy", &config.policy, Arc::clone(&dict))?;
         for (name, policy) in &config.profiles {

@@ -99,7 +99,13 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 impl Exchange {
     /// Starts an exchange for a request to `path`.
-    pub fn new(plugin: Rc<Plugin>, path: &str, profile_header: Option<&str>, route: Option<&str>, produce_id: String) -> Exchange {
+    pub fn new(
+        plugin: Rc<Plugin>,
+        path: &str,
+        profile_header: Option<&str>,
+        route: Option<&str>,
+        produce_id: String,
+    ) -> Exchange {
         let route_profile = route.and_then(|r| plugin.config.route_profiles.get(r)).map(String::as_str);
         let (profile, filter) = plugin.profile(profile_header.or(route_profile));
         let (profile, filter) = (profile.to_string(), filter.clone());
@@ -157,10 +163,9 @@ impl Exchange {
             match_sha256: String::new(),
         });
         match (self.on_limit(), self.enforcing()) {
-            (OnLimit::FailClosed, true) => Verdict::Reply {
-                status: 413,
-                body: self.api.error_body("body exceeds the inspection limit", param),
-            },
+            (OnLimit::FailClosed, true) => {
+                Verdict::Reply { status: 413, body: self.api.error_body("body exceeds the inspection limit", param) }
+            }
             _ => Verdict::Continue,
         }
     }
@@ -249,10 +254,9 @@ impl Exchange {
             return Verdict::Continue;
         }
         match (action, new_body) {
-            (Action::Block, _) => Verdict::Reply {
-                status: 400,
-                body: self.api.error_body("prompt blocked by content policy", "prompt"),
-            },
+            (Action::Block, _) => {
+                Verdict::Reply { status: 400, body: self.api.error_body("prompt blocked by content policy", "prompt") }
+            }
             (_, Some(body)) => Verdict::Replace { headers: Vec::new(), body },
             _ => Verdict::Continue,
         }
@@ -263,10 +267,19 @@ impl Exchange {
     }
 
     /// Response headers.
-    pub fn response_headers(&mut self, status: u16, content_type: Option<&str>, content_encoding: Option<&str>) -> HeaderVerdict {
+    pub fn response_headers(
+        &mut self,
+        status: u16,
+        content_type: Option<&str>,
+        content_encoding: Option<&str>,
+    ) -> HeaderVerdict {
         let mut v = HeaderVerdict::default();
         let media = content_type.is_some_and(is_media) && self.api != Api::Raw;
-        if media && (200..300).contains(&status) && self.enforcing() && content_encoding.is_none_or(|e| e.is_empty() || e == "identity") {
+        if media
+            && (200..300).contains(&status)
+            && self.enforcing()
+            && content_encoding.is_none_or(|e| e.is_empty() || e == "identity")
+        {
             let mut v = HeaderVerdict::default();
             if let Some(label) = self.label() {
                 v.set.push((self.plugin.config.label.header.clone(), Some(label.to_json())));
@@ -324,7 +337,12 @@ impl Exchange {
         match aigc_edge::files::write_label(bytes, &label) {
             Ok(out) => Some(out),
             Err(_) => {
-                self.audit.push(AuditRecord { direction: "response", category: "unlabeled-file".into(), action: Action::Flag, match_sha256: String::new() });
+                self.audit.push(AuditRecord {
+                    direction: "response",
+                    category: "unlabeled-file".into(),
+                    action: Action::Flag,
+                    match_sha256: String::new(),
+                });
                 None
             }
         }
@@ -342,13 +360,23 @@ impl Exchange {
         let pii_action = self.filter.policy().pii.action;
         for kind in pii {
             // The value already went out (redacted): no hash of it is kept.
-            self.audit.push(AuditRecord { direction: "response", category: format!("pii:{}", kind.as_str()), action: pii_action, match_sha256: String::new() });
+            self.audit.push(AuditRecord {
+                direction: "response",
+                category: format!("pii:{}", kind.as_str()),
+                action: pii_action,
+                match_sha256: String::new(),
+            });
         }
         if let Some(block) = blocked {
             if !self.response_blocked {
                 self.response_blocked = true;
                 if let Block::CarryLimit { .. } = block {
-                    self.audit.push(AuditRecord { direction: "response", category: "limit".into(), action: Action::Block, match_sha256: String::new() });
+                    self.audit.push(AuditRecord {
+                        direction: "response",
+                        category: "limit".into(),
+                        action: Action::Block,
+                        match_sha256: String::new(),
+                    });
                 }
             }
         }
@@ -371,7 +399,12 @@ impl Exchange {
     pub fn response_body(&mut self, body: &[u8]) -> Verdict {
         match self.response {
             ResponseMode::Unreadable => {
-                self.audit.push(AuditRecord { direction: "response", category: "unreadable".into(), action: Action::Block, match_sha256: String::new() });
+                self.audit.push(AuditRecord {
+                    direction: "response",
+                    category: "unreadable".into(),
+                    action: Action::Block,
+                    match_sha256: String::new(),
+                });
                 if self.on_limit() == OnLimit::FailClosed && self.enforcing() {
                     self.response_blocked = true;
                     return self.blocked_response("response could not be inspected (compressed)");

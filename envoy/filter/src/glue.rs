@@ -75,19 +75,36 @@ impl Context for Root {
             return;
         }
         self.fetch_token = None;
-        let status = hostcalls::get_map_value(proxy_wasm::types::MapType::HttpCallResponseHeaders, ":status").ok().flatten();
+        let status =
+            hostcalls::get_map_value(proxy_wasm::types::MapType::HttpCallResponseHeaders, ":status").ok().flatten();
         let Some(config) = self.config.clone() else { return };
         let Some(fetch) = config.dictionary_fetch.clone() else { return };
         if status.as_deref() != Some("200") {
-            log(LogLevel::Warn, &format!("aigc-edge: dictionary fetch {} answered {:?}; keeping the current dictionary", fetch.path, status));
+            log(
+                LogLevel::Warn,
+                &format!(
+                    "aigc-edge: dictionary fetch {} answered {:?}; keeping the current dictionary",
+                    fetch.path, status
+                ),
+            );
             self.metrics.borrow_mut().count("aigc_edge.dictionary.fetch_failed");
             return;
         }
-        let body = hostcalls::get_buffer(proxy_wasm::types::BufferType::HttpCallResponseBody, 0, body_size).ok().flatten().unwrap_or_default();
+        let body = hostcalls::get_buffer(proxy_wasm::types::BufferType::HttpCallResponseBody, 0, body_size)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         match Plugin::with_artifact(config, &body, format!("{}{}", fetch.cluster, fetch.path)) {
             Ok(plugin) => {
                 let keywords = plugin.default.dictionary().len();
-                log(LogLevel::Info, &format!("aigc-edge: loaded dictionary from {} ({keywords} keywords, {} bytes)", plugin.dictionary_source, body.len()));
+                log(
+                    LogLevel::Info,
+                    &format!(
+                        "aigc-edge: loaded dictionary from {} ({keywords} keywords, {} bytes)",
+                        plugin.dictionary_source,
+                        body.len()
+                    ),
+                );
                 self.plugin = Some(Rc::new(plugin));
                 self.metrics.borrow_mut().count("aigc_edge.dictionary.loaded");
             }
@@ -127,11 +144,14 @@ impl RootContext for Root {
             }
         };
         if let Some(p) = &plugin {
-            log(LogLevel::Info, &format!(
-                "aigc-edge: configured ({} keywords, profiles: default{})",
-                p.default.dictionary().len(),
-                p.profiles.keys().map(|k| format!(", {k}")).collect::<String>()
-            ));
+            log(
+                LogLevel::Info,
+                &format!(
+                    "aigc-edge: configured ({} keywords, profiles: default{})",
+                    p.default.dictionary().len(),
+                    p.profiles.keys().map(|k| format!(", {k}")).collect::<String>()
+                ),
+            );
         }
         self.plugin = plugin;
         self.config = Some(config);
@@ -150,7 +170,10 @@ impl RootContext for Root {
         let headers = vec![(":method", "GET"), (":path", fetch.path.as_str()), (":authority", authority.as_str())];
         match hostcalls::dispatch_http_call(&fetch.cluster, headers, None, vec![], Duration::from_secs(10)) {
             Ok(token) => self.fetch_token = Some(token),
-            Err(e) => log(LogLevel::Warn, &format!("aigc-edge: dictionary fetch from cluster {} failed: {e:?}", fetch.cluster)),
+            Err(e) => log(
+                LogLevel::Warn,
+                &format!("aigc-edge: dictionary fetch from cluster {} failed: {e:?}", fetch.cluster),
+            ),
         }
     }
 
@@ -193,7 +216,11 @@ impl Http {
 
     fn apply_headers(&self, v: &HeaderVerdict, response: bool) {
         for (name, value) in &v.set {
-            let map = if response { proxy_wasm::types::MapType::HttpResponseHeaders } else { proxy_wasm::types::MapType::HttpRequestHeaders };
+            let map = if response {
+                proxy_wasm::types::MapType::HttpResponseHeaders
+            } else {
+                proxy_wasm::types::MapType::HttpRequestHeaders
+            };
             let _ = hostcalls::set_map_value(map, name, value.as_deref());
         }
     }
@@ -211,7 +238,11 @@ impl Http {
         if !end_of_stream {
             return Action::Pause;
         }
-        let buffer = if response { proxy_wasm::types::BufferType::HttpResponseBody } else { proxy_wasm::types::BufferType::HttpRequestBody };
+        let buffer = if response {
+            proxy_wasm::types::BufferType::HttpResponseBody
+        } else {
+            proxy_wasm::types::BufferType::HttpRequestBody
+        };
         let body = hostcalls::get_buffer(buffer, 0, body_size).ok().flatten().unwrap_or_default();
         let v = self.timed(|x| if response { x.response_body(&body) } else { x.request_body(&body) });
         self.finish_verdict(v.unwrap_or(Verdict::Continue), response, body_size)
@@ -222,13 +253,21 @@ impl Http {
             Verdict::Continue => Action::Continue,
             Verdict::Pause => Action::Pause,
             Verdict::Replace { body, headers } => {
-                let buffer = if response { proxy_wasm::types::BufferType::HttpResponseBody } else { proxy_wasm::types::BufferType::HttpRequestBody };
+                let buffer = if response {
+                    proxy_wasm::types::BufferType::HttpResponseBody
+                } else {
+                    proxy_wasm::types::BufferType::HttpRequestBody
+                };
                 let _ = hostcalls::set_buffer(buffer, 0, size, &body);
                 self.apply_headers(&HeaderVerdict { buffer_body: false, set: headers }, response);
                 Action::Continue
             }
             Verdict::Reply { status, body } => {
-                let _ = hostcalls::send_http_response(u32::from(status), vec![("content-type", "application/json")], Some(body.as_bytes()));
+                let _ = hostcalls::send_http_response(
+                    u32::from(status),
+                    vec![("content-type", "application/json")],
+                    Some(body.as_bytes()),
+                );
                 Action::Pause
             }
         }
@@ -245,7 +284,8 @@ impl HttpContext for Http {
                 Some(br#"{"error":{"message":"content filter not ready","type":"content_filter","code":"content_filter_unavailable"}}"#));
             return Action::Pause;
         };
-        let header = |name: &str| hostcalls::get_map_value(proxy_wasm::types::MapType::HttpRequestHeaders, name).ok().flatten();
+        let header =
+            |name: &str| hostcalls::get_map_value(proxy_wasm::types::MapType::HttpRequestHeaders, name).ok().flatten();
         let path = header(":path").unwrap_or_default();
         let profile = plugin.config.profile_header.as_deref().and_then(|h| header(h));
         let route = [vec!["xds", "route_name"], vec!["route_name"]]
@@ -267,7 +307,8 @@ impl HttpContext for Http {
     }
 
     fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        let header = |name: &str| hostcalls::get_map_value(proxy_wasm::types::MapType::HttpResponseHeaders, name).ok().flatten();
+        let header =
+            |name: &str| hostcalls::get_map_value(proxy_wasm::types::MapType::HttpResponseHeaders, name).ok().flatten();
         let status = header(":status").and_then(|s| s.parse().ok()).unwrap_or(0);
         let (ct, ce) = (header("content-type"), header("content-encoding"));
         let v = self.timed(|x| x.response_headers(status, ct.as_deref(), ce.as_deref())).unwrap_or_default();
@@ -280,7 +321,10 @@ impl HttpContext for Http {
         if buffered {
             return self.buffer_whole(true, body_size, end_of_stream);
         }
-        let chunk = hostcalls::get_buffer(proxy_wasm::types::BufferType::HttpResponseBody, 0, body_size).ok().flatten().unwrap_or_default();
+        let chunk = hostcalls::get_buffer(proxy_wasm::types::BufferType::HttpResponseBody, 0, body_size)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         let v = self.timed(|x| x.response_chunk(&chunk, end_of_stream)).unwrap_or(Verdict::Continue);
         self.finish_verdict(v, true, body_size)
     }

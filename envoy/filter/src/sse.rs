@@ -177,7 +177,8 @@ impl SseFilter {
 
     fn feed(&mut self, key: Key, text: &str) -> String {
         let filter = &self.filter;
-        let lane = self.lanes.entry(key).or_insert_with(|| Lane { stream: Some(filter.stream()), emitted: String::new() });
+        let lane =
+            self.lanes.entry(key).or_insert_with(|| Lane { stream: Some(filter.stream()), emitted: String::new() });
         let Some(stream) = lane.stream.as_mut() else { return String::new() };
         let Ok(chunk) = stream.write(text.as_bytes()) else { return String::new() };
         self.absorb(key, chunk)
@@ -311,7 +312,9 @@ impl SseFilter {
         }
         let Some((deltas, indexes)) = fast::scan(data) else { return false };
         let index_of = |choice: usize| indexes.iter().find(|(c, _)| *c == choice).map_or(choice as u64, |(_, i)| *i);
-        if matches!(self.label, Some((_, LabelPosition::Start))) && deltas.iter().any(|d| !self.labeled.contains(&index_of(d.choice))) {
+        if matches!(self.label, Some((_, LabelPosition::Start)))
+            && deltas.iter().any(|d| !self.labeled.contains(&index_of(d.choice)))
+        {
             return false;
         }
         let mut rewritten = String::with_capacity(data.len());
@@ -467,7 +470,12 @@ impl SseFilter {
     fn anthropic_block(&mut self, out: &mut Vec<u8>, newline: &str) {
         let open: BTreeSet<u64> = self.lanes.keys().map(|k| k.0).collect();
         for index in open {
-            write_event(out, Some("content_block_stop"), &json!({"type": "content_block_stop", "index": index}).to_string(), newline);
+            write_event(
+                out,
+                Some("content_block_stop"),
+                &json!({"type": "content_block_stop", "index": index}).to_string(),
+                newline,
+            );
         }
         let delta = json!({"type": "message_delta", "delta": {"stop_reason": "refusal", "stop_sequence": null}, "usage": {"output_tokens": 0}});
         write_event(out, Some("message_delta"), &delta.to_string(), newline);
@@ -671,7 +679,9 @@ mod fast {
                         self.eat(b':')?;
                         path.push(Seg::Key(key));
                         match path.as_slice() {
-                            [Seg::Key("choices"), Seg::Index(_), Seg::Key("delta"), Seg::Key("tool_calls" | "function_call")] => return None,
+                            [Seg::Key("choices"), Seg::Index(_), Seg::Key("delta"), Seg::Key("tool_calls" | "function_call")] => {
+                                return None
+                            }
                             [Seg::Key("choices"), Seg::Index(_), Seg::Key("finish_reason")] => {
                                 self.ws();
                                 if !self.b.get(self.at..)?.starts_with(b"null") {
@@ -714,7 +724,11 @@ mod fast {
                 }
                 _ => {
                     let start = self.at;
-                    while self.b.get(self.at).is_some_and(|c| !matches!(c, b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t')) {
+                    while self
+                        .b
+                        .get(self.at)
+                        .is_some_and(|c| !matches!(c, b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t'))
+                    {
                         self.at += 1;
                     }
                     let token = self.s.get(start..self.at)?;
@@ -804,10 +818,18 @@ mod tests {
     #[test]
     fn fast_scan_table() {
         let cases: [(&str, Option<Vec<(&str, &str)>>); 8] = [
-            (r#"{"id":"c","choices":[{"index":0,"delta":{"content":"你好"},"finish_reason":null}]}"#, Some(vec![("content", "你好")])),
-            (r#"{"choices":[{"delta":{"content":"a\"b\\c\n\u4e2d\ud83d\ude00"}}]}"#, Some(vec![("content", "a\"b\\c\n中😀")])),
-            (r#"{"choices":[{"index":1,"delta":{"reasoning_content":"想","content":"答"}}],"usage":null}"#,
-             Some(vec![("reasoning_content", "想"), ("content", "答")])),
+            (
+                r#"{"id":"c","choices":[{"index":0,"delta":{"content":"你好"},"finish_reason":null}]}"#,
+                Some(vec![("content", "你好")]),
+            ),
+            (
+                r#"{"choices":[{"delta":{"content":"a\"b\\c\n\u4e2d\ud83d\ude00"}}]}"#,
+                Some(vec![("content", "a\"b\\c\n中😀")]),
+            ),
+            (
+                r#"{"choices":[{"index":1,"delta":{"reasoning_content":"想","content":"答"}}],"usage":null}"#,
+                Some(vec![("reasoning_content", "想"), ("content", "答")]),
+            ),
             (r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{}"}}]}}]}"#, None),
             (r#"{"choices":[{"delta":{"content":"x"},"finish_reason":"stop"}]}"#, None),
             (r#"{"choices":[{"delta":{"content":"x"}}]} trailing"#, None),

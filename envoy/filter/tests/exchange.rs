@@ -32,7 +32,12 @@ fn exchange(p: &Rc<Plugin>, path: &str) -> Exchange {
 
 fn chat_sse(pieces: &[&str], newline: &str) -> Vec<u8> {
     let mut out = String::new();
-    let ev = |choice: Value| format!("data: {}{newline}{newline}", json!({"id": "c1", "object": "chat.completion.chunk", "model": "m", "choices": [choice]}));
+    let ev = |choice: Value| {
+        format!(
+            "data: {}{newline}{newline}",
+            json!({"id": "c1", "object": "chat.completion.chunk", "model": "m", "choices": [choice]})
+        )
+    };
     out += &ev(json!({"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": null}));
     for p in pieces {
         out += &ev(json!({"index": 0, "delta": {"content": p}, "finish_reason": null}));
@@ -106,7 +111,10 @@ fn chat_stream_cases_split_at_every_byte() {
 #[test]
 fn multi_line_data_fields_stay_one_event() {
     let p = plugin(json!({}));
-    let first = format!("data: {}\n\n", json!({"id": "c", "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}));
+    let first = format!(
+        "data: {}\n\n",
+        json!({"id": "c", "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]})
+    );
     let split = "data: {\"id\":\"c\",\ndata: \"choices\":[{\"index\":0,\"delta\":{\"content\":\"你好\"}}]}\n\n";
     let body = format!("{first}{split}data: [DONE]\n\n");
     let out = String::from_utf8(run_stream(&p, "/v1/chat/completions", &[body.as_bytes()])).unwrap();
@@ -169,7 +177,10 @@ fn anthropic_and_responses_streams() {
 #[test]
 fn requests_block_mask_and_respect_roles() {
     let p = plugin(json!({}));
-    let body = |content: &str| json!({"model": "m", "messages": [{"role": "system", "content": "傻逼"}, {"role": "user", "content": content}]}).to_string();
+    let body = |content: &str| {
+        json!({"model": "m", "messages": [{"role": "system", "content": "傻逼"}, {"role": "user", "content": content}]})
+            .to_string()
+    };
     let mut x = exchange(&p, "/v1/chat/completions");
     let h = x.request_headers(true);
     assert!(h.buffer_body);
@@ -202,7 +213,11 @@ fn requests_block_mask_and_respect_roles() {
         other => panic!("system message must not be checked: {other:?}"),
     }
     let mut x = exchange(&p, "/v1/messages");
-    match x.request_body(json!({"messages": [{"role": "user", "content": [{"type": "text", "text": "自制炸药"}]}]}).to_string().as_bytes()) {
+    match x.request_body(
+        json!({"messages": [{"role": "user", "content": [{"type": "text", "text": "自制炸药"}]}]})
+            .to_string()
+            .as_bytes(),
+    ) {
         Verdict::Reply { status: 400, body } => assert!(body.starts_with(r#"{"type":"error""#), "{body}"),
         other => panic!("{other:?}"),
     }
@@ -222,7 +237,9 @@ fn profiles_by_header() {
 #[test]
 fn responses_are_labeled_masked_or_blocked() {
     let p = plugin(json!({}));
-    let answer = |text: &str| json!({"object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]}).to_string();
+    let answer = |text: &str| {
+        json!({"object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]}).to_string()
+    };
     let mut x = exchange(&p, "/v1/chat/completions");
     let h = x.response_headers(200, Some("application/json"), None);
     assert!(h.buffer_body);
@@ -236,7 +253,10 @@ fn responses_are_labeled_masked_or_blocked() {
     assert_eq!(v["choices"][0]["message"]["content"], "AI生成\n\n你是**");
     assert_eq!(v["AIGC"]["ContentProducer"], "P-1");
     let keys: Vec<&String> = v["AIGC"].as_object().unwrap().keys().collect();
-    assert_eq!(keys, ["Label", "ContentProducer", "ProduceID", "ReservedCode1", "ContentPropagator", "PropagateID", "ReservedCode2"]);
+    assert_eq!(
+        keys,
+        ["Label", "ContentProducer", "ProduceID", "ReservedCode1", "ContentPropagator", "PropagateID", "ReservedCode2"]
+    );
 
     let mut x = exchange(&p, "/v1/chat/completions");
     x.response_headers(200, Some("application/json"), None);
@@ -279,7 +299,14 @@ fn monitor_mode_changes_nothing() {
 #[test]
 fn malformed_bodies_never_crash() {
     let p = plugin(json!({}));
-    for body in [&b"{not json"[..], b"", b"\xff\xfe", b"[]", b"{\"messages\": 5}", b"{\"messages\": [{\"content\": {\"x\": 1}}]}"] {
+    for body in [
+        &b"{not json"[..],
+        b"",
+        b"\xff\xfe",
+        b"[]",
+        b"{\"messages\": 5}",
+        b"{\"messages\": [{\"content\": {\"x\": 1}}]}",
+    ] {
         let mut x = exchange(&p, "/v1/chat/completions");
         let _ = x.request_body(body);
         x.response_headers(200, Some("application/json"), None);
@@ -301,7 +328,10 @@ fn bad_configuration_names_the_field() {
         (json!({"keywords": "x", "label": {"header": "x-label"}}), "`label.header`"),
         (json!({"keywords": "x", "label": {"producer": "有 空格"}}), "`label.producer`"),
         (json!({"keywords": "x", "policy": {"limits": {"max_carry_bytes": 0}}}), "`policy.limits.max_carry_bytes`"),
-        (json!({"keywords": "x", "profiles": {"kid": {"actions": {"default": "nope"}}}}), "`profiles.kid.actions.default`"),
+        (
+            json!({"keywords": "x", "profiles": {"kid": {"actions": {"default": "nope"}}}}),
+            "`profiles.kid.actions.default`",
+        ),
         (json!({"keywords": "x", "route_profiles": {"r": "ghost"}}), "`route_profiles.r`"),
         (json!({"keywords": "x", "modee": "monitor"}), "unknown field `modee`"),
         (json!({}), "`keywords`"),
@@ -314,7 +344,11 @@ fn bad_configuration_names_the_field() {
     }
 }
 
-const PNG: [u8; 70] = [137, 80, 78, 71, 13, 10, 26, 10, 0, 0, 0, 13, 73, 72, 68, 82, 0, 0, 0, 1, 0, 0, 0, 1, 8, 6, 0, 0, 0, 31, 21, 196, 137, 0, 0, 0, 13, 73, 68, 65, 84, 120, 156, 99, 248, 207, 192, 240, 31, 0, 5, 0, 1, 255, 137, 153, 61, 29, 0, 0, 0, 0, 73, 69, 78, 68, 174, 66, 96, 130];
+const PNG: [u8; 70] = [
+    137, 80, 78, 71, 13, 10, 26, 10, 0, 0, 0, 13, 73, 72, 68, 82, 0, 0, 0, 1, 0, 0, 0, 1, 8, 6, 0, 0, 0, 31, 21, 196,
+    137, 0, 0, 0, 13, 73, 68, 65, 84, 120, 156, 99, 248, 207, 192, 240, 31, 0, 5, 0, 1, 255, 137, 153, 61, 29, 0, 0, 0,
+    0, 73, 69, 78, 68, 174, 66, 96, 130,
+];
 
 fn produce_id_of(bytes: &[u8]) -> Option<String> {
     let (_, labels) = aigc_edge::files::read_labels(bytes).ok()?;
@@ -334,7 +368,10 @@ fn generated_files_get_the_implicit_label() {
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD;
     let mut x = exchange(&p, "/v1/images/generations");
-    assert!(matches!(x.request_body(json!({"prompt": "自制炸药的图"}).to_string().as_bytes()), Verdict::Reply { status: 400, .. }));
+    assert!(matches!(
+        x.request_body(json!({"prompt": "自制炸药的图"}).to_string().as_bytes()),
+        Verdict::Reply { status: 400, .. }
+    ));
     x.response_headers(200, Some("application/json"), None);
     let answer = json!({"created": 1, "data": [{"b64_json": b64.encode(PNG), "revised_prompt": "a cat"}]}).to_string();
     let Verdict::Replace { body, .. } = x.response_body(answer.as_bytes()) else { panic!() };

@@ -147,7 +147,8 @@ fn push_str(out: &mut String, s: &str) {
 /// The check result as JSON text, written directly: this runs once per checked text, so it
 /// avoids building a `serde_json::Value` first.
 fn decision_json(text: &str, d: &Decision) -> String {
-    let offsets = d.hits.iter().flat_map(|h| [h.start, h.end]).chain(d.pii.iter().flat_map(|p| [p.start, p.end])).collect();
+    let offsets =
+        d.hits.iter().flat_map(|h| [h.start, h.end]).chain(d.pii.iter().flat_map(|p| [p.start, p.end])).collect();
     let map = Utf16Map::new(text, offsets);
     let mut out = String::with_capacity(96 + d.hits.len() * 64);
     out.push_str(if d.hits.is_empty() { "{\"flagged\":false" } else { "{\"flagged\":true" });
@@ -165,14 +166,24 @@ fn decision_json(text: &str, d: &Decision) -> String {
             Some(c) => push_str(&mut out, &c.to_string()),
             None => out.push_str("null"),
         }
-        out.push_str(&format!(",\"action\":\"{}\",\"start\":{},\"end\":{}}}", h.action.as_str(), map.get(h.start), map.get(h.end)));
+        out.push_str(&format!(
+            ",\"action\":\"{}\",\"start\":{},\"end\":{}}}",
+            h.action.as_str(),
+            map.get(h.start),
+            map.get(h.end)
+        ));
     }
     out.push_str("],\"pii\":[");
     for (i, p) in d.pii.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        out.push_str(&format!("{{\"kind\":\"{}\",\"start\":{},\"end\":{}}}", p.kind.as_str(), map.get(p.start), map.get(p.end)));
+        out.push_str(&format!(
+            "{{\"kind\":\"{}\",\"start\":{},\"end\":{}}}",
+            p.kind.as_str(),
+            map.get(p.start),
+            map.get(p.end)
+        ));
     }
     out.push_str("],\"text\":");
     match &d.text {
@@ -273,10 +284,15 @@ impl FilterStream {
 
     fn chunk_json(&mut self, chunk: aigc_edge::Chunk) -> Result<JsValue, JsError> {
         let hits: Vec<Value> = chunk.hits.iter().map(|h| hit_json(h, self.utf16(h.start), self.utf16(h.end))).collect();
-        let pii: Vec<Value> =
-            chunk.pii.iter().map(|p| json!({"kind": p.kind.as_str(), "start": self.utf16(p.start), "end": self.utf16(p.end)})).collect();
+        let pii: Vec<Value> = chunk
+            .pii
+            .iter()
+            .map(|p| json!({"kind": p.kind.as_str(), "start": self.utf16(p.start), "end": self.utf16(p.end)}))
+            .collect();
         let blocked = chunk.blocked.map(|b| match b {
-            Block::Keyword(h) => format!("keyword {} ({})", h.keyword, h.category.map_or("uncategorized".into(), |c| c.to_string())),
+            Block::Keyword(h) => {
+                format!("keyword {} ({})", h.keyword, h.category.map_or("uncategorized".into(), |c| c.to_string()))
+            }
             Block::PersonalInformation(p) => format!("personal information ({})", p.kind.as_str()),
             Block::CarryLimit { limit } => format!("held-back text exceeded {limit} bytes"),
         });
@@ -286,7 +302,9 @@ impl FilterStream {
         while self.chunks.len() > 1 && self.chunks.get(1).is_some_and(|c| c.0 <= settled) {
             self.chunks.remove(0);
         }
-        to_value(&json!({"output": String::from_utf8_lossy(&chunk.output), "hits": hits, "pii": pii, "blocked": blocked}))
+        to_value(
+            &json!({"output": String::from_utf8_lossy(&chunk.output), "hits": hits, "pii": pii, "blocked": blocked}),
+        )
     }
 }
 
@@ -353,7 +371,12 @@ pub fn detect_watermark(text: &str, key: &[u8]) -> Result<JsValue, JsError> {
 /// Writes the implicit label into a PNG, JPEG, WebP, GIF, MP3, WAV, MP4 or text file; returns
 /// the labeled bytes (one label per file; pixels and samples unchanged).
 #[wasm_bindgen(js_name = labelFile)]
-pub fn label_file(bytes: &[u8], producer: &str, produce_id: Option<String>, key: Option<Vec<u8>>) -> Result<Vec<u8>, JsError> {
+pub fn label_file(
+    bytes: &[u8],
+    producer: &str,
+    produce_id: Option<String>,
+    key: Option<Vec<u8>>,
+) -> Result<Vec<u8>, JsError> {
     let id = produce_id.unwrap_or_else(new_id);
     let mut label = ImplicitLabel::generated(producer, &id).map_err(to_js)?;
     if let Some(k) = key {
@@ -376,7 +399,9 @@ pub fn propagate_file(
         None => Provenance::Unknown,
         Some("declared") => Provenance::Declared,
         Some("detected") => Provenance::Detected,
-        Some(other) => return Err(JsError::new(&format!("provenance must be \"declared\" or \"detected\", not {other:?}"))),
+        Some(other) => {
+            return Err(JsError::new(&format!("provenance must be \"declared\" or \"detected\", not {other:?}")))
+        }
     };
     let id = propagate_id.unwrap_or_else(new_id);
     files::propagate(bytes, platform, &id, provenance, key.as_deref()).map(|(b, _)| b).map_err(to_js)

@@ -49,7 +49,8 @@ fn stream_finds_keywords_split_across_pieces() {
     out.push_str(c["output"].as_str().unwrap());
     hits.extend(c["hits"].as_array().unwrap().clone());
     assert_eq!(out, "今天说***的事😀和**");
-    let spans: Vec<(u64, u64)> = hits.iter().map(|h| (h["start"].as_u64().unwrap(), h["end"].as_u64().unwrap())).collect();
+    let spans: Vec<(u64, u64)> =
+        hits.iter().map(|h| (h["start"].as_u64().unwrap(), h["end"].as_u64().unwrap())).collect();
     assert_eq!(spans, [(3, 6), (11, 13)]);
     assert!(s.write("more").is_err());
 }
@@ -108,7 +109,11 @@ fn text_labels_and_watermark() {
     assert!(label["AIGC"]["ProduceID"].as_str().unwrap().starts_with("aigc-"));
 }
 
-const PNG: [u8; 70] = [137, 80, 78, 71, 13, 10, 26, 10, 0, 0, 0, 13, 73, 72, 68, 82, 0, 0, 0, 1, 0, 0, 0, 1, 8, 6, 0, 0, 0, 31, 21, 196, 137, 0, 0, 0, 13, 73, 68, 65, 84, 120, 156, 99, 248, 207, 192, 240, 31, 0, 5, 0, 1, 255, 137, 153, 61, 29, 0, 0, 0, 0, 73, 69, 78, 68, 174, 66, 96, 130];
+const PNG: [u8; 70] = [
+    137, 80, 78, 71, 13, 10, 26, 10, 0, 0, 0, 13, 73, 72, 68, 82, 0, 0, 0, 1, 0, 0, 0, 1, 8, 6, 0, 0, 0, 31, 21, 196,
+    137, 0, 0, 0, 13, 73, 68, 65, 84, 120, 156, 99, 248, 207, 192, 240, 31, 0, 5, 0, 1, 255, 137, 153, 61, 29, 0, 0, 0,
+    0, 73, 69, 78, 68, 174, 66, 96, 130,
+];
 
 #[wasm_bindgen_test]
 fn files_label_verify_and_propagate() {
@@ -135,7 +140,8 @@ fn draws_on_image_data() {
 
 #[wasm_bindgen_test]
 fn long_texts_with_many_hits_map_offsets_in_one_pass() {
-    let f = Filter::new(KEYWORDS, Some(r#"{"actions": {"default": "flag", "uncategorized": "flag"}}"#.into()), None).unwrap();
+    let f = Filter::new(KEYWORDS, Some(r#"{"actions": {"default": "flag", "uncategorized": "flag"}}"#.into()), None)
+        .unwrap();
     let text = "😀网上赌博，".repeat(3000);
     let r = json(&f.check(&text).unwrap());
     let hits = r["hits"].as_array().unwrap();
