@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use aho_corasick::AhoCorasick;
 use aigc_edge::{
-    Dictionary, DictionaryBuilder, Filter, KeywordFormat, KeywordKind, KeywordList, Normalization, Policy,
+    Dictionary, DictionaryBuilder, Filter, KeywordFormat, KeywordKind, KeywordList, Normalization, Policy, Step,
 };
 
 fn data_dir() -> String {
@@ -164,7 +164,7 @@ fn main() {
     let all = Normalization::default();
     let (r, s) = fp(all);
     println!("{:<28} {:>11.2}% {:>11.2}%", "all steps on", r, s);
-    for step in Normalization::STEPS {
+    for step in Step::ALL {
         let (r, s) = fp(all.with(step, false));
         println!("{:<28} {:>11.2}% {:>11.2}%", format!("all but {step:?}"), r, s);
     }

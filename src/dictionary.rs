@@ -690,24 +690,11 @@ pub const ARTIFACT_VERSION: u32 = 2;
 const HEADER: usize = 24;
 
 fn norm_bits(n: &Normalization) -> u32 {
-    [n.case, n.width, n.styles, n.traditional, n.invisible, n.separators]
-        .iter()
-        .enumerate()
-        .fold(0, |acc, (i, &on)| acc | (u32::from(on) << i))
-        | (u32::from(n.max_gap) << 8)
+    n.step_bits() | (u32::from(n.max_gap) << 8)
 }
 
 fn norm_from_bits(bits: u32) -> Normalization {
-    let on = |i: u32| bits & (1 << i) != 0;
-    Normalization {
-        case: on(0),
-        width: on(1),
-        styles: on(2),
-        traditional: on(3),
-        invisible: on(4),
-        separators: on(5),
-        max_gap: (bits >> 8) as u8,
-    }
+    Normalization::from_step_bits(bits & 0xFF, (bits >> 8) as u8)
 }
 
 fn action_byte(a: Option<Action>) -> u8 {

@@ -136,9 +136,12 @@ mod error;
 mod filter;
 mod keywords;
 pub mod label;
+mod mask;
 pub mod normalize;
 mod pii;
 pub mod policy;
+mod scanner;
+mod stream;
 #[rustfmt::skip] // generated (tools/)
 mod t2s_table;
 pub mod watermark;
@@ -146,7 +149,7 @@ pub mod watermark;
 pub use category::{Action, Category, CategorySet, ParseCategoryError};
 pub use dictionary::{crc32, Dictionary, DictionaryBuilder, ARTIFACT_VERSION};
 pub use error::{Error, ErrorKind};
-pub use filter::{Block, Chunk, Decision, Filter, Hit, Stream, StreamBlocked};
+pub use filter::{Decision, Filter, Hit};
 pub use keywords::{Diagnostic, Keyword, KeywordFormat, KeywordKind, KeywordList, Problem, TAG_CATEGORIES};
 pub use label::{
     files, is_annex_e_value, is_explicit_label, produce_id, ImplicitLabel, LabelError, LabelKind, ParsedLabel,
@@ -154,3 +157,4 @@ pub use label::{
 pub use normalize::{Normalization, Step};
 pub use pii::{find_pii, restore, PiiHit, PiiKind, RedactionStyle, Redactor};
 pub use policy::Policy;
+pub use stream::{Block, Chunk, Stream, StreamBlocked};

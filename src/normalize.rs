@@ -10,6 +10,10 @@ use crate::t2s_table::T2S;
 
 /// One normalization step. Each can be switched off in the policy
 /// (`"normalize": {"traditional": false}`).
+///
+/// A new step is one variant here, its policy name in [`Step::name`], its place in
+/// [`Step::ALL`] and its work in `fold`; the policy schema, the artifact's header and the
+/// dictionary/policy agreement check all follow from these.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Step {
     /// Case folding: `FuCK` matches `fuck`.
@@ -29,85 +33,144 @@ pub enum Step {
     Separators,
 }
 
-/// Which normalization steps apply to text, as read from a policy's `normalize` object.
+impl Step {
+    /// Every step, in the order of the artifact's step bits (append new steps at the end).
+    pub const ALL: [Step; 6] =
+        [Step::Case, Step::Width, Step::Styles, Step::Traditional, Step::Invisible, Step::Separators];
+
+    /// The step's key in a policy's `normalize` object.
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Case => "case",
+            Step::Width => "width",
+            Step::Styles => "styles",
+            Step::Traditional => "traditional",
+            Step::Invisible => "invisible",
+            Step::Separators => "separators",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Step> {
+        Step::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// The step's bit in [`Normalization::step_bits`]: its position in [`Step::ALL`].
+    fn bit(self) -> u32 {
+        let at = Step::ALL.iter().position(|&s| s == self).unwrap_or(0);
+        1 << at
+    }
+}
+
+/// Which normalization steps apply to text, as read from a policy's `normalize` object:
+/// `{"case": true, …, "max_gap": 3}`, one boolean per [`Step`] by its [`Step::name`].
 ///
 /// All steps are on by default.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+///
+/// ```
+/// use aigc_edge::{Normalization, Step};
+/// let n = Normalization::default().with(Step::Traditional, false);
+/// assert!(n.has(Step::Case) && !n.has(Step::Traditional));
+/// assert_eq!(serde_json::to_string(&n).unwrap(),
+///     r#"{"case":true,"width":true,"styles":true,"traditional":false,"invisible":true,"separators":true,"max_gap":3}"#);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Normalization {
-    /// [`Step::Case`].
-    pub case: bool,
-    /// [`Step::Width`].
-    pub width: bool,
-    /// [`Step::Styles`].
-    pub styles: bool,
-    /// [`Step::Traditional`].
-    pub traditional: bool,
-    /// [`Step::Invisible`].
-    pub invisible: bool,
-    /// [`Step::Separators`].
-    pub separators: bool,
+    steps: u32,
     /// Most separators or invisible characters skipped in a row inside one match (1–16).
     pub max_gap: u8,
 }
 
 impl Default for Normalization {
     fn default() -> Self {
-        Normalization {
-            case: true,
-            width: true,
-            styles: true,
-            traditional: true,
-            invisible: true,
-            separators: true,
-            max_gap: 3,
-        }
+        Step::ALL.into_iter().fold(Normalization::none(), |n, step| n.with(step, true))
     }
 }
 
 impl Normalization {
     /// Every step off: text and keywords are matched as written.
     pub fn none() -> Self {
-        Normalization {
-            case: false,
-            width: false,
-            styles: false,
-            traditional: false,
-            invisible: false,
-            separators: false,
-            max_gap: 3,
-        }
+        Normalization { steps: 0, max_gap: 3 }
     }
 
     /// Is `step` on?
     pub fn has(&self, step: Step) -> bool {
-        match step {
-            Step::Case => self.case,
-            Step::Width => self.width,
-            Step::Styles => self.styles,
-            Step::Traditional => self.traditional,
-            Step::Invisible => self.invisible,
-            Step::Separators => self.separators,
-        }
+        self.steps & step.bit() != 0
     }
 
     /// This normalization with `step` switched on or off.
     pub fn with(mut self, step: Step, on: bool) -> Self {
-        let slot = match step {
-            Step::Case => &mut self.case,
-            Step::Width => &mut self.width,
-            Step::Styles => &mut self.styles,
-            Step::Traditional => &mut self.traditional,
-            Step::Invisible => &mut self.invisible,
-            Step::Separators => &mut self.separators,
-        };
-        *slot = on;
+        if on {
+            self.steps |= step.bit();
+        } else {
+            self.steps &= !step.bit();
+        }
         self
     }
 
-    /// Every step, for loops over steps (benchmarks, tests).
-    pub const STEPS: [Step; 6] =
-        [Step::Case, Step::Width, Step::Styles, Step::Traditional, Step::Invisible, Step::Separators];
+    /// The steps as bits (bit `i` is `Step::ALL[i]`), as the dictionary artifact stores them.
+    pub(crate) fn step_bits(&self) -> u32 {
+        self.steps
+    }
+
+    /// The normalization with these step bits; unknown bits are ignored.
+    pub(crate) fn from_step_bits(bits: u32, max_gap: u8) -> Self {
+        Step::ALL.into_iter().fold(Normalization { steps: 0, max_gap }, |n, step| n.with(step, bits & step.bit() != 0))
+    }
+
+    /// The first step on which `self` and `other` differ.
+    pub(crate) fn first_difference(&self, other: &Normalization) -> Option<Step> {
+        Step::ALL.into_iter().find(|&s| self.has(s) != other.has(s))
+    }
+}
+
+impl Serialize for Normalization {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(Step::ALL.len() + 1))?;
+        for step in Step::ALL {
+            map.serialize_entry(step.name(), &self.has(step))?;
+        }
+        map.serialize_entry("max_gap", &self.max_gap)?;
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Normalization {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> serde::de::Visitor<'de> for Fields {
+            type Value = Normalization;
+
+            fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                f.write_str("an object of normalization steps")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Normalization, A::Error> {
+                use serde::de::Error;
+                let mut n = Normalization::default();
+                let mut seen: Vec<String> = Vec::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if seen.contains(&key) {
+                        return Err(A::Error::custom(format_args!("duplicate field `{key}`")));
+                    }
+                    if key == "max_gap" {
+                        n.max_gap = map.next_value()?;
+                    } else if let Some(step) = Step::from_name(&key) {
+                        n = n.with(step, map.next_value()?);
+                    } else {
+                        let names: Vec<String> = Step::ALL.iter().map(|s| format!("`{}`", s.name())).collect();
+                        return Err(A::Error::custom(format_args!(
+                            "unknown field `{key}`, expected one of {}, `max_gap`",
+                            names.join(", ")
+                        )));
+                    }
+                    seen.push(key);
+                }
+                Ok(n)
+            }
+        }
+        deserializer.deserialize_map(Fields)
+    }
 }
 
 /// How the matcher sees one character of text.
@@ -289,27 +352,27 @@ pub fn simplify(c: char) -> char {
 /// How `c` is seen under `norm`.
 pub(crate) fn fold(c: char, norm: &Normalization) -> Folded {
     if is_invisible(c) {
-        return if norm.invisible { Folded::Invisible } else { Folded::one(c) };
+        return if norm.has(Step::Invisible) { Folded::Invisible } else { Folded::one(c) };
     }
     let mut c = c;
-    if norm.width {
+    if norm.has(Step::Width) {
         c = fold_width(c);
     }
     if is_sentence_boundary(c) || (c.is_control() && c != '\t') {
         return Folded::Boundary;
     }
-    if norm.styles {
+    if norm.has(Step::Styles) {
         if let Some(folded) = fold_style(c) {
             return folded;
         }
     }
-    if norm.case {
+    if norm.has(Step::Case) {
         c = fold_case(c);
     }
-    if norm.traditional {
+    if norm.has(Step::Traditional) {
         c = simplify(c);
     }
-    if c.is_alphanumeric() || !norm.separators {
+    if c.is_alphanumeric() || !norm.has(Step::Separators) {
         Folded::one(c)
     } else {
         Folded::Separator

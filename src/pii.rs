@@ -52,6 +52,34 @@ impl PiiKind {
         }
     }
 
+    /// What a value of this kind is made of beyond the ASCII letters and digits that bound
+    /// every kind (`prev` is the character before `c`). A stream holds back runs of these
+    /// characters until they end and checks them whole ([`HoldBack`]): a new kind states its
+    /// characters here, and `every_kind_is_found_in_streams` proves it.
+    fn joins(self, c: char, prev: char) -> bool {
+        match self {
+            PiiKind::IdCard | PiiKind::Passport => false,
+            PiiKind::Mobile => c == '+',
+            PiiKind::BankCard => matches!(c, ' ' | '-') && prev.is_ascii_digit(),
+            PiiKind::Email => matches!(c, '@' | '.' | '_' | '%' | '+' | '-'),
+            PiiKind::Ipv4 => c == '.',
+            PiiKind::Ipv6 => matches!(c, ':' | '.'),
+        }
+    }
+
+    /// The longest value of this kind, in bytes.
+    const fn max_len(self) -> usize {
+        match self {
+            PiiKind::IdCard => 18,
+            PiiKind::Mobile => 14,        // +86 and 11 digits
+            PiiKind::BankCard => 19 + 18, // 19 digits, single separators between them
+            PiiKind::Email => 254,        // RFC 5321 path limit
+            PiiKind::Ipv4 => 15,
+            PiiKind::Ipv6 => 45,
+            PiiKind::Passport => 9,
+        }
+    }
+
     fn placeholder_tag(self) -> &'static str {
         match self {
             PiiKind::IdCard => "ID_CARD",
@@ -61,6 +89,33 @@ impl PiiKind {
             PiiKind::Ipv4 | PiiKind::Ipv6 => "IP",
             PiiKind::Passport => "PASSPORT",
         }
+    }
+}
+
+/// What a stream holds back for personal information: runs of the characters any kind is made
+/// of (every kind's, so a run has the same bounds it has in a whole text), each at most
+/// [`HoldBack::MAX_RUN`] bytes.
+pub(crate) struct HoldBack;
+
+impl HoldBack {
+    /// A run longer than this is checked in pieces: the longest kind, plus room for the
+    /// characters around a value that share its alphabet (a `mailto:`, a label).
+    pub(crate) const MAX_RUN: usize = {
+        let mut longest = 0;
+        let mut i = 0;
+        while i < PiiKind::ALL.len() {
+            let len = PiiKind::ALL[i].max_len();
+            if len > longest {
+                longest = len;
+            }
+            i += 1;
+        }
+        longest + 64
+    };
+
+    /// Does `c` (after `prev`) continue a run that may hold personal information?
+    pub(crate) fn holds(c: char, prev: char) -> bool {
+        c.is_ascii_alphanumeric() || PiiKind::ALL.iter().any(|k| k.joins(c, prev))
     }
 }
 

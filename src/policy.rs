@@ -273,7 +273,7 @@ mod tests {
         let p = Policy::from_json("{}").unwrap();
         assert_eq!(p, Policy::default());
         assert_eq!(p.on_limit, OnLimit::FailClosed);
-        assert!(p.normalize.traditional);
+        assert!(p.normalize.has(crate::Step::Traditional));
     }
 
     #[test]

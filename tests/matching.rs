@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use aigc_edge::{Action, Block, Dictionary, Filter, KeywordFormat, KeywordKind, KeywordList, Policy};
+use aigc_edge::{Action, Block, Dictionary, Filter, KeywordFormat, KeywordKind, KeywordList, PiiKind, Policy};
 
 struct Case {
     name: &'static str,
@@ -348,6 +348,41 @@ fn personal_information_in_streams_split_at_every_byte() {
             let r = stream_all(&f, &[&bytes[..k], &bytes[k..]]);
             assert_eq!(String::from_utf8(r.out).unwrap(), want, "{text} split {k}");
             assert_eq!(r.pii, want_pii, "{text} split {k}");
+        }
+    }
+}
+
+/// A text holding one value of `kind`, in CJK prose. The match has no wildcard arm: a new kind
+/// does not compile until it has a sample, so no kind can be found by `check` and missed by
+/// streams.
+fn pii_sample(kind: PiiKind) -> &'static str {
+    match kind {
+        PiiKind::IdCard => "他的身份证是11010519491231002X。",
+        PiiKind::Mobile => "请拨+8613812345678联系",
+        PiiKind::BankCard => "卡号4111-1111-1111-1111到账",
+        PiiKind::Email => "写信给zhang_san.li%x+y@mail.example.cn吧",
+        PiiKind::Ipv4 => "地址192.168.100.200可用",
+        PiiKind::Ipv6 => "地址2001:db8::8a2e:370:7334可用",
+        PiiKind::Passport => "护照号EA1234567在此",
+    }
+}
+
+#[test]
+fn every_kind_is_found_in_streams_split_at_every_byte() {
+    for kind in PiiKind::ALL {
+        let policy = format!(r#"{{"pii": {{"kinds": ["{}"], "action": "mask"}}}}"#, kind.as_str());
+        let f = filter("赌博", "", &policy);
+        let text = pii_sample(kind);
+        let d = f.check(text);
+        assert_eq!(d.pii.iter().map(|p| p.kind).collect::<Vec<_>>(), [kind], "{text}");
+        let want = d.text.clone().unwrap();
+        let bytes = text.as_bytes();
+        for k in 0..=bytes.len() {
+            for l in k..=bytes.len() {
+                let r = stream_all(&f, &[&bytes[..k], &bytes[k..l], &bytes[l..]]);
+                assert_eq!(String::from_utf8(r.out).unwrap(), want, "{kind:?}: {text} split {k}, {l}");
+                assert_eq!(r.pii, [(d.pii[0].start, d.pii[0].end)], "{kind:?}: {text} split {k}, {l}");
+            }
         }
     }
 }
