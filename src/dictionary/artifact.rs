@@ -1,0 +1,362 @@
+//! The binary artifact: the automaton's arrays as they are, versioned and CRC-checked, so a VM
+//! loads a dictionary in milliseconds without rebuilding it.
+
+use super::*;
+
+/// Depth of every state (from the parent links in `check`) and output links (from the failure
+/// links), validating on the way that parents form a tree no deeper than the longest keyword
+/// and that failure links lead to shallower states, so no crafted artifact can make matching
+/// loop.
+fn derive_depth_and_links(
+    nodes: &[Node],
+    fail: &[u32],
+    out: &[u32],
+    max_len: u16,
+) -> Result<(Vec<u16>, Vec<u32>), &'static str> {
+    const UNKNOWN: u16 = u16::MAX;
+    let check = |s: usize| nodes.get(s).map_or(NONE, |n| n.check);
+    let n = nodes.len();
+    let mut depth = vec![UNKNOWN; n];
+    let mut path = Vec::new();
+    for s in 0..n {
+        if s == 0 || check(s) == NONE {
+            depth[s] = 0;
+            continue;
+        }
+        let mut t = s;
+        while depth[t] == UNKNOWN {
+            path.push(t);
+            if path.len() > usize::from(max_len) {
+                return Err("parent links deeper than the longest keyword, or a cycle");
+            }
+            t = check(t) as usize;
+            if t != 0 && (t >= n || check(t) == NONE) {
+                return Err("state whose parent is not a state");
+            }
+        }
+        let mut d = depth[t];
+        while let Some(u) = path.pop() {
+            d += 1;
+            depth[u] = d;
+        }
+    }
+    if depth.iter().any(|&d| d > max_len) {
+        return Err("state depth exceeds the longest keyword");
+    }
+    // Failure links must lead to a strictly shallower state (or the root).
+    let shallower = |s: usize, to: u32| {
+        let d = depth.get(to as usize).copied().unwrap_or(UNKNOWN);
+        d < depth[s] || (to == ROOT && depth[s] == 0)
+    };
+    if fail.iter().enumerate().any(|(s, &f)| s != 0 && !shallower(s, f)) {
+        return Err("failure link does not shorten the match");
+    }
+    // Output links in order of depth, so each state's failure target is done before it.
+    let mut by_depth: Vec<Vec<u32>> = vec![Vec::new(); usize::from(max_len) + 1];
+    for (s, &d) in depth.iter().enumerate() {
+        if s != 0 && check(s) != NONE {
+            by_depth[usize::from(d)].push(s as u32);
+        }
+    }
+    let mut link = vec![NONE; n];
+    for s in by_depth.into_iter().flatten() {
+        let f = fail[s as usize] as usize;
+        link[s as usize] = if out[f] != NONE { f as u32 } else { link[f] };
+    }
+    Ok((depth, link))
+}
+
+const MAGIC: &[u8; 8] = b"AIGCDICT";
+/// Version of the artifact layout; bumped on any change.
+pub const ARTIFACT_VERSION: u32 = 2;
+const HEADER: usize = 24;
+
+fn norm_bits(n: &Normalization) -> u32 {
+    n.step_bits() | (u32::from(n.max_gap) << 8)
+}
+
+fn norm_from_bits(bits: u32) -> Normalization {
+    Normalization::from_step_bits(bits & 0xFF, (bits >> 8) as u8)
+}
+
+fn action_byte(a: Option<Action>) -> u8 {
+    match a {
+        None => 0xFF,
+        Some(Action::Pass) => 0,
+        Some(Action::Flag) => 1,
+        Some(Action::Mask) => 2,
+        Some(Action::Block) => 3,
+    }
+}
+
+fn action_from_byte(b: u8) -> Result<Option<Action>, Error> {
+    Ok(match b {
+        0xFF => None,
+        0 => Some(Action::Pass),
+        1 => Some(Action::Flag),
+        2 => Some(Action::Mask),
+        3 => Some(Action::Block),
+        _ => return Err(Error::artifact(format!("bad action byte {b}"))),
+    })
+}
+
+/// CRC-32 (IEEE 802.3), the checksum the artifact ends with. Slicing-by-8, so checking a
+/// multi-megabyte artifact stays within the start-up budget.
+pub fn crc32(bytes: &[u8]) -> u32 {
+    const TABLES: [[u32; 256]; 8] = {
+        let mut t = [[0u32; 256]; 8];
+        let mut i = 0;
+        while i < 256 {
+            let mut c = i as u32;
+            let mut k = 0;
+            while k < 8 {
+                c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+                k += 1;
+            }
+            t[0][i] = c;
+            i += 1;
+        }
+        let mut i = 0;
+        while i < 256 {
+            let mut k = 1;
+            while k < 8 {
+                t[k][i] = (t[k - 1][i] >> 8) ^ t[0][(t[k - 1][i] & 0xFF) as usize];
+                k += 1;
+            }
+            i += 1;
+        }
+        t
+    };
+    let mut crc = !0u32;
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let lo = crc ^ u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        let hi = u32::from_le_bytes([c[4], c[5], c[6], c[7]]);
+        crc = TABLES[7][(lo & 0xFF) as usize]
+            ^ TABLES[6][((lo >> 8) & 0xFF) as usize]
+            ^ TABLES[5][((lo >> 16) & 0xFF) as usize]
+            ^ TABLES[4][(lo >> 24) as usize]
+            ^ TABLES[3][(hi & 0xFF) as usize]
+            ^ TABLES[2][((hi >> 8) & 0xFF) as usize]
+            ^ TABLES[1][((hi >> 16) & 0xFF) as usize]
+            ^ TABLES[0][(hi >> 24) as usize];
+    }
+    for &b in chunks.remainder() {
+        crc = TABLES[0][((crc ^ u32::from(b)) & 0xFF) as usize] ^ (crc >> 8);
+    }
+    !crc
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], Error> {
+        let end = self
+            .at
+            .checked_add(n)
+            .filter(|&e| e <= self.bytes.len())
+            .ok_or_else(|| Error::artifact(format!("truncated in {what} at byte {}", self.at + HEADER)))?;
+        let s = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(s)
+    }
+    fn u32(&mut self, what: &str) -> Result<u32, Error> {
+        let b = self.take(4, what)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn u32s(&mut self, n: usize, what: &str) -> Result<Vec<u32>, Error> {
+        let bytes = self.take(n.saturating_mul(4), what)?;
+        Ok(bytes.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+    }
+    fn count(&mut self, what: &str, max: usize) -> Result<usize, Error> {
+        let n = self.u32(what)? as usize;
+        if n > max {
+            return Err(Error::artifact(format!("{what} count {n} exceeds the artifact size")));
+        }
+        Ok(n)
+    }
+}
+
+fn put_u32s(out: &mut Vec<u8>, values: &[u32]) {
+    out.extend_from_slice(&(values.len() as u32).to_le_bytes());
+    for v in values {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+}
+
+impl Dictionary {
+    /// Serializes the compiled dictionary: magic, version, normalization, the automaton arrays,
+    /// keyword metadata and texts, and a CRC-32 over everything.
+    pub fn to_artifact(&self) -> Vec<u8> {
+        let mut payload = Vec::new();
+        let flat: Vec<u32> = self.codes.iter().flat_map(|&(c, k)| [c, k]).collect();
+        put_u32s(&mut payload, &flat);
+        let field = |f: fn(&Node) -> u32| self.nodes.iter().map(f).collect::<Vec<u32>>();
+        // Depths and output links are derived at load (`derive_depth_and_links`): a smaller
+        // artifact is faster to fetch, check and parse, and its copy costs each VM less memory.
+        for array in [&field(|n| n.base & !REPORT_BIT), &field(|n| n.check), &self.fail, &self.out] {
+            put_u32s(&mut payload, array);
+        }
+        let meta: Vec<u32> = self
+            .patterns
+            .iter()
+            .flat_map(|p| {
+                let kind = u32::from(p.kind == KeywordKind::Allow);
+                let flags = kind | u32::from(p.starts_word) << 1 | u32::from(p.ends_word) << 2;
+                let packed = u32::from(action_byte(p.action)) | flags << 8 | u32::from(p.len) << 16;
+                [p.categories.bits(), packed]
+            })
+            .collect();
+        put_u32s(&mut payload, &meta);
+        put_u32s(&mut payload, &self.text_end);
+        payload.extend_from_slice(&(self.text.len() as u32).to_le_bytes());
+        payload.extend_from_slice(self.text.as_bytes());
+
+        let mut out = Vec::with_capacity(HEADER + payload.len() + 4);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&ARTIFACT_VERSION.to_le_bytes());
+        out.extend_from_slice(&norm_bits(&self.norm).to_le_bytes());
+        out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        out.extend_from_slice(&payload);
+        let crc = crc32(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// Loads an artifact made by [`Dictionary::to_artifact`]. A wrong magic or version, a
+    /// length or checksum mismatch, or any index out of range is refused with an error saying
+    /// which; nothing in a bad artifact can make matching panic or read out of bounds.
+    pub fn from_artifact(bytes: &[u8]) -> Result<Dictionary, Error> {
+        if bytes.len() < HEADER + 4 || &bytes[..8] != MAGIC {
+            return Err(Error::artifact("not an aigc-edge dictionary (bad magic)"));
+        }
+        let word = |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+        let version = word(8);
+        if version != ARTIFACT_VERSION {
+            return Err(Error::artifact(format!(
+                "format version {version}, this build reads version {ARTIFACT_VERSION}"
+            )));
+        }
+        let norm = norm_from_bits(word(12));
+        let declared = u64::from(word(16)) | u64::from(word(20)) << 32;
+        let actual = (bytes.len() - HEADER - 4) as u64;
+        if declared != actual {
+            return Err(Error::artifact(format!(
+                "payload is {actual} bytes, header says {declared} (truncated or padded)"
+            )));
+        }
+        let body = &bytes[..bytes.len() - 4];
+        let stored = word(bytes.len() - 4);
+        let computed = crc32(body);
+        if stored != computed {
+            return Err(Error::artifact(format!("checksum mismatch (stored {stored:08x}, computed {computed:08x})")));
+        }
+        let mut r = Reader { bytes: &body[HEADER..], at: 0 };
+        let max = body.len() / 4;
+        let n = r.count("code map", max)?;
+        let flat = r.u32s(n, "code map")?;
+        let codes: Vec<(u32, u32)> = flat.chunks_exact(2).map(|p| (p[0], p[1])).collect();
+        if n % 2 != 0 {
+            return Err(Error::artifact("code map has an odd length"));
+        }
+        // `base` and `check` go straight into the nodes: no intermediate copies, so a VM's
+        // memory peak while loading stays near the artifact plus the dictionary.
+        let n = r.count("base", max)?;
+        let base_raw = r.take(n.saturating_mul(4), "base")?;
+        let n = r.count("check", max)?;
+        let check_raw = r.take(n.saturating_mul(4), "check")?;
+        if base_raw.len() != check_raw.len() {
+            return Err(Error::artifact("state arrays differ in length"));
+        }
+        let word = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        let mut nodes: Vec<Node> = base_raw
+            .chunks_exact(4)
+            .zip(check_raw.chunks_exact(4))
+            .map(|(b, c)| Node { base: word(b), check: word(c) })
+            .collect();
+        let n = r.count("fail", max)?;
+        let fail = r.u32s(n, "fail")?;
+        let n = r.count("out", max)?;
+        let out = r.u32s(n, "out")?;
+        let n = r.count("keyword metadata", max)?;
+        let meta = r.u32s(n, "keyword metadata")?;
+        let n = r.count("keyword offsets", max)?;
+        let text_end = r.u32s(n, "keyword offsets")?;
+        let n = r.count("keyword text", body.len())?;
+        let text = core::str::from_utf8(r.take(n, "keyword text")?)
+            .map_err(|e| Error::artifact(format!("keyword text is not UTF-8: {e}")))?
+            .to_string();
+        if r.at != r.bytes.len() {
+            return Err(Error::artifact("trailing bytes after keyword text"));
+        }
+
+        let mut patterns = Vec::with_capacity(meta.len() / 2);
+        for m in meta.chunks_exact(2) {
+            let packed = m[1];
+            let flags = (packed >> 8) & 0xFF;
+            patterns.push(Pattern {
+                categories: CategorySet::from_bits(m[0]),
+                action: action_from_byte(packed as u8)?,
+                kind: if flags & 1 != 0 { KeywordKind::Allow } else { KeywordKind::Deny },
+                starts_word: flags & 2 != 0,
+                ends_word: flags & 4 != 0,
+                len: (packed >> 16) as u16,
+            });
+        }
+        let slots = nodes.len();
+        let max_len = patterns.iter().map(|p| p.len).max().unwrap_or(0);
+        // Validate every index so matching never needs to trust the file.
+        let in_slots = |v: u32| (v as usize) < slots;
+        let problem = if slots == 0 {
+            Some("no states")
+        } else if [fail.len(), out.len()].iter().any(|&l| l != slots) {
+            Some("state arrays differ in length")
+        } else if nodes.iter().any(|n| n.base & REPORT_BIT != 0) {
+            Some("base entry out of range")
+        } else if nodes.iter().any(|n| n.check != NONE && !in_slots(n.check)) {
+            Some("check entry out of range")
+        } else if fail.iter().any(|&f| !in_slots(f)) {
+            Some("failure link out of range")
+        } else if out.iter().any(|&o| o != NONE && o as usize >= patterns.len()) {
+            Some("output pattern out of range")
+        } else if text_end.len() != patterns.len()
+            || text_end.windows(2).any(|w| w[0] > w[1])
+            || text_end.iter().any(|&e| e as usize > text.len() || !text.is_char_boundary(e as usize))
+        {
+            Some("keyword offsets out of range")
+        } else if codes.windows(2).any(|w| w[0].0 >= w[1].0)
+            || codes.iter().any(|&(c, k)| char::from_u32(c).is_none() || k == 0 || k > CODE_MASK)
+        {
+            Some("code map not sorted or out of range")
+        } else if patterns.is_empty() {
+            Some("no keywords")
+        } else if patterns.iter().any(|p| p.len == 0) {
+            Some("keyword of length 0")
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            return Err(Error::artifact(problem));
+        }
+        let (depth, link) = derive_depth_and_links(&nodes, &fail, &out, max_len).map_err(Error::artifact)?;
+        mark_reports(&mut nodes, &out, &link);
+        Ok(Dictionary {
+            norm,
+            codes,
+            nodes,
+            fail,
+            out,
+            link,
+            depth,
+            patterns,
+            text,
+            text_end,
+            max_len,
+            classes: LazyClasses::new(),
+            diagnostics: Vec::new(),
+        })
+    }
+}

@@ -1,0 +1,563 @@
+//! Where the implicit label sits in each file format, read and written at the byte level:
+//! nothing but the label's own bytes changes, so pixels and samples decode the same.
+//!
+//! | Format | Carriers read | Carrier written |
+//! |---|---|---|
+//! | PNG | `tEXt` keyword `AIGC`; XMP in `iTXt` `XML:com.adobe.xmp` | `tEXt` `AIGC` (and an existing XMP is updated) |
+//! | JPEG | APP1 XMP; EXIF `UserComment` (`ASCII\0\0\0` + JSON) | APP1 XMP (an existing EXIF label is updated in place) |
+//! | WebP | RIFF chunk `XMP ` | `XMP ` (a simple file gains the `VP8X` header metadata needs) |
+//! | GIF | application extension `XMP DataXMP` | the same, before the trailer |
+//! | MP3 | ID3v2 `TXXX` frame, description `AIGC` | the same (a v2.4 tag is created when there is none) |
+//! | WAV | RIFF chunk `AIGC` | the same |
+//! | MP4, M4A, MOV | `moov/udta/meta`: `keys` entry `mdta` `AIGC` and its `ilst` item | the same (chunk offsets fixed when `moov` precedes `mdat`) |
+//! | Text, Markdown | front matter line `AIGC: {…}` | the same (front matter added when there is none) |
+//!
+//! Malformed or truncated input gives a [`FileError`] naming the byte offset, never a panic;
+//! no allocation is larger than the input plus the label.
+
+use core::fmt;
+
+use super::xmp;
+use super::{ImplicitLabel, ParsedLabel};
+
+/// A file format the label code knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FileFormat {
+    /// PNG.
+    Png,
+    /// JPEG (JFIF/EXIF).
+    Jpeg,
+    /// WebP.
+    Webp,
+    /// GIF87a/89a.
+    Gif,
+    /// MP3 with or without an ID3v2 tag.
+    Mp3,
+    /// WAV (RIFF WAVE).
+    Wav,
+    /// MP4 / M4A / MOV (ISO base media).
+    Mp4,
+    /// UTF-8 text or Markdown (label in front matter).
+    Text,
+}
+
+impl FileFormat {
+    /// Lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileFormat::Png => "png",
+            FileFormat::Jpeg => "jpeg",
+            FileFormat::Webp => "webp",
+            FileFormat::Gif => "gif",
+            FileFormat::Mp3 => "mp3",
+            FileFormat::Wav => "wav",
+            FileFormat::Mp4 => "mp4",
+            FileFormat::Text => "text",
+        }
+    }
+
+    /// The format from the first bytes, if known.
+    pub fn detect(bytes: &[u8]) -> Option<FileFormat> {
+        if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+            Some(FileFormat::Png)
+        } else if bytes.starts_with(&[0xFF, 0xD8]) {
+            Some(FileFormat::Jpeg)
+        } else if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+            Some(FileFormat::Webp)
+        } else if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WAVE" {
+            Some(FileFormat::Wav)
+        } else if bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a") {
+            Some(FileFormat::Gif)
+        } else if bytes.len() >= 8 && matches!(&bytes[4..8], b"ftyp" | b"moov" | b"mdat" | b"free" | b"wide") {
+            Some(FileFormat::Mp4)
+        } else if bytes.starts_with(b"ID3") || (bytes.len() >= 2 && bytes[0] == 0xFF && bytes[1] & 0xE0 == 0xE0) {
+            Some(FileFormat::Mp3)
+        } else if core::str::from_utf8(bytes).is_ok_and(|t| !t.contains('\0')) {
+            Some(FileFormat::Text)
+        } else {
+            None
+        }
+    }
+}
+
+/// Where in the file a label was found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Carrier {
+    /// PNG `tEXt` chunk `AIGC`.
+    PngText,
+    /// XMP packet (PNG `iTXt`, JPEG APP1, WebP `XMP `, GIF application extension).
+    Xmp,
+    /// JPEG EXIF `UserComment`.
+    ExifUserComment,
+    /// ID3v2 `TXXX` frame `AIGC`.
+    Id3Txxx,
+    /// WAV chunk `AIGC`.
+    WavChunk,
+    /// `AIGC:` line of a text file's front matter.
+    FrontMatter,
+    /// MP4 `moov/udta/meta` `keys` + `ilst` item.
+    Mp4Meta,
+}
+
+impl Carrier {
+    /// Lowercase name for reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Carrier::PngText => "png-text",
+            Carrier::Xmp => "xmp",
+            Carrier::ExifUserComment => "exif-usercomment",
+            Carrier::Id3Txxx => "id3-txxx",
+            Carrier::WavChunk => "wav-chunk",
+            Carrier::FrontMatter => "front-matter",
+            Carrier::Mp4Meta => "mp4-meta",
+        }
+    }
+}
+
+/// One label found in a file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FoundLabel {
+    /// Where it was.
+    pub carrier: Carrier,
+    /// The label's JSON as stored (entities decoded).
+    pub json: String,
+    /// The label read from it, with any problems.
+    pub parsed: ParsedLabel,
+}
+
+/// A file the label code cannot read or write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileError {
+    format: Option<FileFormat>,
+    offset: usize,
+    message: String,
+}
+
+impl FileError {
+    fn new(format: FileFormat, offset: usize, message: impl Into<String>) -> FileError {
+        FileError { format: Some(format), offset, message: message.into() }
+    }
+
+    /// Byte offset of the problem.
+    pub fn offset(&self) -> usize {
+        self.offset
+    }
+}
+
+impl fmt::Display for FileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.format {
+            Some(format) => {
+                write!(f, "malformed {} at byte {}: {}", format.as_str().to_uppercase(), self.offset, self.message)
+            }
+            None => write!(f, "unknown file format: {}", self.message),
+        }
+    }
+}
+
+impl std::error::Error for FileError {}
+
+type Result<T> = core::result::Result<T, FileError>;
+
+fn be32(b: &[u8], at: usize) -> Option<u32> {
+    b.get(at..at + 4).map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+}
+
+fn le32(b: &[u8], at: usize) -> Option<u32> {
+    b.get(at..at + 4).map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+}
+
+fn found(carrier: Carrier, json: String) -> FoundLabel {
+    let parsed = ImplicitLabel::parse(&json);
+    FoundLabel { carrier, json, parsed }
+}
+
+/// Every label in the file, with its format.
+///
+/// ```
+/// use aigc_edge::{files, ImplicitLabel};
+/// // A 1x1 PNG.
+/// let png = [137, 80, 78, 71, 13, 10, 26, 10, 0, 0, 0, 13, 73, 72, 68, 82, 0, 0, 0, 1, 0, 0, 0, 1, 8, 6, 0, 0, 0, 31, 21, 196, 137, 0, 0, 0, 13, 73, 68, 65, 84, 120, 156, 99, 248, 207, 192, 240, 31, 0, 5, 0, 1, 255, 137, 153, 61, 29, 0, 0, 0, 0, 73, 69, 78, 68, 174, 66, 96, 130];
+/// let label = ImplicitLabel::generated("P", "id-1").unwrap();
+/// let labeled = files::write_label(&png, &label).unwrap();
+/// let (format, labels) = files::read_labels(&labeled).unwrap();
+/// assert_eq!(format, files::FileFormat::Png);
+/// assert_eq!(labels[0].parsed.label.as_ref(), Some(&label));
+/// assert!(files::read_labels(&labeled[..40]).is_err());
+/// ```
+pub fn read_labels(bytes: &[u8]) -> Result<(FileFormat, Vec<FoundLabel>)> {
+    let format = FileFormat::detect(bytes).ok_or_else(|| FileError {
+        format: None,
+        offset: 0,
+        message: "not PNG, JPEG, WebP, GIF, MP3, WAV, MP4 or UTF-8 text".into(),
+    })?;
+    let labels = match format {
+        FileFormat::Png => png::read(bytes)?,
+        FileFormat::Jpeg => jpeg::read(bytes)?,
+        FileFormat::Webp => riff::read(bytes, format)?,
+        FileFormat::Wav => riff::read(bytes, format)?,
+        FileFormat::Gif => gif::read(bytes)?,
+        FileFormat::Mp3 => id3::read(bytes)?,
+        FileFormat::Mp4 => mp4::read(bytes)?,
+        FileFormat::Text => text::read(bytes),
+    };
+    Ok((format, labels))
+}
+
+/// The file with `label` as its one implicit label: every existing label carrier updated in
+/// place, or the format's carrier added when there is none. Nothing else changes.
+pub fn write_label(bytes: &[u8], label: &ImplicitLabel) -> Result<Vec<u8>> {
+    let format = FileFormat::detect(bytes).ok_or_else(|| FileError {
+        format: None,
+        offset: 0,
+        message: "not PNG, JPEG, WebP, GIF, MP3, WAV, MP4 or UTF-8 text".into(),
+    })?;
+    label.validate().map_err(|e| FileError::new(format, 0, e.to_string()))?;
+    let json = label.to_json();
+    match format {
+        FileFormat::Png => png::write(bytes, &json),
+        FileFormat::Jpeg => jpeg::write(bytes, &json),
+        FileFormat::Webp | FileFormat::Wav => riff::write(bytes, format, &json),
+        FileFormat::Gif => gif::write(bytes, &json),
+        FileFormat::Mp3 => id3::write(bytes, &json),
+        FileFormat::Mp4 => mp4::write(bytes, &json),
+        FileFormat::Text => Ok(text::write(bytes, &json)),
+    }
+}
+
+/// Where a file without a label came from, for [`propagate`] (Measures art. 6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Provenance {
+    /// Nothing known: a file without a label is refused.
+    Unknown,
+    /// The uploader declared it AI-generated: `Label` `"2"`.
+    Declared,
+    /// Detection found traces of generation: `Label` `"3"`.
+    Detected,
+}
+
+/// The platform's version of a file (Measures art. 6): an existing label is kept and its
+/// `ContentPropagator` / `PropagateID` filled; a file without one gets `Label` `"2"` or `"3"`
+/// by `provenance`. A label is never removed: a malformed one, or several different ones, are
+/// refused rather than rewritten. With `key`, `ReservedCode2` seals the propagator fields.
+pub fn propagate(
+    bytes: &[u8],
+    platform: &str,
+    propagate_id: &str,
+    provenance: Provenance,
+    key: Option<&[u8]>,
+) -> Result<(Vec<u8>, ImplicitLabel)> {
+    let (format, labels) = read_labels(bytes)?;
+    let mut distinct: Vec<&FoundLabel> = Vec::new();
+    for l in &labels {
+        if !distinct.iter().any(|d| d.parsed.label == l.parsed.label && d.parsed.label.is_some()) {
+            distinct.push(l);
+        }
+    }
+    let mut label = match distinct.as_slice() {
+        [] => {
+            let kind = match provenance {
+                Provenance::Declared => super::LabelKind::Declared,
+                Provenance::Detected => super::LabelKind::Suspected,
+                Provenance::Unknown => {
+                    return Err(FileError::new(
+                        format,
+                        0,
+                        "no label, and nothing declared or detected: nothing to write",
+                    ))
+                }
+            };
+            ImplicitLabel {
+                label: kind,
+                content_producer: String::new(),
+                produce_id: String::new(),
+                reserved_code1: String::new(),
+                content_propagator: String::new(),
+                propagate_id: String::new(),
+                reserved_code2: String::new(),
+            }
+        }
+        [one] => match &one.parsed.label {
+            Some(l) => l.clone(),
+            None => {
+                return Err(FileError::new(
+                    format,
+                    0,
+                    format!("existing label is malformed ({}); not rewritten", one.parsed.problems.join("; ")),
+                ))
+            }
+        },
+        _ => return Err(FileError::new(format, 0, "file holds different labels; not rewritten")),
+    };
+    label.content_propagator = platform.to_string();
+    label.propagate_id = propagate_id.to_string();
+    label.reserved_code2.clear();
+    if let Some(key) = key {
+        label.seal_propagator(key);
+    }
+    let out = write_label(bytes, &label)?;
+    Ok((out, label))
+}
+
+/// A file's labels (and verdict) as JSON, the one shape the CLI's `verify` and the browser
+/// module report: `{"format", "labels": [{"carrier", "json", "fields" (null when malformed),
+/// "problems"}], "verdict", "reasons"}`.
+pub fn report_json(format: FileFormat, labels: &[FoundLabel], verdict: Option<&Verdict>) -> serde_json::Value {
+    let labels: Vec<serde_json::Value> = labels
+        .iter()
+        .map(|l| {
+            let fields = l.parsed.label.as_ref().map(|x| {
+                x.fields()
+                    .iter()
+                    .map(|(k, v)| ((*k).to_string(), serde_json::Value::String((*v).to_string())))
+                    .collect::<serde_json::Map<_, _>>()
+            });
+            serde_json::json!({"carrier": l.carrier.as_str(), "json": l.json, "fields": fields, "problems": l.parsed.problems})
+        })
+        .collect();
+    let mut v = serde_json::json!({"format": format.as_str(), "labels": labels});
+    if let Some(verdict) = verdict {
+        let (name, reasons) = match verdict {
+            Verdict::Compliant => ("compliant", &[][..]),
+            Verdict::NonCompliant(r) => ("non-compliant", r.as_slice()),
+            Verdict::NoLabel => ("no label", &[][..]),
+        };
+        v["verdict"] = serde_json::json!(name);
+        v["reasons"] = serde_json::json!(reasons);
+    }
+    v
+}
+
+/// The verdict on one file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// One well-formed label (possibly repeated identically in several carriers).
+    Compliant,
+    /// Labels present but wrong; the reasons say how.
+    NonCompliant(Vec<String>),
+    /// No implicit label.
+    NoLabel,
+}
+
+/// Checks a file's labels: format, every label found, the verdict, and with `key` the
+/// integrity codes (`ReservedCode1`, `ReservedCode2` when present).
+pub fn verify(bytes: &[u8], key: Option<&[u8]>) -> Result<(FileFormat, Vec<FoundLabel>, Verdict)> {
+    let (format, labels) = read_labels(bytes)?;
+    if labels.is_empty() {
+        return Ok((format, labels, Verdict::NoLabel));
+    }
+    let mut reasons: Vec<String> = Vec::new();
+    for l in &labels {
+        for p in &l.parsed.problems {
+            reasons.push(format!("{}: {p}", l.carrier.as_str()));
+        }
+    }
+    let mut distinct: Vec<&ImplicitLabel> = Vec::new();
+    for l in labels.iter().filter_map(|l| l.parsed.label.as_ref()) {
+        if !distinct.contains(&l) {
+            distinct.push(l);
+        }
+    }
+    if distinct.len() > 1 {
+        reasons.push(format!("{} different labels in one file (GB 45438 allows one)", distinct.len()));
+    }
+    if let Some(key) = key {
+        for l in &distinct {
+            if !l.reserved_code1.is_empty() && l.producer_code(key) != l.reserved_code1 {
+                reasons.push("ReservedCode1 does not verify: producer fields edited or forged".into());
+            }
+            if !l.reserved_code2.is_empty() && l.propagator_code(key) != l.reserved_code2 {
+                reasons.push("ReservedCode2 does not verify: propagator fields edited or forged".into());
+            }
+        }
+    }
+    let verdict = if reasons.is_empty() { Verdict::Compliant } else { Verdict::NonCompliant(reasons) };
+    Ok((format, labels, verdict))
+}
+
+mod mp4;
+
+mod text;
+
+mod png;
+
+mod jpeg;
+
+mod riff;
+
+mod gif;
+
+mod id3;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn label() -> ImplicitLabel {
+        ImplicitLabel::generated("001191110102MACQD9K64010000", "id-7").unwrap()
+    }
+
+    /// Minimal valid files of every format, made by hand.
+    pub(crate) fn samples() -> Vec<(FileFormat, Vec<u8>)> {
+        let png = vec![
+            137, 80, 78, 71, 13, 10, 26, 10, 0, 0, 0, 13, 73, 72, 68, 82, 0, 0, 0, 1, 0, 0, 0, 1, 8, 6, 0, 0, 0, 31,
+            21, 196, 137, 0, 0, 0, 13, 73, 68, 65, 84, 120, 156, 99, 248, 207, 192, 240, 31, 0, 5, 0, 1, 255, 137, 153,
+            61, 29, 0, 0, 0, 0, 73, 69, 78, 68, 174, 66, 96, 130,
+        ];
+        let jpeg = vec![
+            0xFF, 0xD8, 0xFF, 0xE0, 0, 16, b'J', b'F', b'I', b'F', 0, 1, 1, 0, 0, 1, 0, 1, 0, 0, 0xFF, 0xDB, 0, 4, 0,
+            0, 0xFF, 0xDA, 0, 2, 0x12, 0x34, 0xFF, 0xD9,
+        ];
+        let mut wav = b"RIFF\0\0\0\0WAVEfmt \x10\0\0\0\x01\0\x01\0\x40\x1f\0\0\x80\x3e\0\0\x02\0\x10\0data\x04\0\0\0\x01\x02\x03\x04".to_vec();
+        let n = (wav.len() - 8) as u32;
+        wav[4..8].copy_from_slice(&n.to_le_bytes());
+        let mut webp = b"RIFF\0\0\0\0WEBPVP8L\x05\0\0\0\x2f\x00\x00\x00\x00\0".to_vec();
+        let n = (webp.len() - 8) as u32;
+        webp[4..8].copy_from_slice(&n.to_le_bytes());
+        let gif = b"GIF89a\x01\0\x01\0\x80\0\0\0\0\0\xff\xff\xff,\0\0\0\0\x01\0\x01\0\0\x02\x02D\x01\0;".to_vec();
+        let mp3 = vec![0xFF, 0xFB, 0x90, 0x64, 0, 0, 0, 0];
+        let text = "# 标题\n\n由人工智能生成的正文。\n".as_bytes().to_vec();
+        // ftyp, moov (mvhd, one trak with a stco pointing into mdat), mdat: moov first.
+        let bx = |k: &[u8; 4], body: &[u8]| [((body.len() + 8) as u32).to_be_bytes().as_slice(), k, body].concat();
+        let ftyp = bx(b"ftyp", b"isom\0\0\x02\0isom");
+        let stco = |off: u32| bx(b"stco", &[&[0u8, 0, 0, 0, 0, 0, 0, 1][..], &off.to_be_bytes()].concat());
+        let moov_len = |off: u32| {
+            bx(
+                b"moov",
+                &[bx(b"mvhd", &[0u8; 100]), bx(b"trak", &bx(b"mdia", &bx(b"minf", &bx(b"stbl", &stco(off)))))].concat(),
+            )
+            .len()
+        };
+        let mdat_at = (ftyp.len() + moov_len(0)) as u32 + 8;
+        let moov = bx(
+            b"moov",
+            &[bx(b"mvhd", &[0u8; 100]), bx(b"trak", &bx(b"mdia", &bx(b"minf", &bx(b"stbl", &stco(mdat_at)))))].concat(),
+        );
+        let mp4 = [ftyp, moov, bx(b"mdat", b"SAMPLEDATA")].concat();
+        vec![
+            (FileFormat::Png, png),
+            (FileFormat::Jpeg, jpeg),
+            (FileFormat::Wav, wav),
+            (FileFormat::Webp, webp),
+            (FileFormat::Gif, gif),
+            (FileFormat::Mp3, mp3),
+            (FileFormat::Mp4, mp4),
+            (FileFormat::Text, text),
+        ]
+    }
+
+    #[test]
+    fn every_format_round_trips_and_updates_in_place() {
+        let first = label();
+        let mut second = label();
+        second.content_propagator = "PLATFORM".into();
+        second.propagate_id = "p-9".into();
+        for (format, bytes) in samples() {
+            let (f, none) = read_labels(&bytes).unwrap_or_else(|e| panic!("{format:?}: {e}"));
+            assert_eq!(f, format);
+            assert!(none.is_empty(), "{format:?}");
+            let once = write_label(&bytes, &first).unwrap_or_else(|e| panic!("{format:?}: {e}"));
+            let (_, labels) = read_labels(&once).unwrap_or_else(|e| panic!("{format:?} after write: {e}"));
+            assert_eq!(labels.len(), 1, "{format:?}: {labels:?}");
+            assert_eq!(labels[0].parsed.label.as_ref(), Some(&first), "{format:?}");
+            let twice = write_label(&once, &second).unwrap();
+            let (_, labels) = read_labels(&twice).unwrap();
+            assert_eq!(labels.len(), 1, "{format:?}: a second label was added");
+            assert_eq!(labels[0].parsed.label.as_ref(), Some(&second), "{format:?}");
+            // Writing the same label again changes nothing.
+            assert_eq!(write_label(&twice, &second).unwrap(), twice, "{format:?}");
+        }
+    }
+
+    #[test]
+    fn every_prefix_and_flip_is_an_error_or_a_read_never_a_panic() {
+        for (format, bytes) in samples() {
+            let labeled = write_label(&bytes, &label()).unwrap();
+            for cut in 0..labeled.len() {
+                let _ = read_labels(&labeled[..cut]);
+                let _ = write_label(&labeled[..cut], &label());
+            }
+            for at in 0..labeled.len() {
+                for bit in [0x01, 0x80] {
+                    let mut bad = labeled.clone();
+                    bad[at] ^= bit;
+                    let _ = read_labels(&bad);
+                    let _ = write_label(&bad, &label());
+                }
+            }
+            assert!(
+                read_labels(&labeled[..labeled.len() / 2]).is_err()
+                    || matches!(format, FileFormat::Mp3 | FileFormat::Jpeg | FileFormat::Text),
+                "{format:?} half file read as valid"
+            );
+        }
+    }
+
+    #[test]
+    fn propagation_and_verification() {
+        let key = b"k";
+        for (format, bytes) in samples() {
+            // Unlabeled: refused unless declared or detected.
+            assert!(propagate(&bytes, "PLAT", "p-1", Provenance::Unknown, None).is_err(), "{format:?}");
+            let (declared, l) = propagate(&bytes, "PLAT", "p-1", Provenance::Declared, Some(key)).unwrap();
+            assert_eq!(l.label.as_str(), "2");
+            let (detected, l3) = propagate(&bytes, "PLAT", "p-1", Provenance::Detected, None).unwrap();
+            assert_eq!(l3.label.as_str(), "3");
+            assert_eq!(verify(&detected, None).unwrap().2, Verdict::Compliant);
+            assert_eq!(verify(&declared, Some(key)).unwrap().2, Verdict::Compliant, "{format:?}");
+            // Labeled by the producer, sealed; the platform keeps Label "1" and fills its fields.
+            let mut produced = label();
+            produced.seal_producer(key);
+            let labeled = write_label(&bytes, &produced).unwrap();
+            let (platform, l) = propagate(&labeled, "PLAT", "p-2", Provenance::Declared, Some(key)).unwrap();
+            assert_eq!(
+                (l.label.as_str(), l.content_producer.as_str(), l.propagate_id.as_str()),
+                ("1", produced.content_producer.as_str(), "p-2")
+            );
+            let (_, labels, verdict) = verify(&platform, Some(key)).unwrap();
+            assert_eq!(labels.len(), 1, "{format:?}");
+            assert_eq!(verdict, Verdict::Compliant, "{format:?}");
+            // A forged ProduceID fails the producer's code.
+            let mut forged = l.clone();
+            forged.produce_id = "other".into();
+            let forged_file = write_label(&bytes, &forged).unwrap();
+            match verify(&forged_file, Some(key)).unwrap().2 {
+                Verdict::NonCompliant(r) => assert!(r[0].starts_with("ReservedCode1 does not verify"), "{r:?}"),
+                v => panic!("{format:?}: {v:?}"),
+            }
+            assert_eq!(verify(&bytes, None).unwrap().2, Verdict::NoLabel);
+        }
+    }
+
+    #[test]
+    fn mp4_chunk_offsets_follow_the_grown_moov() {
+        let (_, mp4) = samples().into_iter().find(|(f, _)| *f == FileFormat::Mp4).unwrap();
+        let labeled = write_label(&mp4, &label()).unwrap();
+        for file in [&mp4, &labeled] {
+            // The one stco entry follows the box type, version/flags and count; it must point at the data.
+            let stco = file.windows(4).position(|w| w == b"stco").unwrap();
+            let off = u32::from_be_bytes(file[stco + 12..stco + 16].try_into().unwrap()) as usize;
+            assert_eq!(&file[off..off + 10], b"SAMPLEDATA");
+        }
+    }
+
+    #[test]
+    fn fuzz_regressions() {
+        // ID3v2.4 header with the footer flag and no room for the footer.
+        assert!(read_labels(b"ID3\x04\x00\x10\x00\x00\x00\x00").is_err());
+        assert!(write_label(b"ID3\x04\x00\x10\x00\x00\x00\x00", &label()).is_err());
+    }
+
+    #[test]
+    fn errors_name_the_offset() {
+        let (_, png) = &samples()[0];
+        let mut bad = png.clone();
+        bad[45] ^= 1;
+        let e = read_labels(&bad).unwrap_err().to_string();
+        assert!(e.starts_with("malformed PNG at byte 33: CRC mismatch in chunk IDAT"), "{e}");
+        assert_eq!(
+            read_labels(b"\x00\x01binary").unwrap_err().to_string(),
+            "unknown file format: not PNG, JPEG, WebP, GIF, MP3, WAV, MP4 or UTF-8 text"
+        );
+    }
+}
