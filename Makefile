@@ -13,12 +13,16 @@ FILTER_WASM := target/wasm32-wasip1/release/aigc_edge_envoy.wasm
 POLICY ?= envoy/demo/policy.json
 UPSTREAM ?=
 
-.PHONY: help setup-rust setup-venv setup-media setup-web setup-browser web serve bench-web build cli filter demo test test-core test-e2e test-labels test-web fuzz bench bench-native bench-wasm bench-envoy clean
+LINT_WASIP1 := -p aigc-edge -p aigc-edge-envoy -p aigc-edge-noop
+LINT_WEB := -p aigc-edge -p aigc-edge-web
+
+.PHONY: help lint setup-rust setup-venv setup-media setup-web setup-browser web serve bench-web build cli filter demo test test-core test-e2e test-labels test-web fuzz bench bench-native bench-wasm bench-envoy clean
 
 help:
 	@echo "make demo    build the Envoy filter and run Envoy with it in front of a demo upstream"
 	@echo "             (UPSTREAM=host:port fronts another OpenAI-compatible server, POLICY=file)"
-	@echo "make test    the whole test suite (installs what it needs)"
+	@echo "make test    the whole test suite (installs what it needs), make lint included"
+	@echo "make lint    rustfmt and clippy -D warnings, natively and for both wasm targets"
 	@echo "make bench   benchmarks, native and wasm (needs ../shared/data)"
 	@echo "make bench-envoy  Envoy: no filter vs no-op wasm vs aigc-edge with 64k keywords"
 	@echo "make bench-web    the browser module vs mint-filter and fastscan in node"
@@ -32,6 +36,15 @@ setup-rust:
 	for t in $(RUST_TARGETS); do \
 	  grep -qx "$$t" <<<"$$installed" || rustup target add "$$t"; \
 	done
+
+# The lint gate: formatting, and clippy with warnings as errors on every crate for the targets
+# it is built for (the filter for wasm32-wasip1, the browser module for wasm32-unknown-unknown).
+lint: setup-rust
+	@rustup component list --installed | grep -q '^clippy' || rustup component add clippy rustfmt
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy $(LINT_WASIP1) --target wasm32-wasip1 --all-targets -- -D warnings
+	$(CARGO) clippy $(LINT_WEB) --target wasm32-unknown-unknown --all-targets -- -D warnings
 
 cli:
 	$(CARGO) build --release -p aigc-edge-cli
@@ -114,7 +127,7 @@ test-labels: setup-venv setup-media cli
 	@$(VENV)/bin/python -c "import PIL" 2>/dev/null || $(VENV)/bin/pip install --quiet pillow
 	$(PY) tests/files/test_labels.py
 
-test: setup-rust test-core test-labels test-e2e test-web
+test: setup-rust lint test-core test-labels test-e2e test-web
 	@echo "make test: all suites passed"
 
 bench: bench-native bench-wasm

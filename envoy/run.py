@@ -25,15 +25,16 @@ RUN_DIR = os.path.join(HERE, ".run")
 
 
 def plugin_config(policy_path, producer="aigc-edge-demo", extra=None):
-    """The plugin configuration: the policy with its keyword files inlined (the wasm VM reads
-    no files), a stricter `minor` profile, and labels."""
+    """The plugin configuration: the policy with each keyword file given inline as `text`
+    (the wasm VM reads no files; format and kind kept, so the filter assembles exactly what the
+    CLI does), a stricter `minor` profile, and labels."""
     with open(policy_path, encoding="utf-8") as f:
         policy = json.load(f)
     base = os.path.dirname(os.path.abspath(policy_path))
-    keywords, allow = [], []
-    for source in policy.pop("dictionaries", []):
-        with open(os.path.join(base, source["path"]), encoding="utf-8") as f:
-            (allow if source.get("kind") == "allow" else keywords).append(f.read())
+    for source in policy.get("dictionaries", []):
+        if "path" in source:
+            with open(os.path.join(base, source.pop("path")), encoding="utf-8") as f:
+                source["text"] = f.read()
     minor = json.loads(json.dumps(policy))
     minor["name"] = "minor"
     minor.setdefault("actions", {})
@@ -43,8 +44,6 @@ def plugin_config(policy_path, producer="aigc-edge-demo", extra=None):
         "profiles": {"minor": minor},
         "profile_header": "x-aigc-profile",
         "route_profiles": {"minors": "minor"},
-        "keywords": "\n".join(keywords),
-        "allow": "\n".join(allow),
         "label": {"explicit": "本回答由人工智能生成", "position": "start", "header": "x-aigc-label",
                   "body_field": True, "producer": producer},
     }

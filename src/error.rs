@@ -42,6 +42,19 @@ impl Error {
         Error::new(ErrorKind::Artifact { message: message.into() })
     }
 
+    /// The same error for a policy nested at `prefix` in a host's own configuration:
+    /// `dictionaries[0].path` becomes `profiles.minor.dictionaries[0].path`. Other errors are
+    /// returned as they are.
+    pub fn within(self, prefix: &str) -> Error {
+        match self.kind {
+            ErrorKind::Policy { field, message } => {
+                let field = if field.is_empty() { prefix.to_string() } else { format!("{prefix}.{field}") };
+                Error::new(ErrorKind::Policy { field, message })
+            }
+            kind => Error::new(kind),
+        }
+    }
+
     /// What went wrong.
     pub fn kind(&self) -> &ErrorKind {
         &self.kind

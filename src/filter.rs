@@ -3,11 +3,13 @@
 use std::sync::Arc;
 
 use crate::category::{Action, Category, CategorySet};
-use crate::dictionary::Dictionary;
+use crate::dictionary::{Dictionary, DictionaryBuilder};
 use crate::error::{Error, ErrorKind};
+use crate::keywords::{KeywordKind, KeywordList};
 use crate::mask::{MaskWriter, Span};
 use crate::pii::{find_pii, PiiHit, Redactor};
 use crate::policy::{OnLimit, Policy};
+use crate::report;
 use crate::scanner::{Candidate, Scanner};
 use crate::stream::Stream;
 
@@ -46,6 +48,39 @@ pub struct Decision {
     pub limit_exceeded: bool,
 }
 
+impl Decision {
+    /// The decision as JSON, with byte offsets: the form the CLI prints (see the [`report`
+    /// format](crate#json-reports)).
+    ///
+    /// ```
+    /// use aigc_edge::{Filter, Policy};
+    /// let policy = Policy::from_json(r#"{"dictionaries": [{"text": "赌博\tA.1h\tmask"}]}"#)?;
+    /// let filter = Filter::from_policy(&policy, |_| Err("no files"))?;
+    /// assert_eq!(filter.check("网上赌博").to_json(),
+    ///     r#"{"flagged":true,"action":"mask","hits":[{"keyword":"赌博","category":"A.1h","start":6,"end":12,"action":"mask"}],"text":"网上**"}"#);
+    /// assert_eq!(filter.check("你好").to_json(), r#"{"flagged":false,"action":"pass","hits":[]}"#);
+    /// # Ok::<(), aigc_edge::Error>(())
+    /// ```
+    pub fn to_json(&self) -> String {
+        self.to_json_with(&|byte| byte)
+    }
+
+    /// The decision as JSON with every offset mapped by `offset` (the browser module gives
+    /// UTF-16 offsets, what JavaScript strings index by).
+    pub fn to_json_with(&self, offset: &dyn Fn(usize) -> usize) -> String {
+        let mut out = report::open("flagged");
+        out.extend_from_slice(if self.hits.is_empty() { b"false" } else { b"true" });
+        out.extend_from_slice(b",\"action\":\"");
+        out.extend_from_slice(self.action.as_str().as_bytes());
+        out.push(b'"');
+        report::push_hits(&mut out, &self.hits, offset);
+        report::push_pii(&mut out, &self.pii, offset);
+        report::push_optional_str(&mut out, "text", self.text.as_deref());
+        report::push_limit(&mut out, self.limit_exceeded);
+        report::finish(out)
+    }
+}
+
 /// A dictionary and a policy, ready to check text. Cheap to clone (reference counted); build
 /// one per policy at configuration time and share it.
 ///
@@ -81,6 +116,51 @@ impl Filter {
             return Err(Error::new(ErrorKind::NormalizationMismatch { field: step.name() }));
         }
         Ok(Filter { dict, policy: Arc::new(policy.clone()) })
+    }
+
+    /// Builds the filter a policy describes — the one assembly every host uses: each of its
+    /// `dictionaries` (inline `text`, or a `path` the host reads with `read`; the core does no
+    /// I/O) in its format and kind, its `allow` words, compiled under its normalization and
+    /// keyword limits. Dirty keyword lines are kept in the dictionary's
+    /// [`diagnostics`](Dictionary::diagnostics) for the host to report.
+    ///
+    /// Fails naming the field: `dictionaries[1].path` when `read` fails, or the policy's own
+    /// errors; and when nothing usable is left ([`ErrorKind::EmptyDictionary`]).
+    pub fn from_policy<E: core::fmt::Display>(
+        policy: &Policy,
+        mut read: impl FnMut(&str) -> Result<Vec<u8>, E>,
+    ) -> Result<Filter, Error> {
+        policy.validate()?;
+        let mut list = KeywordList::new();
+        list.max_keyword_chars(policy.limits.max_keyword_chars);
+        for (i, source) in policy.dictionaries.iter().enumerate() {
+            match (&source.text, &source.path) {
+                (Some(text), _) => {
+                    list.add_source(&format!("dictionaries[{i}]"), text.as_bytes(), source.format, source.kind);
+                }
+                (None, Some(path)) => {
+                    let bytes = read(path).map_err(|e| {
+                        Error::policy(format!("dictionaries[{i}].path"), format!("cannot read {path}: {e}"))
+                    })?;
+                    list.add_source(path, &bytes, source.format, source.kind);
+                }
+                (None, None) => {} // refused by `validate`
+            }
+        }
+        for word in &policy.allow {
+            list.add(word, KeywordKind::Allow, Default::default());
+        }
+        let dict = DictionaryBuilder::new()
+            .normalization(policy.normalize)
+            .max_keywords(policy.limits.max_keywords)
+            .build(&list)?;
+        Filter::new(Arc::new(dict), policy)
+    }
+
+    /// This filter's dictionary under another policy (a profile), without rebuilding it. Fails
+    /// as [`Filter::new`] does.
+    pub fn with_policy(&self, policy: &Policy) -> Result<Filter, Error> {
+        Filter::new(Arc::clone(&self.dict), policy)
     }
 
     /// The dictionary.

@@ -2,22 +2,28 @@
 
 use core::fmt;
 
+use serde::{Deserialize, Serialize};
+
 use crate::category::{Action, Category, CategorySet};
 
-/// Whether a keyword forbids or allows the text it matches.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// Whether a keyword forbids or allows the text it matches; `"deny"` or `"allow"` in a policy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum KeywordKind {
     /// A hit is subject to the policy's action.
+    #[default]
     Deny,
     /// A hit cancels every deny hit it covers (`三黄片` allowed covers `黄片` denied).
     Allow,
 }
 
-/// The layout of a keyword file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The layout of a keyword file; `"auto"`, `"native"` or `"tagged"` in a policy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum KeywordFormat {
     /// Decide from the file: [`KeywordFormat::Tagged`] when most lines look like `word 0,4`
     /// and none has a TAB, else [`KeywordFormat::Native`].
+    #[default]
     Auto,
     /// `keyword[TAB category[TAB action]]`, `#` starts a comment line. The category is a
     /// TC260 id (`A.1a`) or empty; the action is `pass`, `flag`, `mask` or `block` and

@@ -7,25 +7,51 @@ the `aigc-edge` command-line tool.
 
 # Overview
 
-The main types:
+The main types, all at the crate root:
 
-* [`KeywordList`] reads keyword files (`keyword TAB category TAB action`, or the `word tag,tag`
-  layout of houbb/sensitive-word) and reports every dirty line with its file and line.
-* [`Dictionary`] is the compiled keyword automaton: a character-wise double-array
-  Aho-Corasick automaton over normalized keywords. [`Dictionary::to_artifact`] writes it as a
-  compact binary artifact (versioned, CRC-checked) that [`Dictionary::from_artifact`] loads in
+* [`Policy`] is the serde-defined policy shared by every host: keyword lists
+  ([`policy::DictionarySource`]: a file or inline text), actions per TC260 risk [`Category`],
+  [`Normalization`] steps, mask style, personal-information handling and limits.
+* [`Filter`] is a compiled dictionary plus a policy. [`Filter::from_policy`] builds the one a
+  policy describes (every host assembles it this way); [`Filter::check`] gives a [`Decision`]
+  on a whole text; [`Filter::stream`] gives a push [`Stream`] that finds keywords split across
+  chunks while holding back no more than the longest keyword.
+* [`KeywordList`], [`Dictionary`] and [`DictionaryBuilder`] are the lower layer: keyword files
+  (`keyword TAB category TAB action`, or the `word tag,tag` layout of houbb/sensitive-word,
+  every dirty line reported with its file and line) compiled into a character-wise
+  double-array Aho-Corasick automaton. [`Dictionary::to_artifact`] writes it as a compact
+  binary artifact (versioned, CRC-checked) that [`Dictionary::from_artifact`] loads in
   milliseconds, so an edge proxy starting one VM per worker does not rebuild it.
-* [`Policy`] is the serde-defined policy shared by every host: actions per TC260 risk
-  [`Category`], normalization steps, mask style, personal-information handling and limits.
-* [`Filter`] is a dictionary plus a policy. [`Filter::check`] decides on a whole text;
-  [`Filter::stream`] gives a push [`Stream`] that finds keywords split across chunks while
-  holding back no more than the longest keyword.
-* [`find_pii`] and [`Redactor`] detect and redact personal information.
+* [`PiiKind`]: personal information found and redacted; [`pii`] has the detector and the
+  redactor on their own.
 * [`ImplicitLabel`] is the GB 45438 Annex E label; [`files`] reads and writes it in PNG, JPEG,
   WebP, GIF, MP3, WAV, MP4 and text files (one label per file, nothing else changed), propagates
-  it for platforms and verifies it, with optional HMAC-SHA-256 integrity codes;
-  [`label::visible`] draws the explicit label on RGBA pixels; [`watermark`] hides the
-  `ProduceID` in text with invisible characters.
+  it for platforms and verifies it, with optional HMAC-SHA-256 integrity codes.
+  [`ExplicitLabel`] places the visible text label; [`label::visible`] draws it on RGBA pixels;
+  [`watermark`] hides the `ProduceID` in text with invisible characters.
+
+The modules hold the rest: [`category`], [`dictionary`], [`keywords`], [`label`],
+[`normalize`], [`pii`], [`policy`], [`stream`], [`watermark`].
+
+# Example: a policy, as every host builds it
+
+```
+use aigc_edge::{Action, Filter, Policy};
+
+let policy = Policy::from_json(r#"{
+    "dictionaries": [{"path": "words.txt"}, {"text": "三黄片", "kind": "allow"}],
+    "actions": {"categories": {"A.4c": "mask"}}
+}"#)?;
+// The core does no I/O: the host reads each `path` (the CLI from disk; Envoy and the
+// browser take lists inline, as `text`).
+let filter = Filter::from_policy(&policy, |path| match path {
+    "words.txt" => Ok("黄片\tA.1f\nsb\tA.4c\n".as_bytes().to_vec()),
+    other => Err(format!("no file {other}")),
+})?;
+assert_eq!(filter.check("三黄片是中药").action, Action::Pass);
+assert_eq!(filter.check("你是SB").text.as_deref(), Some("你是**"));
+# Ok::<(), aigc_edge::Error>(())
+```
 
 # Example: check a text
 
@@ -120,6 +146,20 @@ span sentence or clause punctuation (`。，！？；：`, line breaks), which k
 skipping from joining words across sentences; `make bench` measures the false-positive cost
 of every step on benign corpora.
 
+# JSON reports
+
+Every host reports a decision in the same JSON ([`Decision::to_json`]; stream chunks:
+[`Chunk::to_json_with`]), with the same key names and order; offsets are bytes (the browser
+module gives UTF-16 offsets):
+
+```text
+{"flagged":true,"action":"block",
+ "hits":[{"keyword":"赌博","category":"A.1h","start":6,"end":13,"action":"block"}],
+ "pii":[{"kind":"mobile","start":20,"end":31}],   only when personal information was found
+ "text":"…",                                       only when the text was rewritten
+ "limit_exceeded":true}                            only when a limit was exceeded
+```
+
 # Limits
 
 Every limit is explicit ([`policy::Limits`]): text size for [`Filter::check`], bytes a stream
@@ -130,31 +170,30 @@ decides: fail closed (block) or fail open (pass, and say so).
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
-mod category;
-mod dictionary;
+pub mod category;
+pub mod dictionary;
 mod error;
 mod filter;
-mod keywords;
+pub mod keywords;
 pub mod label;
 mod mask;
 pub mod normalize;
-mod pii;
+pub mod pii;
 pub mod policy;
+mod report;
 mod scanner;
-mod stream;
+pub mod stream;
 #[rustfmt::skip] // generated (tools/)
 mod t2s_table;
 pub mod watermark;
 
-pub use category::{Action, Category, CategorySet, ParseCategoryError};
-pub use dictionary::{crc32, Dictionary, DictionaryBuilder, ARTIFACT_VERSION};
+pub use category::{Action, Category};
+pub use dictionary::{Dictionary, DictionaryBuilder};
 pub use error::{Error, ErrorKind};
 pub use filter::{Decision, Filter, Hit};
-pub use keywords::{Diagnostic, Keyword, KeywordFormat, KeywordKind, KeywordList, Problem, TAG_CATEGORIES};
-pub use label::{
-    files, is_annex_e_value, is_explicit_label, produce_id, ImplicitLabel, LabelError, LabelKind, ParsedLabel,
-};
+pub use keywords::{KeywordFormat, KeywordKind, KeywordList};
+pub use label::{files, ExplicitLabel, ImplicitLabel};
 pub use normalize::{Normalization, Step};
-pub use pii::{find_pii, restore, PiiHit, PiiKind, RedactionStyle, Redactor};
+pub use pii::PiiKind;
 pub use policy::Policy;
-pub use stream::{Block, Chunk, Stream, StreamBlocked};
+pub use stream::{Block, Chunk, Stream};

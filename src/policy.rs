@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::category::{Action, Category, CategorySet};
 use crate::dictionary::DEFAULT_MAX_KEYWORDS;
 use crate::error::Error;
-use crate::keywords::DEFAULT_MAX_KEYWORD_CHARS;
+use crate::keywords::{KeywordFormat, KeywordKind, DEFAULT_MAX_KEYWORD_CHARS};
 use crate::normalize::Normalization;
 use crate::pii::{PiiKind, RedactionStyle};
 
@@ -51,42 +51,53 @@ pub struct Policy {
     pub on_limit: OnLimit,
 }
 
-/// A keyword file named by a policy.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A keyword list named by a policy: a file the host reads (`path`), or the list itself
+/// (`text`), exactly one of the two.
+///
+/// ```
+/// use aigc_edge::{Action, Filter, Policy};
+/// let policy = Policy::from_json(r#"{"dictionaries": [
+///     {"text": "赌博\tA.1h\n"},
+///     {"text": "三黄片\n", "kind": "allow"},
+///     {"path": "more.txt", "format": "tagged"}
+/// ]}"#)?;
+/// // The core does no I/O: the host reads every `path`.
+/// let filter = Filter::from_policy(&policy, |path| match path {
+///     "more.txt" => Ok("黄片 2\n".as_bytes().to_vec()),
+///     _ => Err("no such file"),
+/// })?;
+/// assert_eq!(filter.check("网上赌博").action, Action::Block);
+/// assert_eq!(filter.check("三黄片").action, Action::Pass);
+/// assert_eq!(filter.check("黄片").hits[0].category.map(|c| c.to_string()).as_deref(), Some("A.1f"));
+/// # Ok::<(), aigc_edge::Error>(())
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DictionarySource {
-    /// Path of the file, relative to the policy file.
-    pub path: String,
-    /// Layout of the file.
+    /// Path of the file, relative to the policy file; the host reads it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The list itself, for hosts that read no files (the Envoy filter, the browser).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Layout of the list.
     #[serde(default)]
-    pub format: SourceFormat,
+    pub format: KeywordFormat,
     /// Deny words or allow words.
     #[serde(default)]
-    pub kind: SourceKind,
+    pub kind: KeywordKind,
 }
 
-/// [`crate::KeywordFormat`] as written in a policy.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SourceFormat {
-    /// Decide from the content.
-    #[default]
-    Auto,
-    /// `keyword TAB category TAB action`.
-    Native,
-    /// `keyword tag,tag`.
-    Tagged,
-}
+impl DictionarySource {
+    /// A list given inline.
+    pub fn inline(text: impl Into<String>, format: KeywordFormat, kind: KeywordKind) -> DictionarySource {
+        DictionarySource { path: None, text: Some(text.into()), format, kind }
+    }
 
-/// [`crate::KeywordKind`] as written in a policy.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SourceKind {
-    /// Deny words.
-    #[default]
-    Deny,
-    /// Allow words.
-    Allow,
+    /// A file for the host to read.
+    pub fn file(path: impl Into<String>, format: KeywordFormat, kind: KeywordKind) -> DictionarySource {
+        DictionarySource { path: Some(path.into()), text: None, format, kind }
+    }
 }
 
 /// Actions by category.
@@ -228,6 +239,16 @@ impl Policy {
         Ok(policy)
     }
 
+    /// True when `other` compiles to the same dictionary: the same lists, allow words,
+    /// normalization and keyword limits. Hosts share one dictionary between such profiles.
+    pub fn same_dictionary(&self, other: &Policy) -> bool {
+        self.dictionaries == other.dictionaries
+            && self.allow == other.allow
+            && self.normalize == other.normalize
+            && self.limits.max_keywords == other.limits.max_keywords
+            && self.limits.max_keyword_chars == other.limits.max_keyword_chars
+    }
+
     /// Checks values serde cannot: ranges and non-empty strings.
     pub fn validate(&self) -> Result<(), Error> {
         let positive = [
@@ -251,8 +272,12 @@ impl Policy {
             return Err(Error::policy("mask.with", "must not be empty for style \"replace\""));
         }
         for (i, source) in self.dictionaries.iter().enumerate() {
-            if source.path.trim().is_empty() {
-                return Err(Error::policy(format!("dictionaries[{i}].path"), "must not be empty"));
+            match (&source.path, &source.text) {
+                (Some(path), None) if path.trim().is_empty() => {
+                    return Err(Error::policy(format!("dictionaries[{i}].path"), "must not be empty"));
+                }
+                (Some(_), None) | (None, Some(_)) => {}
+                _ => return Err(Error::policy(format!("dictionaries[{i}]"), "give exactly one of `path` and `text`")),
             }
         }
         for (i, word) in self.allow.iter().enumerate() {
@@ -299,6 +324,15 @@ mod tests {
             (r#"{"pii": {"kinds": ["phone"]}}"#, "invalid policy field `pii.kinds[0]`: unknown variant `phone`"),
             (r#"{"on_limit": "fail_sometimes"}"#, "invalid policy field `on_limit`: unknown variant"),
             (r#"{"dictionaries": [{"path": ""}]}"#, "invalid policy field `dictionaries[0].path`: must not be empty"),
+            (
+                r#"{"dictionaries": [{"path": "a", "text": "b"}]}"#,
+                "invalid policy field `dictionaries[0]`: give exactly one",
+            ),
+            (r#"{"dictionaries": [{}]}"#, "invalid policy field `dictionaries[0]`: give exactly one"),
+            (
+                r#"{"dictionaries": [{"text": "x", "format": "csv"}]}"#,
+                "invalid policy field `dictionaries[0].format`: unknown variant `csv`",
+            ),
             (r#"{"allow": ["ok", " "]}"#, "invalid policy field `allow[1]`: must not be empty"),
             ("{", "invalid policy: EOF while parsing"),
         ];

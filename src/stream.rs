@@ -6,6 +6,7 @@ use crate::filter::Hit;
 use crate::mask::{MaskWriter, Span};
 use crate::pii::{find_pii, HoldBack, PiiHit, Redactor};
 use crate::policy::OnLimit;
+use crate::report;
 use crate::scanner::{utf8_width, Candidate, Scanner};
 
 /// Why a stream stopped.
@@ -47,6 +48,35 @@ pub struct Chunk {
     pub blocked: Option<Block>,
     /// The carry limit was exceeded under fail-open: held bytes were flushed unchecked.
     pub limit_exceeded: bool,
+}
+
+impl core::fmt::Display for Block {
+    /// Why the stream stopped, for people: `keyword 法轮功 (A.1a)`.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Block::Keyword(h) => match h.category {
+                Some(c) => write!(f, "keyword {} ({c})", h.keyword),
+                None => write!(f, "keyword {} (uncategorized)", h.keyword),
+            },
+            Block::PersonalInformation(p) => write!(f, "personal information ({})", p.kind.as_str()),
+            Block::CarryLimit { limit } => write!(f, "held-back text exceeded {limit} bytes"),
+        }
+    }
+}
+
+impl Chunk {
+    /// The chunk as JSON, every offset mapped by `offset`: `output` as text, then `hits`, `pii`,
+    /// `blocked` (the reason, [`Block`]'s `Display`) and `limit_exceeded` in the one
+    /// [report format](crate#json-reports).
+    pub fn to_json_with(&self, offset: &dyn Fn(usize) -> usize) -> String {
+        let mut out = report::open("output");
+        report::push_str(&mut out, &String::from_utf8_lossy(&self.output));
+        report::push_hits(&mut out, &self.hits, offset);
+        report::push_pii(&mut out, &self.pii, offset);
+        report::push_optional_str(&mut out, "blocked", self.blocked.as_ref().map(|b| b.to_string()).as_deref());
+        report::push_limit(&mut out, self.limit_exceeded);
+        report::finish(out)
+    }
 }
 
 /// The error for writing to a stream that has already blocked.

@@ -309,7 +309,7 @@ fn pii_in_check() {
     assert_eq!(d.action, Action::Mask);
     assert_eq!(d.text.as_deref(), Some("联系[MOBILE_1]或[EMAIL_1]，身份证[ID_CARD_1]，再打[MOBILE_1]"));
     assert_eq!(
-        aigc_edge::restore(d.text.as_deref().unwrap(), &d.restore),
+        aigc_edge::pii::restore(d.text.as_deref().unwrap(), &d.restore),
         "联系13812345678或a@b.cn，身份证11010519491231002X，再打13812345678"
     );
     let block = filter("赌博", "", r#"{"pii": {"action": "block"}}"#);

@@ -26,7 +26,7 @@ function show(result, text) {
   $('highlight').innerHTML = highlight(text, result.hits);
   $('masked').textContent = result.text ?? text;
   $('decision').innerHTML = `<span class="badge ${result.action}" id="action">${result.action}</span> ` +
-    `${result.hits.length} 个命中` + (result.pii.length ? `，${result.pii.length} 处个人信息` : '');
+    `${result.hits.length} 个命中` + ((result.pii ?? []).length ? `，${result.pii.length} 处个人信息` : '');
 }
 
 function check() {

@@ -1,14 +1,16 @@
 //! `aigc-edge`: the command-line tool over the aigc-edge core.
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
-use aigc_edge::policy::{SourceFormat, SourceKind};
-use aigc_edge::{Decision, Dictionary, DictionaryBuilder, Filter, KeywordFormat, KeywordKind, KeywordList, Policy};
+use aigc_edge::policy::DictionarySource;
+use aigc_edge::{Dictionary, ErrorKind, Filter, KeywordFormat, KeywordKind, Policy};
 use serde_json::{json, Value};
 
 const USAGE: &str = "\
@@ -90,7 +92,7 @@ fn read(path: &Path) -> Result<Vec<u8>, String> {
 
 /// Loads the policy and dictionary; reports dirty keyword lines on stderr.
 fn load(args: &Args) -> Result<Filter, String> {
-    let (policy, policy_dir) = match &args.policy {
+    let (mut policy, policy_dir) = match &args.policy {
         Some(p) => {
             let text = String::from_utf8(read(p)?).map_err(|_| format!("{}: not UTF-8", p.display()))?;
             let policy = Policy::from_json(&text).map_err(|e| format!("{}: {e}", p.display()))?;
@@ -98,48 +100,42 @@ fn load(args: &Args) -> Result<Filter, String> {
         }
         None => (Policy::default(), PathBuf::new()),
     };
-    let dict = if let Some(path) = &args.artifact {
-        Dictionary::from_artifact(&read(path)?).map_err(|e| format!("{}: {e}", path.display()))?
+    let filter = if let Some(path) = &args.artifact {
+        let dict = Dictionary::from_artifact(&read(path)?).map_err(|e| format!("{}: {e}", path.display()))?;
+        Filter::new(Arc::new(dict), &policy).map_err(|e| e.to_string())?
     } else {
-        let mut list = KeywordList::new();
-        list.max_keyword_chars(policy.limits.max_keyword_chars);
-        let mut add = |path: &Path, format: KeywordFormat, kind: KeywordKind| -> Result<(), String> {
-            list.add_source(&path.display().to_string(), &read(path)?, format, kind);
-            Ok(())
+        // The policy's files are relative to it; the command line's are read here, so a
+        // missing one is reported by its own name.
+        for source in &mut policy.dictionaries {
+            if let Some(path) = &mut source.path {
+                *path = policy_dir.join(&*path).display().to_string();
+            }
+        }
+        let mut given = HashMap::new();
+        let flags = args
+            .keywords
+            .iter()
+            .map(|p| (p, KeywordKind::Deny))
+            .chain(args.allow.iter().map(|p| (p, KeywordKind::Allow)));
+        for (path, kind) in flags {
+            let name = path.display().to_string();
+            given.insert(name.clone(), read(path)?);
+            policy.dictionaries.push(DictionarySource::file(name, KeywordFormat::Auto, kind));
+        }
+        let filter = Filter::from_policy(&policy, |path| match given.remove(path) {
+            Some(bytes) => Ok(bytes),
+            None => read(Path::new(path)),
+        });
+        let filter = match filter {
+            Err(e) if *e.kind() == ErrorKind::EmptyDictionary && policy.dictionaries.is_empty() => {
+                return Err("no keywords: give --keywords FILE, --dictionary FILE or a policy with dictionaries".into())
+            }
+            other => other.map_err(|e| e.to_string())?,
         };
-        for path in &args.keywords {
-            add(path, KeywordFormat::Auto, KeywordKind::Deny)?;
-        }
-        for path in &args.allow {
-            add(path, KeywordFormat::Auto, KeywordKind::Allow)?;
-        }
-        for source in &policy.dictionaries {
-            let format = match source.format {
-                SourceFormat::Auto => KeywordFormat::Auto,
-                SourceFormat::Native => KeywordFormat::Native,
-                SourceFormat::Tagged => KeywordFormat::Tagged,
-            };
-            let kind = match source.kind {
-                SourceKind::Deny => KeywordKind::Deny,
-                SourceKind::Allow => KeywordKind::Allow,
-            };
-            add(&policy_dir.join(&source.path), format, kind)?;
-        }
-        for word in &policy.allow {
-            list.add(word, KeywordKind::Allow, Default::default());
-        }
-        if list.keywords().is_empty() {
-            return Err("no keywords: give --keywords FILE, --dictionary FILE or a policy with dictionaries".into());
-        }
-        let dict = DictionaryBuilder::new()
-            .normalization(policy.normalize)
-            .max_keywords(policy.limits.max_keywords)
-            .build(&list)
-            .map_err(|e| e.to_string())?;
-        report_diagnostics(&dict);
-        dict
+        report_diagnostics(filter.dictionary());
+        filter
     };
-    Filter::new(Arc::new(dict), &policy).map_err(|e| e.to_string())
+    Ok(filter)
 }
 
 fn report_diagnostics(dict: &Dictionary) {
@@ -155,32 +151,6 @@ fn report_diagnostics(dict: &Dictionary) {
     if diagnostics.len() > SHOWN {
         let _ = writeln!(err, "warning: … and {} more dirty keyword lines", diagnostics.len() - SHOWN);
     }
-}
-
-fn verdict_json(d: &Decision) -> Value {
-    let hits: Vec<Value> = d
-        .hits
-        .iter()
-        .map(|h| {
-            json!({
-                "keyword": h.keyword,
-                "category": h.category.map(|c| c.to_string()),
-                "start": h.start,
-                "end": h.end,
-                "action": h.action.as_str(),
-            })
-        })
-        .collect();
-    let pii: Vec<Value> =
-        d.pii.iter().map(|p| json!({"kind": p.kind.as_str(), "start": p.start, "end": p.end})).collect();
-    let mut v = json!({"flagged": !d.hits.is_empty(), "action": d.action.as_str(), "hits": hits});
-    if !pii.is_empty() {
-        v["pii"] = Value::Array(pii);
-    }
-    if d.limit_exceeded {
-        v["limit_exceeded"] = Value::Bool(true);
-    }
-    v
 }
 
 /// Runs `each` over stdin lines (without the line ending); invalid UTF-8 gets `bad`.
@@ -209,9 +179,10 @@ fn check(args: &Args) -> Result<(), String> {
     let filter = load(args)?;
     for_each_line(|text, out| {
         let v = match text {
-            Ok(text) => verdict_json(&filter.check(text)),
+            Ok(text) => filter.check(text).to_json(),
             Err(()) => {
                 json!({"flagged": false, "action": "pass", "hits": [], "error": "input line is not valid UTF-8"})
+                    .to_string()
             }
         };
         writeln!(out, "{v}")
@@ -387,7 +358,7 @@ fn random_id() -> String {
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
         bytes.copy_from_slice(&nanos.to_le_bytes());
     }
-    aigc_edge::produce_id(&bytes)
+    aigc_edge::label::produce_id(&bytes)
 }
 
 fn key(args: &Args) -> Result<Option<Vec<u8>>, String> {

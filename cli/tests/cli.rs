@@ -53,7 +53,7 @@ fn check_prints_one_verdict_per_line_in_order() {
     assert_eq!(raw_lines[0], r#"{"flagged":false,"action":"pass","hits":[]}"#);
     assert_eq!(
         raw_lines[1],
-        r#"{"flagged":true,"action":"block","hits":[{"keyword":"赌博","category":"A.1h","start":6,"end":13,"action":"block"},{"keyword":"色情","category":"A.1f","start":16,"end":22,"action":"block"}]}"#
+        r#"{"flagged":true,"action":"block","hits":[{"keyword":"赌博","category":"A.1h","start":6,"end":13,"action":"block"},{"keyword":"色情","category":"A.1f","start":16,"end":22,"action":"block"}],"text":"网上***和**"}"#
     );
     let lines: Vec<serde_json::Value> =
         stdout(&o).lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
@@ -64,7 +64,7 @@ fn check_prints_one_verdict_per_line_in_order() {
         serde_json::json!({"flagged": true, "action": "block", "hits": [
             {"keyword": "赌博", "category": "A.1h", "start": 6, "end": 13, "action": "block"},
             {"keyword": "色情", "category": "A.1f", "start": 16, "end": 22, "action": "block"},
-        ]})
+        ], "text": "网上***和**"})
     );
     assert_eq!(lines[2]["flagged"], false);
     assert_eq!(lines[3]["hits"][0]["keyword"], "sb");

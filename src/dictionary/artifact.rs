@@ -102,7 +102,7 @@ fn action_from_byte(b: u8) -> Result<Option<Action>, Error> {
 
 /// CRC-32 (IEEE 802.3), the checksum the artifact ends with. Slicing-by-8, so checking a
 /// multi-megabyte artifact stays within the start-up budget.
-pub fn crc32(bytes: &[u8]) -> u32 {
+pub(crate) fn crc32(bytes: &[u8]) -> u32 {
     const TABLES: [[u32; 256]; 8] = {
         let mut t = [[0u32; 256]; 8];
         let mut i = 0;

@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 mod artifact;
 mod build;
 
-pub use artifact::{crc32, ARTIFACT_VERSION};
+pub(crate) use artifact::crc32;
+pub use artifact::ARTIFACT_VERSION;
 pub use build::DictionaryBuilder;
 
 use crate::category::{Action, CategorySet};

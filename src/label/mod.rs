@@ -1,6 +1,7 @@
 //! GB 45438-2025 labels: the implicit label's Annex E JSON, its integrity codes, the rule for
 //! explicit text labels, and (in [`files`]) where the label sits in each file format.
 
+mod explicit;
 pub mod files;
 #[rustfmt::skip] // generated (tools/)
 mod glyphs;
@@ -8,6 +9,8 @@ pub mod visible;
 mod xmp;
 
 use core::fmt;
+
+pub use explicit::{ExplicitLabel, LabelPosition, NotExplicitLabel};
 
 /// The `Label` value of Annex E.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -3,10 +3,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use aigc_edge::{
-    is_annex_e_value, is_explicit_label, Dictionary, DictionaryBuilder, Filter, KeywordFormat, KeywordKind,
-    KeywordList, Policy,
-};
+use aigc_edge::label::{is_annex_e_value, ExplicitLabel, LabelPosition};
+use aigc_edge::policy::DictionarySource;
+use aigc_edge::{Dictionary, Filter, KeywordFormat, KeywordKind, Policy};
 use serde::Deserialize;
 
 /// The plugin configuration, as JSON. Unknown fields are refused; errors name the field.
@@ -24,9 +23,10 @@ pub struct PluginConfig {
     pub profile_header: Option<String>,
     /// Route name (Envoy `route.name`) to profile.
     pub route_profiles: BTreeMap<String, String>,
-    /// Deny keywords inline, one a line: `keyword TAB category TAB action`.
+    /// Deny keywords inline, one a line: `keyword TAB category TAB action` (or the tagged
+    /// layout), added to every profile's `dictionaries`.
     pub keywords: String,
-    /// Allow words inline, one a line.
+    /// Allow words inline, one a line, added likewise.
     pub allow: String,
     /// Periodic fetch of a compiled dictionary artifact, replacing the inline keywords.
     pub dictionary_fetch: Option<DictionaryFetch>,
@@ -98,7 +98,7 @@ pub struct LabelConfig {
     /// The explicit label text; must hold an AI element and a generation element.
     pub explicit: Option<String>,
     /// Where the explicit label goes in the assistant text.
-    pub position: LabelPosition,
+    pub position: Placement,
     /// Response header carrying the Annex E JSON; its name must contain `aigc`.
     pub header: String,
     /// Also add the label object as a top-level `AIGC` field of JSON bodies.
@@ -110,8 +110,8 @@ pub struct LabelConfig {
 impl Default for LabelConfig {
     fn default() -> Self {
         LabelConfig {
-            explicit: Some("本回答由人工智能生成".to_string()),
-            position: LabelPosition::Start,
+            explicit: Some(ExplicitLabel::DEFAULT_TEXT.to_string()),
+            position: Placement::Start,
             header: "x-aigc-label".to_string(),
             body_field: false,
             producer: "aigc-edge".to_string(),
@@ -119,10 +119,10 @@ impl Default for LabelConfig {
     }
 }
 
-/// See [`LabelConfig::position`].
+/// See [`LabelConfig::position`]: the core's [`LabelPosition`], or none.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum LabelPosition {
+pub enum Placement {
     /// Before the assistant text (the first delta of a stream).
     #[default]
     Start,
@@ -153,6 +153,8 @@ pub struct Plugin {
     pub config: PluginConfig,
     /// The default profile.
     pub default: Filter,
+    /// The explicit label in force, if any.
+    pub explicit_label: Option<ExplicitLabel>,
     /// Every named profile.
     pub profiles: BTreeMap<String, Filter>,
     /// Where the dictionary came from, for logs.
@@ -181,9 +183,15 @@ impl PluginConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         let bad =
             |field: &str, why: &str| Err(ConfigError(format!("invalid plugin configuration field `{field}`: {why}")));
-        if let Some(text) = &self.label.explicit {
-            if !is_explicit_label(text) {
-                return bad("label.explicit", "must contain 人工智能 or AI and 生成 or 合成 (GB 45438)");
+        if let Err(e) = self.explicit_label() {
+            return bad("label.explicit", &e.to_string());
+        }
+        for (at, policy) in self.policies() {
+            if let Some(i) = policy.dictionaries.iter().position(|d| d.path.is_some()) {
+                return bad(
+                    &format!("{at}.dictionaries[{i}].path"),
+                    "a proxy-wasm VM reads no files: give the list inline as `text`, in `keywords`, or use dictionary_fetch",
+                );
             }
         }
         if !self.label.header.to_ascii_lowercase().contains("aigc") {
@@ -207,10 +215,43 @@ impl PluginConfig {
             if fetch.cluster.is_empty() || !fetch.path.starts_with('/') || fetch.interval_seconds == 0 {
                 return bad("dictionary_fetch", "needs a cluster, a path starting with / and interval_seconds > 0");
             }
-        } else if self.keywords.trim().is_empty() && self.policy.dictionaries.is_empty() {
+        } else if !self.has_inline_keywords() {
             return bad("keywords", "give inline keywords or dictionary_fetch");
         }
         Ok(())
+    }
+
+    /// True when keywords are given inline (`keywords`, or a policy's inline `dictionaries`):
+    /// the plugin can be built at configure, before any fetch.
+    pub fn has_inline_keywords(&self) -> bool {
+        !self.keywords.trim().is_empty() || self.policies().any(|(_, p)| !p.dictionaries.is_empty())
+    }
+
+    /// The default policy and every profile's, with the field each sits at.
+    fn policies(&self) -> impl Iterator<Item = (String, &Policy)> {
+        let profiles = self.profiles.iter().map(|(name, p)| (format!("profiles.{name}"), p));
+        std::iter::once(("policy".to_string(), &self.policy)).chain(profiles)
+    }
+
+    /// The explicit label the configuration asks for.
+    fn explicit_label(&self) -> Result<Option<ExplicitLabel>, aigc_edge::label::NotExplicitLabel> {
+        let position = match self.label.position {
+            Placement::Start => LabelPosition::Start,
+            Placement::End => LabelPosition::End,
+            Placement::None => return Ok(None),
+        };
+        self.label.explicit.as_deref().map(|text| ExplicitLabel::new(text, position)).transpose()
+    }
+
+    /// `policy` with the inline `keywords` and `allow` lists ahead of its own.
+    fn with_inline_lists(&self, policy: &Policy) -> Policy {
+        let mut policy = policy.clone();
+        let inline = [(&self.keywords, KeywordKind::Deny), (&self.allow, KeywordKind::Allow)]
+            .into_iter()
+            .filter(|(text, _)| !text.trim().is_empty())
+            .map(|(text, kind)| DictionarySource::inline(text.as_str(), KeywordFormat::Auto, kind));
+        policy.dictionaries.splice(0..0, inline);
+        policy
     }
 
     /// The body limit in force.
@@ -261,66 +302,65 @@ fn parse_config(de: &mut serde_json::Deserializer<serde_json::de::SliceRead<'_>>
 }
 
 fn policy_from_value(value: &serde_json::Value, at: &str) -> Result<Policy, ConfigError> {
-    Policy::from_json(&value.to_string()).map_err(|e| {
-        ConfigError(
-            e.to_string()
-                .replacen("invalid policy field `", &format!("invalid plugin configuration field `{at}."), 1)
-                .replacen("invalid policy: ", &format!("invalid plugin configuration field `{at}`: "), 1),
-        )
-    })
+    Policy::from_json(&value.to_string()).map_err(|e| config_error(e.within(at)))
+}
+
+/// A core error as a configuration error: policy fields carry their full path.
+fn config_error(e: aigc_edge::Error) -> ConfigError {
+    ConfigError(e.to_string().replacen("invalid policy field", "invalid plugin configuration field", 1))
 }
 
 impl Plugin {
-    /// Compiles the configuration with the inline keywords.
+    /// Compiles the configuration: every profile's policy (with the inline lists) built by the
+    /// core's one assembly; profiles that compile to the same dictionary share it.
     pub fn new(config: PluginConfig) -> Result<Plugin, ConfigError> {
-        let mut list = KeywordList::new();
-        list.max_keyword_chars(config.policy.limits.max_keyword_chars);
-        list.add_source("keywords", config.keywords.as_bytes(), KeywordFormat::Native, KeywordKind::Deny);
-        list.add_source("allow", config.allow.as_bytes(), KeywordFormat::Native, KeywordKind::Allow);
-        for word in &config.policy.allow {
-            list.add(word, KeywordKind::Allow, Default::default());
-        }
-        let builder = |policy: &Policy| {
-            DictionaryBuilder::new()
-                .normalization(policy.normalize)
-                .max_keywords(policy.limits.max_keywords)
-                .build(&list)
-                .map(Arc::new)
-                .map_err(|e| ConfigError(format!("invalid plugin configuration field `keywords`: {e}")))
+        let no_files = |path: &str| Err(format!("a proxy-wasm VM reads no files ({path})"));
+        let build = |at: &str, policy: &Policy| {
+            let policy = config.with_inline_lists(policy);
+            Filter::from_policy(&policy, no_files).map_err(|e| match e.kind() {
+                aigc_edge::ErrorKind::Policy { .. } => config_error(e.within(at)),
+                _ => ConfigError(format!("invalid plugin configuration field `keywords`: {e}")),
+            })
         };
-        if list.keywords().is_empty() {
-            // Only a fetched artifact will do; until it arrives the plugin needs something to
-            // run, so refuse rather than silently pass everything.
-            return Err(ConfigError("invalid plugin configuration field `keywords`: no keywords (the fetched dictionary replaces them once it arrives)".into()));
+        let default = build("policy", &config.policy)?;
+        let mut profiles = BTreeMap::new();
+        for (name, policy) in &config.profiles {
+            let at = format!("profiles.{name}");
+            let filter = if policy.same_dictionary(&config.policy) {
+                default.with_policy(policy).map_err(|e| config_error(e.within(&at)))?
+            } else {
+                build(&at, policy)?
+            };
+            profiles.insert(name.clone(), filter);
         }
-        let dict = builder(&config.policy)?;
-        Self::with_dictionary(config, dict, "inline keywords".to_string(), &builder)
+        Self::assemble(config, default, profiles, "inline keywords".to_string())
     }
 
-    /// Compiles the configuration over a loaded dictionary (a fetched artifact).
+    /// Compiles the configuration over a fetched dictionary artifact, shared by every profile.
     pub fn with_artifact(config: PluginConfig, artifact: &[u8], source: String) -> Result<Plugin, ConfigError> {
         let dict = Dictionary::from_artifact(artifact).map(Arc::new).map_err(|e| ConfigError(e.to_string()))?;
-        let reuse = Arc::clone(&dict);
-        Self::with_dictionary(config, dict, source, &move |_: &Policy| Ok(Arc::clone(&reuse)))
+        let filter = |at: &str, policy: &Policy| {
+            Filter::new(Arc::clone(&dict), policy)
+                .map_err(|e| ConfigError(format!("invalid plugin configuration field `{at}`: {}", e.within(at))))
+        };
+        let default = filter("policy", &config.policy)?;
+        let mut profiles = BTreeMap::new();
+        for (name, policy) in &config.profiles {
+            profiles.insert(name.clone(), filter(&format!("profiles.{name}"), policy)?);
+        }
+        Self::assemble(config, default, profiles, source)
     }
 
-    fn with_dictionary(
+    fn assemble(
         config: PluginConfig,
-        dict: Arc<Dictionary>,
+        default: Filter,
+        profiles: BTreeMap<String, Filter>,
         dictionary_source: String,
-        build: &dyn Fn(&Policy) -> Result<Arc<Dictionary>, ConfigError>,
     ) -> Result<Plugin, ConfigError> {
-        let mut profiles = BTreeMap::new();
-        let filter = |name: &str, policy: &Policy, dict: Arc<Dictionary>| {
-            Filter::new(dict, policy)
-                .map_err(|e| ConfigError(format!("invalid plugin configuration field `{name}`: {e}")))
-        };
-        let default = filter("policy", &config.policy, Arc::clone(&dict))?;
-        for (name, policy) in &config.profiles {
-            let d = if policy.normalize == config.policy.normalize { Arc::clone(&dict) } else { build(policy)? };
-            profiles.insert(name.clone(), filter(&format!("profiles.{name}"), policy, d)?);
-        }
-        Ok(Plugin { config, default, profiles, dictionary_source })
+        let explicit_label = config
+            .explicit_label()
+            .map_err(|e| ConfigError(format!("invalid plugin configuration field `label.explicit`: {e}")))?;
+        Ok(Plugin { config, default, explicit_label, profiles, dictionary_source })
     }
 
     /// The filter for a profile name (from header or route), falling back to the default.

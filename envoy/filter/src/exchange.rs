@@ -4,13 +4,15 @@
 
 use std::rc::Rc;
 
+use core::fmt;
+
 use aigc_edge::policy::OnLimit;
-use aigc_edge::{Action, Block, Decision, Filter, Hit, ImplicitLabel};
+use aigc_edge::{Action, Block, Category, Decision, Filter, Hit, ImplicitLabel, PiiKind};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::api::{label_response, visit_images, visit_request, visit_response, Api};
-use crate::config::{LabelPosition, Mode, Plugin};
+use crate::api::Api;
+use crate::config::{Mode, Plugin};
 use crate::sse::SseFilter;
 
 /// What the glue must do after a body callback.
@@ -40,13 +42,69 @@ pub struct HeaderVerdict {
     pub set: Vec<(String, Option<String>)>,
 }
 
+/// Which way a body travels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// The client's request (prompts).
+    Request,
+    /// The upstream's answer (generated content).
+    Response,
+}
+
+impl Direction {
+    /// `request` or `response`, as audit records write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Request => "request",
+            Direction::Response => "response",
+        }
+    }
+}
+
+/// What an audit record is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Finding {
+    /// A keyword of a TC260 risk category.
+    Risk(Category),
+    /// A keyword without a category.
+    Uncategorized,
+    /// Personal information of a kind.
+    Pii(PiiKind),
+    /// A body or stream over a limit.
+    Limit,
+    /// A body the filter cannot read (compressed).
+    Unreadable,
+    /// A generated file whose format carries no label.
+    UnlabeledFile,
+}
+
+impl Finding {
+    fn of(hit: &Hit) -> Finding {
+        hit.category.map_or(Finding::Uncategorized, Finding::Risk)
+    }
+}
+
+impl fmt::Display for Finding {
+    /// `A.1d`, `uncategorized`, `pii:mobile`, `limit`, `unreadable`, `unlabeled-file`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Finding::Risk(c) => write!(f, "{c}"),
+            Finding::Uncategorized => f.write_str("uncategorized"),
+            Finding::Pii(kind) => write!(f, "pii:{}", kind.as_str()),
+            Finding::Limit => f.write_str("limit"),
+            Finding::Unreadable => f.write_str("unreadable"),
+            Finding::UnlabeledFile => f.write_str("unlabeled-file"),
+        }
+    }
+}
+
 /// One audit record: never the raw text, only a hash of what matched.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditRecord {
-    /// `request` or `response`.
-    pub direction: &'static str,
-    /// TC260 category, `pii:<kind>` for personal information, or `uncategorized`.
-    pub category: String,
+    /// Which way the body travelled.
+    pub direction: Direction,
+    /// What was found.
+    pub finding: Finding,
     /// The action taken.
     pub action: Action,
     /// SHA-256 of the matched bytes, hex.
@@ -110,7 +168,7 @@ impl Exchange {
         let (profile, filter) = plugin.profile(profile_header.or(route_profile));
         let (profile, filter) = (profile.to_string(), filter.clone());
         let api = Api::from_path(path);
-        let inspected_api = api != Api::Raw || plugin.config.inspect.raw;
+        let inspected_api = !api.is_raw() || plugin.config.inspect.raw;
         Exchange {
             filter,
             profile,
@@ -150,18 +208,14 @@ impl Exchange {
         v
     }
 
-    /// The buffered request body outgrew `max_body_bytes`.
-    pub fn request_too_large(&mut self) -> Verdict {
-        self.limit_verdict("prompt")
-    }
-
-    fn limit_verdict(&mut self, param: &str) -> Verdict {
-        self.audit.push(AuditRecord {
-            direction: if param == "prompt" { "request" } else { "response" },
-            category: "limit".into(),
-            action: if self.on_limit() == OnLimit::FailClosed { Action::Block } else { Action::Pass },
-            match_sha256: String::new(),
-        });
+    /// The buffered body outgrew `max_body_bytes`.
+    pub fn too_large(&mut self, direction: Direction) -> Verdict {
+        let action = if self.on_limit() == OnLimit::FailClosed { Action::Block } else { Action::Pass };
+        self.note(direction, Finding::Limit, action);
+        let param = match direction {
+            Direction::Request => "prompt",
+            Direction::Response => "response",
+        };
         match (self.on_limit(), self.enforcing()) {
             (OnLimit::FailClosed, true) => {
                 Verdict::Reply { status: 413, body: self.api.error_body("body exceeds the inspection limit", param) }
@@ -170,11 +224,16 @@ impl Exchange {
         }
     }
 
-    fn record(&mut self, direction: &'static str, text: &str, d: &Decision) {
+    /// Records a finding with no matched text to hash.
+    fn note(&mut self, direction: Direction, finding: Finding, action: Action) {
+        self.audit.push(AuditRecord { direction, finding, action, match_sha256: String::new() });
+    }
+
+    fn record(&mut self, direction: Direction, text: &str, d: &Decision) {
         for h in &d.hits {
             self.audit.push(AuditRecord {
                 direction,
-                category: h.category.map_or("uncategorized".into(), |c| c.to_string()),
+                finding: Finding::of(h),
                 action: h.action,
                 match_sha256: sha256_hex(text.as_bytes().get(h.start..h.end).unwrap_or(&[])),
             });
@@ -183,18 +242,18 @@ impl Exchange {
         for p in &d.pii {
             self.audit.push(AuditRecord {
                 direction,
-                category: format!("pii:{}", p.kind.as_str()),
+                finding: Finding::Pii(p.kind),
                 action: pii_action,
                 match_sha256: sha256_hex(text.as_bytes().get(p.start..p.end).unwrap_or(&[])),
             });
         }
     }
 
-    fn record_hits(&mut self, direction: &'static str, hits: Vec<Hit>, text_of: impl Fn(&Hit) -> Vec<u8>) {
+    fn record_hits(&mut self, direction: Direction, hits: Vec<Hit>, text_of: impl Fn(&Hit) -> Vec<u8>) {
         for h in hits {
             self.audit.push(AuditRecord {
                 direction,
-                category: h.category.map_or("uncategorized".into(), |c| c.to_string()),
+                finding: Finding::of(&h),
                 action: h.action,
                 match_sha256: sha256_hex(&text_of(&h)),
             });
@@ -203,7 +262,7 @@ impl Exchange {
 
     /// Checks every text of a JSON body with `visit`; returns the most severe action and
     /// whether a text was rewritten.
-    fn check_json(&mut self, direction: &'static str, value: &mut Value, request: bool) -> (Action, bool) {
+    fn check_json(&mut self, direction: Direction, value: &mut Value) -> (Action, bool) {
         let filter = self.filter.clone();
         let roles = self.plugin.config.inspect.roles;
         let mut worst = Action::Pass;
@@ -220,10 +279,9 @@ impl Exchange {
                 decisions.push((s.clone(), d));
             }
         };
-        if request {
-            visit_request(self.api, value, roles, &mut visit);
-        } else {
-            visit_response(self.api, value, &mut visit);
+        match direction {
+            Direction::Request => self.api.request_texts(value, roles, &mut visit),
+            Direction::Response => self.api.response_texts(value, &mut visit),
         }
         for (text, d) in decisions {
             self.record(direction, &text, &d);
@@ -236,17 +294,17 @@ impl Exchange {
         if !self.inspected_api || !self.plugin.config.inspect.requests {
             return Verdict::Continue;
         }
-        let parsed = (self.api != Api::Raw).then(|| serde_json::from_slice::<Value>(body).ok()).flatten();
+        let parsed = (!self.api.is_raw()).then(|| serde_json::from_slice::<Value>(body).ok()).flatten();
         let (action, new_body) = match parsed {
             Some(mut value) => {
-                let (action, changed) = self.check_json("request", &mut value, true);
+                let (action, changed) = self.check_json(Direction::Request, &mut value);
                 (action, changed.then(|| value.to_string().into_bytes()))
             }
             None => {
                 // Raw mode, or a malformed body of a known API: the bytes are checked as text.
                 let text = String::from_utf8_lossy(body).into_owned();
                 let d = self.filter.check(&text);
-                self.record("request", &text, &d);
+                self.record(Direction::Request, &text, &d);
                 (d.action, d.text.map(String::into_bytes))
             }
         };
@@ -274,7 +332,7 @@ impl Exchange {
         content_encoding: Option<&str>,
     ) -> HeaderVerdict {
         let mut v = HeaderVerdict::default();
-        let media = content_type.is_some_and(is_media) && self.api != Api::Raw;
+        let media = content_type.is_some_and(is_media) && !self.api.is_raw();
         if media
             && (200..300).contains(&status)
             && self.enforcing()
@@ -290,7 +348,7 @@ impl Exchange {
             v.buffer_body = true;
             return v;
         }
-        if !self.inspected_api || self.api == Api::Raw || !(200..300).contains(&status) || !self.enforcing() {
+        if !self.inspected_api || self.api.is_raw() || !(200..300).contains(&status) || !self.enforcing() {
             if self.inspected_api && self.plugin.config.inspect.responses && (200..300).contains(&status) {
                 // Monitor mode still inspects (below), but changes nothing.
                 self.response = self.response_mode(content_type, content_encoding);
@@ -317,8 +375,7 @@ impl Exchange {
             return ResponseMode::Unreadable;
         }
         if content_type.is_some_and(|t| t.to_ascii_lowercase().starts_with("text/event-stream")) {
-            let cfg = &self.plugin.config.label;
-            let label = if self.enforcing() { cfg.explicit.clone().map(|t| (t, cfg.position)) } else { None };
+            let label = if self.enforcing() { self.plugin.explicit_label.clone() } else { None };
             ResponseMode::Sse(Box::new(SseFilter::new(self.api, self.filter.clone(), label)))
         } else {
             ResponseMode::Json
@@ -337,12 +394,7 @@ impl Exchange {
         match aigc_edge::files::write_label(bytes, &label) {
             Ok(out) => Some(out),
             Err(_) => {
-                self.audit.push(AuditRecord {
-                    direction: "response",
-                    category: "unlabeled-file".into(),
-                    action: Action::Flag,
-                    match_sha256: String::new(),
-                });
+                self.note(Direction::Response, Finding::UnlabeledFile, Action::Flag);
                 None
             }
         }
@@ -352,31 +404,21 @@ impl Exchange {
     pub fn response_chunk(&mut self, chunk: &[u8], end_of_stream: bool) -> Verdict {
         let ResponseMode::Sse(sse) = &mut self.response else { return Verdict::Continue };
         let out = sse.push(chunk, end_of_stream);
-        let hits = std::mem::take(&mut sse.hits);
-        let pii = std::mem::take(&mut sse.pii);
+        let hits = sse.take_hits();
+        let pii = sse.take_pii();
         let blocked = sse.blocked().cloned();
         let over = sse.carry() > self.filter.policy().limits.max_carry_bytes.saturating_mul(4);
-        self.record_hits("response", hits, |_| Vec::new());
+        self.record_hits(Direction::Response, hits, |_| Vec::new());
         let pii_action = self.filter.policy().pii.action;
         for kind in pii {
             // The value already went out (redacted): no hash of it is kept.
-            self.audit.push(AuditRecord {
-                direction: "response",
-                category: format!("pii:{}", kind.as_str()),
-                action: pii_action,
-                match_sha256: String::new(),
-            });
+            self.note(Direction::Response, Finding::Pii(kind), pii_action);
         }
         if let Some(block) = blocked {
             if !self.response_blocked {
                 self.response_blocked = true;
                 if let Block::CarryLimit { .. } = block {
-                    self.audit.push(AuditRecord {
-                        direction: "response",
-                        category: "limit".into(),
-                        action: Action::Block,
-                        match_sha256: String::new(),
-                    });
+                    self.note(Direction::Response, Finding::Limit, Action::Block);
                 }
             }
         }
@@ -390,21 +432,11 @@ impl Exchange {
         Verdict::Replace { body: out, headers: Vec::new() }
     }
 
-    /// The buffered response outgrew `max_body_bytes`.
-    pub fn response_too_large(&mut self) -> Verdict {
-        self.limit_verdict("response")
-    }
-
     /// The whole buffered (non-streamed) response body.
     pub fn response_body(&mut self, body: &[u8]) -> Verdict {
         match self.response {
             ResponseMode::Unreadable => {
-                self.audit.push(AuditRecord {
-                    direction: "response",
-                    category: "unreadable".into(),
-                    action: Action::Block,
-                    match_sha256: String::new(),
-                });
+                self.note(Direction::Response, Finding::Unreadable, Action::Block);
                 if self.on_limit() == OnLimit::FailClosed && self.enforcing() {
                     self.response_blocked = true;
                     return self.blocked_response("response could not be inspected (compressed)");
@@ -424,14 +456,14 @@ impl Exchange {
             // Not JSON: checked as text, passed or replaced as a whole.
             let text = String::from_utf8_lossy(body).into_owned();
             let d = self.filter.check(&text);
-            self.record("response", &text, &d);
+            self.record(Direction::Response, &text, &d);
             if d.action == Action::Block && self.enforcing() {
                 self.response_blocked = true;
                 return self.blocked_response("response blocked by content policy");
             }
             return Verdict::Continue;
         };
-        let (action, _) = self.check_json("response", &mut value, false);
+        let (action, _) = self.check_json(Direction::Response, &mut value);
         if !self.enforcing() {
             return Verdict::Continue;
         }
@@ -439,12 +471,13 @@ impl Exchange {
             self.response_blocked = true;
             return self.blocked_response("response blocked by content policy");
         }
-        if self.api == Api::Images {
+        {
+            // Generated files inside the answer (images' `b64_json`) get the implicit label.
             use base64::Engine;
             let engine = base64::engine::general_purpose::STANDARD;
-            let mut images: Vec<String> = Vec::new();
-            visit_images(&mut value, &mut |s| images.push(std::mem::take(s)));
-            let labeled: Vec<String> = images
+            let mut files: Vec<String> = Vec::new();
+            self.api.generated_files(&mut value, &mut |s| files.push(std::mem::take(s)));
+            let labeled: Vec<String> = files
                 .into_iter()
                 .map(|b64| match engine.decode(b64.as_bytes()).ok().and_then(|bytes| self.label_file(&bytes)) {
                     Some(out) => engine.encode(out),
@@ -452,12 +485,12 @@ impl Exchange {
                 })
                 .collect();
             let mut labeled = labeled.into_iter();
-            visit_images(&mut value, &mut |s| *s = labeled.next().unwrap_or_default());
+            self.api.generated_files(&mut value, &mut |s| *s = labeled.next().unwrap_or_default());
+        }
+        if let Some(label) = &self.plugin.explicit_label {
+            self.api.label_response(&mut value, label);
         }
         let cfg = &self.plugin.config.label;
-        if let (Some(text), true) = (&cfg.explicit, cfg.position != LabelPosition::None) {
-            label_response(self.api, &mut value, text, cfg.position);
-        }
         if cfg.body_field {
             if let (Some(label), Some(obj)) = (self.label(), value.as_object_mut()) {
                 if let Ok(inner) = serde_json::from_str::<Value>(&label.to_inner_json()) {
@@ -471,23 +504,7 @@ impl Exchange {
     /// The body of a blocked response: no text, the API's content-filter stop reason, and the
     /// error object. (Its status line already left with the headers.)
     fn blocked_response(&self, message: &str) -> Verdict {
-        let error: Value = serde_json::from_str(&self.api.error_body(message, "response")).unwrap_or(Value::Null);
-        let error = error.get("error").cloned().unwrap_or(Value::Null);
-        let body = match self.api {
-            Api::Anthropic => serde_json::json!({
-                "type": "message", "role": "assistant", "content": [], "stop_reason": "refusal", "error": error
-            }),
-            Api::Responses => serde_json::json!({
-                "object": "response", "status": "incomplete", "incomplete_details": {"reason": "content_filter"},
-                "output": [], "error": error
-            }),
-            _ => serde_json::json!({
-                "object": "chat.completion",
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": ""}, "finish_reason": "content_filter"}],
-                "error": error
-            }),
-        };
-        Verdict::Replace { body: body.to_string().into_bytes(), headers: Vec::new() }
+        Verdict::Replace { body: self.api.blocked_body(message).to_string().into_bytes(), headers: Vec::new() }
     }
 
     /// The audit records as JSON log lines, each with the name of the counter it increments
@@ -497,14 +514,15 @@ impl Exchange {
         records
             .into_iter()
             .map(|r| {
-                let counter = format!("aigc_edge.hits.{}.{}", r.category.replace(['.', ':'], "_"), r.action.as_str());
+                let category = r.finding.to_string();
+                let counter = format!("aigc_edge.hits.{}.{}", category.replace(['.', ':'], "_"), r.action.as_str());
                 let line = serde_json::json!({
                     "event": "aigc_edge.audit",
                     "produce_id": self.produce_id,
                     "route": self.route,
                     "profile": self.profile,
-                    "direction": r.direction,
-                    "category": r.category,
+                    "direction": r.direction.as_str(),
+                    "category": category,
                     "action": r.action.as_str(),
                     "match_sha256": r.match_sha256,
                 })

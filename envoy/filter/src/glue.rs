@@ -11,7 +11,7 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType};
 
 use crate::config::{Plugin, PluginConfig};
-use crate::exchange::{Exchange, HeaderVerdict, Verdict};
+use crate::exchange::{Direction, Exchange, HeaderVerdict, Verdict};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
@@ -66,7 +66,7 @@ fn produce_id() -> String {
         let nanos = hostcalls::get_current_time().ok().and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok());
         bytes[..16].copy_from_slice(&nanos.map_or(0, |d| d.as_nanos()).to_le_bytes());
     }
-    aigc_edge::produce_id(&bytes)
+    aigc_edge::label::produce_id(&bytes)
 }
 
 impl Context for Root {
@@ -132,7 +132,7 @@ impl RootContext for Root {
         if let Some(fetch) = &config.dictionary_fetch {
             let _ = hostcalls::set_tick_period(Duration::from_secs(fetch.interval_seconds));
         }
-        let plugin = if config.keywords.trim().is_empty() {
+        let plugin = if !config.has_inline_keywords() {
             None
         } else {
             match Plugin::new(config.clone()) {
@@ -200,6 +200,14 @@ struct Http {
     inspect_ns: u64,
 }
 
+/// The host buffer holding a body travelling `direction`.
+fn body_buffer(direction: Direction) -> proxy_wasm::types::BufferType {
+    match direction {
+        Direction::Request => proxy_wasm::types::BufferType::HttpRequestBody,
+        Direction::Response => proxy_wasm::types::BufferType::HttpResponseBody,
+    }
+}
+
 fn now() -> Option<SystemTime> {
     hostcalls::get_current_time().ok()
 }
@@ -214,13 +222,12 @@ impl Http {
         out
     }
 
-    fn apply_headers(&self, v: &HeaderVerdict, response: bool) {
+    fn apply_headers(&self, v: &HeaderVerdict, direction: Direction) {
+        let map = match direction {
+            Direction::Request => proxy_wasm::types::MapType::HttpRequestHeaders,
+            Direction::Response => proxy_wasm::types::MapType::HttpResponseHeaders,
+        };
         for (name, value) in &v.set {
-            let map = if response {
-                proxy_wasm::types::MapType::HttpResponseHeaders
-            } else {
-                proxy_wasm::types::MapType::HttpRequestHeaders
-            };
             let _ = hostcalls::set_map_value(map, name, value.as_deref());
         }
     }
@@ -230,36 +237,29 @@ impl Http {
     }
 
     /// Buffers a whole body (prompt or non-streamed answer) up to the limit, then decides it.
-    fn buffer_whole(&mut self, response: bool, body_size: usize, end_of_stream: bool) -> Action {
+    fn buffer_whole(&mut self, direction: Direction, body_size: usize, end_of_stream: bool) -> Action {
         if body_size > self.max_body() {
-            let v = self.timed(|x| if response { x.response_too_large() } else { x.request_too_large() });
-            return self.finish_verdict(v.unwrap_or(Verdict::Continue), response, body_size);
+            let v = self.timed(|x| x.too_large(direction));
+            return self.finish_verdict(v.unwrap_or(Verdict::Continue), direction, body_size);
         }
         if !end_of_stream {
             return Action::Pause;
         }
-        let buffer = if response {
-            proxy_wasm::types::BufferType::HttpResponseBody
-        } else {
-            proxy_wasm::types::BufferType::HttpRequestBody
-        };
-        let body = hostcalls::get_buffer(buffer, 0, body_size).ok().flatten().unwrap_or_default();
-        let v = self.timed(|x| if response { x.response_body(&body) } else { x.request_body(&body) });
-        self.finish_verdict(v.unwrap_or(Verdict::Continue), response, body_size)
+        let body = hostcalls::get_buffer(body_buffer(direction), 0, body_size).ok().flatten().unwrap_or_default();
+        let v = self.timed(|x| match direction {
+            Direction::Request => x.request_body(&body),
+            Direction::Response => x.response_body(&body),
+        });
+        self.finish_verdict(v.unwrap_or(Verdict::Continue), direction, body_size)
     }
 
-    fn finish_verdict(&mut self, verdict: Verdict, response: bool, size: usize) -> Action {
+    fn finish_verdict(&mut self, verdict: Verdict, direction: Direction, size: usize) -> Action {
         match verdict {
             Verdict::Continue => Action::Continue,
             Verdict::Pause => Action::Pause,
             Verdict::Replace { body, headers } => {
-                let buffer = if response {
-                    proxy_wasm::types::BufferType::HttpResponseBody
-                } else {
-                    proxy_wasm::types::BufferType::HttpRequestBody
-                };
-                let _ = hostcalls::set_buffer(buffer, 0, size, &body);
-                self.apply_headers(&HeaderVerdict { buffer_body: false, set: headers }, response);
+                let _ = hostcalls::set_buffer(body_buffer(direction), 0, size, &body);
+                self.apply_headers(&HeaderVerdict { buffer_body: false, set: headers }, direction);
                 Action::Continue
             }
             Verdict::Reply { status, body } => {
@@ -287,14 +287,14 @@ impl HttpContext for Http {
         let header =
             |name: &str| hostcalls::get_map_value(proxy_wasm::types::MapType::HttpRequestHeaders, name).ok().flatten();
         let path = header(":path").unwrap_or_default();
-        let profile = plugin.config.profile_header.as_deref().and_then(|h| header(h));
+        let profile = plugin.config.profile_header.as_deref().and_then(header);
         let route = [vec!["xds", "route_name"], vec!["route_name"]]
             .into_iter()
             .find_map(|path| hostcalls::get_property(path).ok().flatten())
             .and_then(|b| String::from_utf8(b).ok());
         self.exchange = Some(Exchange::new(plugin, &path, profile.as_deref(), route.as_deref(), produce_id()));
         let v = self.timed(|x| x.request_headers(!end_of_stream)).unwrap_or_default();
-        self.apply_headers(&v, false);
+        self.apply_headers(&v, Direction::Request);
         self.buffer_request = v.buffer_body;
         Action::Continue
     }
@@ -303,7 +303,7 @@ impl HttpContext for Http {
         if self.exchange.is_none() || !self.buffer_request {
             return Action::Continue;
         }
-        self.buffer_whole(false, body_size, end_of_stream)
+        self.buffer_whole(Direction::Request, body_size, end_of_stream)
     }
 
     fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
@@ -312,21 +312,21 @@ impl HttpContext for Http {
         let status = header(":status").and_then(|s| s.parse().ok()).unwrap_or(0);
         let (ct, ce) = (header("content-type"), header("content-encoding"));
         let v = self.timed(|x| x.response_headers(status, ct.as_deref(), ce.as_deref())).unwrap_or_default();
-        self.apply_headers(&v, true);
+        self.apply_headers(&v, Direction::Response);
         Action::Continue
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         let Some(buffered) = self.exchange.as_ref().map(Exchange::response_buffered) else { return Action::Continue };
         if buffered {
-            return self.buffer_whole(true, body_size, end_of_stream);
+            return self.buffer_whole(Direction::Response, body_size, end_of_stream);
         }
         let chunk = hostcalls::get_buffer(proxy_wasm::types::BufferType::HttpResponseBody, 0, body_size)
             .ok()
             .flatten()
             .unwrap_or_default();
         let v = self.timed(|x| x.response_chunk(&chunk, end_of_stream)).unwrap_or(Verdict::Continue);
-        self.finish_verdict(v, true, body_size)
+        self.finish_verdict(v, Direction::Response, body_size)
     }
 
     fn on_log(&mut self) {

@@ -3,10 +3,12 @@
 //! Everything but the proxy-wasm glue (`glue`, built only for wasm32) is plain Rust and tested
 //! natively: [`exchange::Exchange`] is the whole per-request logic as a state machine.
 #![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod api;
 pub mod config;
 pub mod exchange;
+mod fast;
 pub mod sse;
 
 #[cfg(target_arch = "wasm32")]

@@ -224,6 +224,31 @@ fn requests_block_mask_and_respect_roles() {
 }
 
 #[test]
+fn every_profile_is_assembled_from_its_own_policy() {
+    // Inline lists in the policy, in any format; each profile's allow words are its own.
+    let p = Rc::new(
+        Plugin::new(
+            PluginConfig::from_json(
+                json!({
+                    "policy": {"dictionaries": [{"text": "黄片 2\n", "format": "tagged"}]},
+                    "profiles": {"clinic": {"dictionaries": [{"text": "黄片 2\n", "format": "tagged"}], "allow": ["三黄片"]}},
+                    "profile_header": "x-aigc-profile",
+                })
+                .to_string()
+                .as_bytes(),
+            )
+            .unwrap(),
+        )
+        .unwrap(),
+    );
+    let body = json!({"messages": [{"role": "user", "content": "三黄片"}]}).to_string();
+    let mut default = exchange(&p, "/v1/chat/completions");
+    assert!(matches!(default.request_body(body.as_bytes()), Verdict::Reply { status: 400, .. }));
+    let mut clinic = Exchange::new(Rc::clone(&p), "/v1/chat/completions", Some("clinic"), None, "id".into());
+    assert_eq!(clinic.request_body(body.as_bytes()), Verdict::Continue);
+}
+
+#[test]
 fn profiles_by_header() {
     let p = plugin(json!({}));
     let body = json!({"messages": [{"role": "user", "content": "有人散布谣言"}]}).to_string();
@@ -337,6 +362,12 @@ fn bad_configuration_names_the_field() {
         (json!({}), "`keywords`"),
         (json!({"keywords": "x", "profiles": "minor"}), "`profiles`: expected an object"),
         (json!({"keywords": "x", "policy": 5}), "`policy`"),
+        // No VM can read a file: refused at configure, not answered 503 forever.
+        (json!({"keywords": "x", "policy": {"dictionaries": [{"path": "k.txt"}]}}), "`policy.dictionaries[0].path`"),
+        (
+            json!({"dictionary_fetch": {"cluster": "c", "path": "/d"}, "profiles": {"kid": {"dictionaries": [{"path": "k.txt"}]}}}),
+            "`profiles.kid.dictionaries[0].path`",
+        ),
     ];
     for (config, want) in cases {
         let err = PluginConfig::from_json(config.to_string().as_bytes()).unwrap_err().to_string();

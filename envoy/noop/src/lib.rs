@@ -1,5 +1,6 @@
 //! A proxy-wasm HTTP filter that passes everything: the benchmark's floor.
 #![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 #[cfg(target_arch = "wasm32")]
 mod noop {

@@ -2,15 +2,15 @@
 //! JavaScript as an `Error` carrying the core's message (`to_js` is the one place that maps
 //! them); nothing here can trap.
 #![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 use std::sync::Arc;
 
 use aigc_edge::files::{self, Provenance};
 use aigc_edge::label::visible::{draw_label as draw, Corner};
-use aigc_edge::{
-    watermark, Action, Block, Decision, Dictionary, DictionaryBuilder, Hit, ImplicitLabel, KeywordFormat, KeywordKind,
-    KeywordList, Policy,
-};
+use aigc_edge::label::{ExplicitLabel, LabelPosition};
+use aigc_edge::policy::DictionarySource;
+use aigc_edge::{watermark, Action, Dictionary, ImplicitLabel, KeywordFormat, KeywordKind, Policy};
 use serde_json::{json, Value};
 use wasm_bindgen::prelude::*;
 
@@ -20,17 +20,23 @@ export type Action = "pass" | "flag" | "mask" | "block";
 /** A keyword hit; `start`/`end` are UTF-16 offsets (what JS strings index by). */
 export interface Hit { keyword: string; category: string | null; action: Action; start: number; end: number; }
 export interface PiiHit { kind: string; start: number; end: number; }
+/** The core's report form (the CLI prints the same keys); optional keys appear only when there is something to say. */
 export interface CheckResult {
-  flagged: boolean; action: Action; hits: Hit[]; pii: PiiHit[];
+  flagged: boolean; action: Action; hits: Hit[];
+  /** Personal information found. */
+  pii?: PiiHit[];
   /** The text with hits masked and personal information redacted, when anything changed. */
-  text: string | null;
-  limitExceeded: boolean;
+  text?: string;
+  /** The text exceeded `limits.max_text_bytes` and was not inspected. */
+  limit_exceeded?: true;
 }
 export interface StreamChunk {
   /** Text that can be shown now (masked); held-back text follows in later chunks. */
-  output: string; hits: Hit[]; pii: PiiHit[];
-  /** Set when the stream must stop; nothing more is output. */
-  blocked: string | null;
+  output: string; hits: Hit[]; pii?: PiiHit[];
+  /** Why the stream stopped, when it did; nothing more is output. */
+  blocked?: string;
+  /** The carry limit was exceeded under fail-open: held text was flushed unchecked. */
+  limit_exceeded?: true;
 }
 export interface LabelFields { Label: string; ContentProducer: string; ProduceID: string; ReservedCode1: string; ContentPropagator: string; PropagateID: string; ReservedCode2: string; }
 export interface FoundLabel { carrier: string; json: string; fields: LabelFields | null; problems: string[]; }
@@ -52,13 +58,11 @@ extern "C" {
 thread_local! {
     /// The result for a text with nothing found, shared and frozen: most texts are clean, and
     /// this spares them building and parsing a result.
-    static CLEAN: Option<JsValue> = json_parse(r#"{"flagged":false,"action":"pass","hits":[],"pii":[],"text":null,"limitExceeded":false}"#)
+    static CLEAN: Option<JsValue> = json_parse(&aigc_edge::Decision::default().to_json())
         .ok()
         .map(|v| {
-            for key in ["hits", "pii"] {
-                if let Some(inner) = js_get(&v, key) {
-                    freeze(&inner);
-                }
+            if let Some(hits) = js_get(&v, "hits") {
+                freeze(&hits);
             }
             freeze(&v)
         });
@@ -73,10 +77,15 @@ fn js_get(object: &JsValue, key: &str) -> Option<JsValue> {
     reflect_get(object, &JsValue::from_str(key)).ok()
 }
 
-/// A fresh `ProduceID` (`aigc-` and 32 hex digits, as the core's [`aigc_edge::produce_id`]),
-/// from the browser's `crypto.randomUUID`.
+/// A fresh `ProduceID` in the core's format ([`aigc_edge::label::produce_id`]), from the 16
+/// random bytes of the browser's `crypto.randomUUID`.
 fn new_id() -> String {
-    format!("aigc-{}", random_uuid().replace('-', ""))
+    let hex: Vec<u8> = random_uuid().bytes().filter(u8::is_ascii_hexdigit).collect();
+    let mut bytes = [0u8; 16];
+    for (byte, pair) in bytes.iter_mut().zip(hex.chunks(2)) {
+        *byte = std::str::from_utf8(pair).ok().and_then(|p| u8::from_str_radix(p, 16).ok()).unwrap_or(0);
+    }
+    aigc_edge::label::produce_id(&bytes)
 }
 
 /// The one place core errors become JavaScript errors.
@@ -126,74 +135,6 @@ impl Utf16Map {
     }
 }
 
-fn hit_json(h: &Hit, start: usize, end: usize) -> Value {
-    json!({"keyword": h.keyword, "category": h.category.map(|c| c.to_string()), "action": h.action.as_str(), "start": start, "end": end})
-}
-
-/// `s` as a JSON string literal.
-fn push_str(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
-/// The check result as JSON text, written directly: this runs once per checked text, so it
-/// avoids building a `serde_json::Value` first.
-fn decision_json(text: &str, d: &Decision) -> String {
-    let offsets =
-        d.hits.iter().flat_map(|h| [h.start, h.end]).chain(d.pii.iter().flat_map(|p| [p.start, p.end])).collect();
-    let map = Utf16Map::new(text, offsets);
-    let mut out = String::with_capacity(96 + d.hits.len() * 64);
-    out.push_str(if d.hits.is_empty() { "{\"flagged\":false" } else { "{\"flagged\":true" });
-    out.push_str(",\"action\":\"");
-    out.push_str(d.action.as_str());
-    out.push_str("\",\"hits\":[");
-    for (i, h) in d.hits.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str("{\"keyword\":");
-        push_str(&mut out, &h.keyword);
-        out.push_str(",\"category\":");
-        match h.category {
-            Some(c) => push_str(&mut out, &c.to_string()),
-            None => out.push_str("null"),
-        }
-        out.push_str(&format!(
-            ",\"action\":\"{}\",\"start\":{},\"end\":{}}}",
-            h.action.as_str(),
-            map.get(h.start),
-            map.get(h.end)
-        ));
-    }
-    out.push_str("],\"pii\":[");
-    for (i, p) in d.pii.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(&format!(
-            "{{\"kind\":\"{}\",\"start\":{},\"end\":{}}}",
-            p.kind.as_str(),
-            map.get(p.start),
-            map.get(p.end)
-        ));
-    }
-    out.push_str("],\"text\":");
-    match &d.text {
-        Some(t) => push_str(&mut out, t),
-        None => out.push_str("null"),
-    }
-    out.push_str(if d.limit_exceeded { ",\"limitExceeded\":true}" } else { ",\"limitExceeded\":false}" });
-    out
-}
-
 /// A keyword filter: a dictionary and a policy (the same schema as the Envoy filter's).
 #[wasm_bindgen]
 pub struct Filter {
@@ -206,22 +147,15 @@ impl Filter {
     /// optional policy JSON. Dirty lines are skipped and reported in `warnings`.
     #[wasm_bindgen(constructor)]
     pub fn new(keywords: &str, policy_json: Option<String>, allow: Option<String>) -> Result<Filter, JsError> {
-        let policy = policy(policy_json)?;
-        let mut list = KeywordList::new();
-        list.max_keyword_chars(policy.limits.max_keyword_chars);
-        list.add_source("keywords", keywords.as_bytes(), KeywordFormat::Auto, KeywordKind::Deny);
-        if let Some(allow) = allow {
-            list.add_source("allow", allow.as_bytes(), KeywordFormat::Native, KeywordKind::Allow);
-        }
-        for word in &policy.allow {
-            list.add(word, KeywordKind::Allow, Default::default());
-        }
-        let dict = DictionaryBuilder::new()
-            .normalization(policy.normalize)
-            .max_keywords(policy.limits.max_keywords)
-            .build(&list)
-            .map_err(to_js)?;
-        Ok(Filter { inner: aigc_edge::Filter::new(Arc::new(dict), &policy).map_err(to_js)? })
+        let mut policy = policy(policy_json)?;
+        let mut inline = vec![DictionarySource::inline(keywords, KeywordFormat::Auto, KeywordKind::Deny)];
+        inline.extend(allow.map(|a| DictionarySource::inline(a, KeywordFormat::Auto, KeywordKind::Allow)));
+        policy.dictionaries.splice(0..0, inline);
+        let inner = aigc_edge::Filter::from_policy(&policy, |path| {
+            Err(format!("the browser module reads no files ({path}): give the list as `text`"))
+        })
+        .map_err(to_js)?;
+        Ok(Filter { inner })
     }
 
     /// Loads a compiled dictionary artifact (`aigc-edge compile`), refused when corrupt.
@@ -254,7 +188,9 @@ impl Filter {
                 return Ok(clean);
             }
         }
-        json_parse(&decision_json(text, &d)).map_err(|_| JsError::new("internal: result is not JSON"))
+        let offsets = d.hits.iter().flat_map(|h| [h.start, h.end]).chain(d.pii.iter().flat_map(|p| [p.start, p.end]));
+        let map = Utf16Map::new(text, offsets.collect());
+        json_parse(&d.to_json_with(&|byte| map.get(byte))).map_err(|_| JsError::new("internal: result is not JSON"))
     }
 
     /// A stream for text arriving piece by piece (tokens of a fetch SSE stream): keywords split
@@ -283,28 +219,14 @@ impl FilterStream {
     }
 
     fn chunk_json(&mut self, chunk: aigc_edge::Chunk) -> Result<JsValue, JsError> {
-        let hits: Vec<Value> = chunk.hits.iter().map(|h| hit_json(h, self.utf16(h.start), self.utf16(h.end))).collect();
-        let pii: Vec<Value> = chunk
-            .pii
-            .iter()
-            .map(|p| json!({"kind": p.kind.as_str(), "start": self.utf16(p.start), "end": self.utf16(p.end)}))
-            .collect();
-        let blocked = chunk.blocked.map(|b| match b {
-            Block::Keyword(h) => {
-                format!("keyword {} ({})", h.keyword, h.category.map_or("uncategorized".into(), |c| c.to_string()))
-            }
-            Block::PersonalInformation(p) => format!("personal information ({})", p.kind.as_str()),
-            Block::CarryLimit { limit } => format!("held-back text exceeded {limit} bytes"),
-        });
+        let json = chunk.to_json_with(&|byte| self.utf16(byte));
         // Pieces wholly before what is still held back can no longer hold an undecided hit.
         let held = self.stream.as_ref().map_or(0, aigc_edge::Stream::carry);
         let settled = self.written.saturating_sub(held);
         while self.chunks.len() > 1 && self.chunks.get(1).is_some_and(|c| c.0 <= settled) {
             self.chunks.remove(0);
         }
-        to_value(
-            &json!({"output": String::from_utf8_lossy(&chunk.output), "hits": hits, "pii": pii, "blocked": blocked}),
-        )
+        json_parse(&json).map_err(|_| JsError::new("internal: result is not JSON"))
     }
 }
 
@@ -334,15 +256,13 @@ impl FilterStream {
 /// hold 人工智能/AI and 生成/合成.
 #[wasm_bindgen(js_name = labelText)]
 pub fn label_text(text: &str, label: Option<String>, position: Option<String>) -> Result<String, JsError> {
-    let label = label.unwrap_or_else(|| "本回答由人工智能生成".to_string());
-    if !aigc_edge::is_explicit_label(&label) {
-        return Err(JsError::new("explicit label must contain 人工智能 or AI and 生成 or 合成 (GB 45438)"));
-    }
-    match position.as_deref().unwrap_or("start") {
-        "start" => Ok(format!("{label}\n\n{text}")),
-        "end" => Ok(format!("{text}\n\n{label}")),
-        other => Err(JsError::new(&format!("position must be \"start\" or \"end\", not {other:?}"))),
-    }
+    let position = match position.as_deref().unwrap_or("start") {
+        "start" => LabelPosition::Start,
+        "end" => LabelPosition::End,
+        other => return Err(JsError::new(&format!("position must be \"start\" or \"end\", not {other:?}"))),
+    };
+    let label = ExplicitLabel::new(label.as_deref().unwrap_or(ExplicitLabel::DEFAULT_TEXT), position).map_err(to_js)?;
+    Ok(label.apply(text))
 }
 
 /// The implicit label JSON (`{"AIGC":{…}}`) for generated content; a random ProduceID when
