@@ -45,6 +45,7 @@ lint: setup-rust
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy $(LINT_WASIP1) --target wasm32-wasip1 --all-targets -- -D warnings
 	$(CARGO) clippy $(LINT_WEB) --target wasm32-unknown-unknown --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps -p aigc-edge
 
 cli:
 	$(CARGO) build --release -p aigc-edge-cli

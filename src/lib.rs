@@ -134,7 +134,7 @@ let (format, labels, verdict) = files::verify(&labeled, Some(b"producer key")).e
 assert_eq!(format, files::FileFormat::Text);
 assert_eq!(labels[0].parsed.label.as_ref(), Some(&label));
 assert_eq!(verdict, files::Verdict::Compliant);
-# Ok::<(), aigc_edge::LabelError>(())
+# Ok::<(), aigc_edge::label::LabelError>(())
 ```
 
 # Normalization

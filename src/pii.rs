@@ -145,7 +145,7 @@ pub enum RedactionStyle {
 /// Finds personal information of the given kinds, non-overlapping, in text order.
 ///
 /// ```
-/// use aigc_edge::{find_pii, PiiKind};
+/// use aigc_edge::pii::{find_pii, PiiKind};
 /// let text = "电话13812345678，邮箱 a.b@example.com";
 /// let hits = find_pii(text, &PiiKind::ALL);
 /// let found: Vec<(&str, &str)> = hits.iter().map(|h| (h.kind.as_str(), &text[h.start..h.end])).collect();

@@ -1,9 +1,9 @@
 //! Anthropic messages: `POST …/messages`.
 
-use aigc_edge::label::{ExplicitLabel, LabelPosition};
+use aigc_edge::ExplicitLabel;
 use serde_json::{json, Value};
 
-use super::{role_checked, visit_parts, Shape};
+use super::{label_first_or_last, part_texts, role_checked, visit_parts, Shape};
 use crate::config::Roles;
 use crate::sse::{write_event, write_json_event, Event, Key, Lanes};
 
@@ -42,20 +42,8 @@ impl Shape for Anthropic {
     }
 
     fn label_response(&self, body: &mut Value, label: &ExplicitLabel) {
-        let Some(parts) = body.get_mut("content").and_then(Value::as_array_mut) else { return };
-        let mut texts: Vec<&mut String> = parts
-            .iter_mut()
-            .filter_map(|p| match p.get_mut("text") {
-                Some(Value::String(s)) => Some(s),
-                _ => None,
-            })
-            .collect();
-        let target = match label.position() {
-            LabelPosition::End => texts.pop(),
-            LabelPosition::Start => texts.into_iter().next(),
-        };
-        if let Some(s) = target {
-            *s = label.apply(s);
+        if let Some(parts) = body.get_mut("content").and_then(Value::as_array_mut) {
+            label_first_or_last(part_texts(parts).collect(), label);
         }
     }
 

@@ -3,6 +3,7 @@
 //! explicit label goes, its error and refusal bodies, and what its stream events mean and how a
 //! stream is cut. Adding an API is one new file and one line in [`KNOWN`].
 
+use aigc_edge::label::LabelPosition;
 use aigc_edge::ExplicitLabel;
 use serde_json::{json, Value};
 
@@ -106,6 +107,25 @@ impl PartialEq for Api {
     }
 }
 
+/// Labels the first text of an answer (the last, for a label at the end).
+fn label_first_or_last(mut texts: Vec<&mut String>, label: &ExplicitLabel) {
+    let target = match label.position() {
+        LabelPosition::End => texts.pop(),
+        LabelPosition::Start => texts.into_iter().next(),
+    };
+    if let Some(s) = target {
+        *s = label.apply(s);
+    }
+}
+
+/// The `text` strings of an array of parts.
+fn part_texts(parts: &mut [Value]) -> impl Iterator<Item = &mut String> {
+    parts.iter_mut().filter_map(|p| match p.get_mut("text") {
+        Some(Value::String(s)) => Some(s),
+        _ => None,
+    })
+}
+
 /// The OpenAI error object of a blocked answer.
 fn openai_blocked_error(message: &str) -> Value {
     json!({"message": message, "type": "content_filter", "code": "content_filter", "param": "response"})
@@ -137,8 +157,6 @@ fn role_checked(message: &Value, roles: Roles) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use aigc_edge::label::LabelPosition;
-
     use super::*;
 
     fn collect_request(path: &str, json: &str, roles: Roles) -> Vec<String> {

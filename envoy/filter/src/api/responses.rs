@@ -1,10 +1,10 @@
 //! OpenAI Responses: `POST …/responses`. Its events repeat the whole text (`*.done`,
 //! `response.completed`), so each lane keeps what it emitted and those events carry it.
 
-use aigc_edge::label::{ExplicitLabel, LabelPosition};
+use aigc_edge::ExplicitLabel;
 use serde_json::{json, Value};
 
-use super::{openai_blocked_error, role_checked, visit_parts, Shape};
+use super::{label_first_or_last, openai_blocked_error, part_texts, role_checked, visit_parts, Shape};
 use crate::config::Roles;
 use crate::sse::{write_event, write_json_event, Event, Key, Lanes};
 
@@ -58,19 +58,10 @@ impl Shape for Responses {
         let mut texts: Vec<&mut String> = Vec::new();
         for item in output {
             if let Some(Value::Array(parts)) = item.get_mut("content") {
-                texts.extend(parts.iter_mut().filter_map(|p| match p.get_mut("text") {
-                    Some(Value::String(s)) => Some(s),
-                    _ => None,
-                }));
+                texts.extend(part_texts(parts));
             }
         }
-        let target = match label.position() {
-            LabelPosition::End => texts.pop(),
-            LabelPosition::Start => texts.into_iter().next(),
-        };
-        if let Some(s) = target {
-            *s = label.apply(s);
-        }
+        label_first_or_last(texts, label);
     }
 
     fn blocked_body(&self, message: &str) -> Value {
