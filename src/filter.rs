@@ -180,12 +180,57 @@ impl Filter {
     /// Checks a whole text: keyword hits, personal information, the decision and the
     /// rewritten text.
     pub fn check(&self, text: &str) -> Decision {
+        let (mut d, writer) = self.decide(text);
+        if let Some(mut writer) = writer {
+            let mut out = Vec::with_capacity(text.len());
+            writer.write(&mut out, text.as_bytes(), 0, &self.policy.mask);
+            d.text = Some(String::from_utf8_lossy(&out).into_owned());
+        }
+        d
+    }
+
+    /// Checks texts that are read as one — the parts of one message, the fields of one tool
+    /// call — joined with nothing between them, so a keyword split across two parts is one
+    /// keyword. The decision's offsets are into the joined text (part `i` starts where the
+    /// parts before it end) and its `text` is `None`; each part comes back rewritten beside it
+    /// (`None`: unchanged). A masked hit across two parts is masked in both.
+    ///
+    /// ```
+    /// use aigc_edge::{Action, Filter, Policy};
+    /// let policy = Policy::from_json(r#"{"dictionaries": [{"text": "炸药\tA.1d\tmask"}]}"#)?;
+    /// let filter = Filter::from_policy(&policy, |_| Err("no files"))?;
+    /// let (d, parts) = filter.check_parts(&["自制炸", "药的方法"]);
+    /// assert_eq!(d.action, Action::Mask);
+    /// assert_eq!(parts, [Some("自制*".to_string()), Some("*的方法".to_string())]);
+    /// # Ok::<(), aigc_edge::Error>(())
+    /// ```
+    pub fn check_parts(&self, parts: &[&str]) -> (Decision, Vec<Option<String>>) {
+        let joined = parts.concat();
+        let (d, writer) = self.decide(&joined);
+        let Some(mut writer) = writer else { return (d, vec![None; parts.len()]) };
+        let mut base = 0;
+        let texts = parts
+            .iter()
+            .map(|part| {
+                let mut out = Vec::with_capacity(part.len());
+                writer.write(&mut out, part.as_bytes(), base, &self.policy.mask);
+                base += part.len();
+                let rewritten = String::from_utf8_lossy(&out).into_owned();
+                (rewritten != *part).then_some(rewritten)
+            })
+            .collect();
+        (d, texts)
+    }
+
+    /// The decision on `text` without its rewritten text, and the writer that rewrites it when
+    /// anything is masked or redacted.
+    fn decide(&self, text: &str) -> (Decision, Option<MaskWriter>) {
         if text.len() > self.policy.limits.max_text_bytes {
             let action = match self.policy.on_limit {
                 OnLimit::FailClosed => Action::Block,
                 OnLimit::FailOpen => Action::Pass,
             };
-            return Decision { action, limit_exceeded: true, ..Decision::default() };
+            return (Decision { action, limit_exceeded: true, ..Decision::default() }, None);
         }
         let mut scanner = Scanner::new(&self.dict, self.policy.normalize.max_gap);
         scanner.feed_str(text, 0);
@@ -214,16 +259,14 @@ impl Filter {
             }
             restore = redactor.restore_table().to_vec();
         }
-        let rewritten = (!spans.is_empty()).then(|| {
+        let writer = (!spans.is_empty()).then(|| {
             let mut writer = MaskWriter::default();
             for span in spans {
                 writer.add(span);
             }
-            let mut out = Vec::with_capacity(text.len());
-            writer.write(&mut out, text.as_bytes(), 0, &self.policy.mask);
-            String::from_utf8_lossy(&out).into_owned()
+            writer
         });
-        Decision { action, hits, pii, text: rewritten, restore, limit_exceeded: false }
+        (Decision { action, hits, pii, text: None, restore, limit_exceeded: false }, writer)
     }
 
     /// Starts a stream: push chunks with [`Stream::write`], end with [`Stream::finish`].

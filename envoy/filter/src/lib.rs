@@ -9,6 +9,7 @@ pub mod api;
 pub mod config;
 pub mod exchange;
 mod fast;
+pub mod json;
 pub mod sse;
 
 #[cfg(target_arch = "wasm32")]

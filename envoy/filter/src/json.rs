@@ -1,0 +1,687 @@
+//! JSON read as leniently as the most lenient real client, with the byte range of every string,
+//! so a body is edited in place: only changed strings are spliced, and numbers, key order and
+//! white space stay byte for byte.
+//!
+//! Accepted beyond RFC 8259, because real parsers accept it and a filter that refused to read
+//! what a client reads would let it through unread: `NaN`, `Infinity` and `-Infinity` (Python's
+//! `json`), numbers of any size (`1e400`, 30-digit integers), lone surrogate escapes (JavaScript;
+//! read as U+FFFD), raw control characters in strings (Python with `strict=False`), nesting of
+//! any depth (the parser keeps its own stack), and UTF-16 or UTF-32 bodies, with or without a
+//! byte-order mark (RFC 4627 §3). Duplicate keys are all kept, so every copy is inspected.
+//! What is still not JSON is an [`Unreadable`] error, which the filter refuses under
+//! `fail_closed`.
+//!
+//! `serde_json` keeps no byte ranges and refuses most of the above, and no span-keeping crate
+//! reads them, hence this small reader.
+
+use core::fmt;
+use core::ops::Range;
+
+/// Why a body could not be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unreadable {
+    /// What was wrong.
+    pub message: String,
+    /// Byte offset in the (UTF-8) text.
+    pub offset: usize,
+}
+
+impl fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at byte {}", self.message, self.offset)
+    }
+}
+
+fn unreadable(message: impl Into<String>, offset: usize) -> Unreadable {
+    Unreadable { message: message.into(), offset }
+}
+
+/// How the body's bytes encode its text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encoding {
+    /// UTF-8, with or without a byte-order mark.
+    Utf8 { bom: bool },
+    /// UTF-16, big or little endian.
+    Utf16 { big_endian: bool, bom: bool },
+    /// UTF-32, big or little endian.
+    Utf32 { big_endian: bool, bom: bool },
+}
+
+/// The text of `bytes` and its encoding, from the byte-order mark or, without one, the pattern
+/// of zero bytes in the first four (RFC 4627 §3). Invalid sequences are unreadable.
+pub fn decode_text(bytes: &[u8]) -> Result<(String, Encoding), Unreadable> {
+    let b = |i: usize| bytes.get(i).copied();
+    let (encoding, body) = match (b(0), b(1), b(2), b(3)) {
+        (Some(0xEF), Some(0xBB), Some(0xBF), _) => (Encoding::Utf8 { bom: true }, &bytes[3..]),
+        (Some(0), Some(0), Some(0xFE), Some(0xFF)) => (Encoding::Utf32 { big_endian: true, bom: true }, &bytes[4..]),
+        (Some(0xFF), Some(0xFE), Some(0), Some(0)) => (Encoding::Utf32 { big_endian: false, bom: true }, &bytes[4..]),
+        (Some(0xFE), Some(0xFF), _, _) => (Encoding::Utf16 { big_endian: true, bom: true }, &bytes[2..]),
+        (Some(0xFF), Some(0xFE), _, _) => (Encoding::Utf16 { big_endian: false, bom: true }, &bytes[2..]),
+        (Some(0), Some(0), Some(0), Some(x)) if x != 0 => (Encoding::Utf32 { big_endian: true, bom: false }, bytes),
+        (Some(x), Some(0), Some(0), Some(0)) if x != 0 => (Encoding::Utf32 { big_endian: false, bom: false }, bytes),
+        (Some(0), Some(x), _, _) if x != 0 => (Encoding::Utf16 { big_endian: true, bom: false }, bytes),
+        (Some(x), Some(0), _, _) if x != 0 => (Encoding::Utf16 { big_endian: false, bom: false }, bytes),
+        _ => (Encoding::Utf8 { bom: false }, bytes),
+    };
+    let text = match encoding {
+        Encoding::Utf8 { .. } => match std::str::from_utf8(body) {
+            Ok(s) => s.to_string(),
+            Err(e) => return Err(unreadable("invalid UTF-8", e.valid_up_to())),
+        },
+        Encoding::Utf16 { big_endian, .. } => {
+            if body.len() % 2 != 0 {
+                return Err(unreadable("UTF-16 body of odd length", body.len()));
+            }
+            let units = body.chunks_exact(2).map(|c| {
+                let pair = [c[0], c[1]];
+                if big_endian {
+                    u16::from_be_bytes(pair)
+                } else {
+                    u16::from_le_bytes(pair)
+                }
+            });
+            let mut out = String::with_capacity(body.len());
+            for (i, c) in char::decode_utf16(units).enumerate() {
+                out.push(c.map_err(|_| unreadable("invalid UTF-16", i * 2))?);
+            }
+            out
+        }
+        Encoding::Utf32 { big_endian, .. } => {
+            if body.len() % 4 != 0 {
+                return Err(unreadable("UTF-32 body of a length not a multiple of 4", body.len()));
+            }
+            let mut out = String::with_capacity(body.len() / 2);
+            for (i, c) in body.chunks_exact(4).enumerate() {
+                let quad = [c[0], c[1], c[2], c[3]];
+                let u = if big_endian { u32::from_be_bytes(quad) } else { u32::from_le_bytes(quad) };
+                out.push(char::from_u32(u).ok_or_else(|| unreadable("invalid UTF-32", i * 4))?);
+            }
+            out
+        }
+    };
+    Ok((text, encoding))
+}
+
+/// `text` in `encoding`, byte-order mark included when the original had one.
+pub fn encode_text(text: &str, encoding: Encoding) -> Vec<u8> {
+    match encoding {
+        Encoding::Utf8 { bom } => {
+            let mut out = Vec::with_capacity(text.len() + 3);
+            if bom {
+                out.extend_from_slice(&[0xEF, 0xBB, 0xBF]);
+            }
+            out.extend_from_slice(text.as_bytes());
+            out
+        }
+        Encoding::Utf16 { big_endian, bom } => {
+            let mut out = Vec::with_capacity(text.len() * 2 + 2);
+            let bom_unit = bom.then_some(0xFEFF_u16);
+            for unit in bom_unit.into_iter().chain(text.encode_utf16()) {
+                out.extend_from_slice(&if big_endian { unit.to_be_bytes() } else { unit.to_le_bytes() });
+            }
+            out
+        }
+        Encoding::Utf32 { big_endian, bom } => {
+            let mut out = Vec::with_capacity(text.len() * 4 + 4);
+            let bom_char = bom.then_some('\u{FEFF}');
+            for c in bom_char.into_iter().chain(text.chars()) {
+                let u = c as u32;
+                out.extend_from_slice(&if big_endian { u.to_be_bytes() } else { u.to_le_bytes() });
+            }
+            out
+        }
+    }
+}
+
+/// A JSON value, as positions in the text. Nothing on it recurses (dropping included), so no
+/// depth of nesting can exhaust the VM's stack.
+#[derive(Debug)]
+pub enum Node {
+    /// Members in order: the key's string index and the value.
+    Object(Vec<(usize, Node)>),
+    /// Elements in order.
+    Array(Vec<Node>),
+    /// The string with this index in [`Doc::strings`].
+    Str(usize),
+    /// A number, `true`, `false`, `null`, `NaN` or an infinity: its byte range.
+    Scalar(Range<usize>),
+}
+
+/// One string literal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Str {
+    /// The literal's byte range, quotes included.
+    pub range: Range<usize>,
+    /// The decoded text (lone surrogates as U+FFFD).
+    pub text: String,
+}
+
+/// A parsed JSON document.
+#[derive(Debug)]
+pub struct Doc {
+    /// The text, as UTF-8.
+    pub text: String,
+    /// How it was encoded.
+    pub encoding: Encoding,
+    /// The root value.
+    pub root: Node,
+    /// Every string literal, keys included, in text order.
+    pub strings: Vec<Str>,
+}
+
+impl Doc {
+    /// Reads a JSON body (any encoding [`decode_text`] knows).
+    pub fn parse(bytes: &[u8]) -> Result<Doc, Unreadable> {
+        let (text, encoding) = decode_text(bytes)?;
+        Doc::parse_text(text, encoding)
+    }
+
+    /// Reads JSON text.
+    pub fn parse_str(text: &str) -> Result<Doc, Unreadable> {
+        Doc::parse_text(text.to_string(), Encoding::Utf8 { bom: false })
+    }
+
+    fn parse_text(text: String, encoding: Encoding) -> Result<Doc, Unreadable> {
+        let mut p = Parser { b: text.as_bytes(), at: 0, strings: Vec::new() };
+        let root = p.document()?;
+        let strings = p.strings;
+        Ok(Doc { text, encoding, root, strings })
+    }
+
+    /// The text of string `index`.
+    pub fn str(&self, index: usize) -> &str {
+        self.strings.get(index).map_or("", |s| s.text.as_str())
+    }
+
+    /// The raw text of a scalar.
+    pub fn scalar<'a>(&'a self, range: &Range<usize>) -> &'a str {
+        self.text.get(range.clone()).unwrap_or("")
+    }
+
+    /// The document with `edits` applied (byte range of the UTF-8 text → replacement), in its
+    /// original encoding. Edits must not overlap; an insertion is an empty range.
+    pub fn rewrite(&self, edits: &mut [(Range<usize>, String)]) -> Vec<u8> {
+        encode_text(&self.rewrite_text(edits), self.encoding)
+    }
+
+    /// The same, as UTF-8 text.
+    pub fn rewrite_text(&self, edits: &mut [(Range<usize>, String)]) -> String {
+        edits.sort_by_key(|(r, _)| (r.start, r.end));
+        let mut out = String::with_capacity(self.text.len() + 64);
+        let mut at = 0;
+        for (range, with) in edits.iter() {
+            if range.start < at {
+                continue; // overlapping edits: the first wins
+            }
+            out.push_str(self.text.get(at..range.start).unwrap_or(""));
+            out.push_str(with);
+            at = range.end;
+        }
+        out.push_str(self.text.get(at..).unwrap_or(""));
+        out
+    }
+}
+
+/// `s` as a JSON string literal.
+pub fn quote(s: &str) -> String {
+    // Serializing a string cannot fail.
+    serde_json::to_string(s).unwrap_or_default()
+}
+
+impl Node {
+    /// The value of `key` in an object (the last, when a key repeats, as most parsers take).
+    pub fn get<'a>(&'a self, doc: &Doc, key: &str) -> Option<&'a Node> {
+        match self {
+            Node::Object(members) => members.iter().rev().find(|(k, _)| doc.str(*k) == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// The element at `index` of an array.
+    pub fn at(&self, index: usize) -> Option<&Node> {
+        match self {
+            Node::Array(items) => items.get(index),
+            _ => None,
+        }
+    }
+
+    /// The elements of an array (none for anything else).
+    pub fn items(&self) -> &[Node] {
+        match self {
+            Node::Array(items) => items,
+            _ => &[],
+        }
+    }
+
+    /// The text of a string value.
+    pub fn as_str<'a>(&self, doc: &'a Doc) -> Option<&'a str> {
+        match self {
+            Node::Str(i) => Some(doc.str(*i)),
+            _ => None,
+        }
+    }
+
+    /// A non-negative integer value.
+    pub fn as_u64(&self, doc: &Doc) -> Option<u64> {
+        match self {
+            Node::Scalar(r) => doc.scalar(r).parse().ok(),
+            _ => None,
+        }
+    }
+
+    /// True for `null` (and for no value at all).
+    pub fn is_null(&self, doc: &Doc) -> bool {
+        matches!(self, Node::Scalar(r) if doc.scalar(r) == "null")
+    }
+
+    /// The byte just after the opening `{` of an object, where a member can be inserted.
+    pub fn start(&self, doc: &Doc) -> Option<usize> {
+        let first = match self {
+            Node::Object(members) => members.first().map(|(k, _)| doc.strings.get(*k).map(|s| s.range.start)),
+            _ => return None,
+        };
+        first.flatten().map(|at| doc.text.get(..at).and_then(|t| t.rfind('{')).map_or(at, |b| b + 1))
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        fn children(node: &mut Node, into: &mut Vec<Node>) {
+            match node {
+                Node::Array(items) => into.append(items),
+                Node::Object(members) => into.extend(members.drain(..).map(|(_, v)| v)),
+                _ => {}
+            }
+        }
+        let mut pending = Vec::new();
+        children(self, &mut pending);
+        while let Some(mut node) = pending.pop() {
+            children(&mut node, &mut pending);
+        }
+    }
+}
+
+/// A step of a path from the root.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Seg<'a> {
+    /// An object member, by key.
+    Key(&'a str),
+    /// An array element, by position.
+    Index(usize),
+}
+
+/// Every string of `root` — values, and keys with `is_key` — with its path (a key's path is
+/// its object's), in document order, walked with a stack of its own.
+pub fn walk<'d>(doc: &'d Doc, root: &'d Node, mut f: impl FnMut(&[Seg<'d>], usize, bool)) {
+    enum Item<'d> {
+        Value(&'d Node, Option<Seg<'d>>),
+        Key(usize),
+    }
+    // Each item with the path length it sits at.
+    let mut pending: Vec<(Item<'d>, usize)> = vec![(Item::Value(root, None), 0)];
+    let mut path: Vec<Seg<'d>> = Vec::new();
+    while let Some((item, depth)) = pending.pop() {
+        path.truncate(depth);
+        let node = match item {
+            Item::Key(k) => {
+                f(&path, k, true);
+                continue;
+            }
+            Item::Value(node, seg) => {
+                path.extend(seg);
+                node
+            }
+        };
+        match node {
+            Node::Str(i) => f(&path, *i, false),
+            Node::Scalar(_) => {}
+            Node::Array(items) => {
+                for (i, item) in items.iter().enumerate().rev() {
+                    pending.push((Item::Value(item, Some(Seg::Index(i))), path.len()));
+                }
+            }
+            Node::Object(members) => {
+                for (k, v) in members.iter().rev() {
+                    pending.push((Item::Value(v, Some(Seg::Key(doc.str(*k)))), path.len()));
+                    pending.push((Item::Key(*k), path.len()));
+                }
+            }
+        }
+    }
+}
+
+struct Parser<'a> {
+    b: &'a [u8],
+    at: usize,
+    strings: Vec<Str>,
+}
+
+/// A container being filled.
+enum Open {
+    Object(Vec<(usize, Node)>, Option<usize>),
+    Array(Vec<Node>),
+}
+
+impl Parser<'_> {
+    fn ws(&mut self) {
+        while self.b.get(self.at).is_some_and(|c| matches!(c, b' ' | b'\n' | b'\r' | b'\t')) {
+            self.at += 1;
+        }
+    }
+
+    fn peek(&mut self) -> Option<u8> {
+        self.ws();
+        self.b.get(self.at).copied()
+    }
+
+    fn document(&mut self) -> Result<Node, Unreadable> {
+        let root = self.value()?;
+        if self.peek().is_some() {
+            return Err(unreadable("text after the JSON value", self.at));
+        }
+        Ok(root)
+    }
+
+    /// One value, containers included, without recursion: the stack lives on the heap, so no
+    /// nesting depth makes the filter give up reading.
+    fn value(&mut self) -> Result<Node, Unreadable> {
+        let mut stack: Vec<Open> = Vec::new();
+        loop {
+            // Read the start of a value.
+            let mut done = match self.peek() {
+                Some(b'{') => {
+                    self.at += 1;
+                    if self.peek() == Some(b'}') {
+                        self.at += 1;
+                        Some(Node::Object(Vec::new()))
+                    } else {
+                        let key = self.key()?;
+                        stack.push(Open::Object(Vec::new(), Some(key)));
+                        None
+                    }
+                }
+                Some(b'[') => {
+                    self.at += 1;
+                    if self.peek() == Some(b']') {
+                        self.at += 1;
+                        Some(Node::Array(Vec::new()))
+                    } else {
+                        stack.push(Open::Array(Vec::new()));
+                        None
+                    }
+                }
+                Some(b'"') => Some(Node::Str(self.string()?)),
+                Some(_) => Some(Node::Scalar(self.scalar()?)),
+                None => return Err(unreadable("unexpected end of JSON", self.at)),
+            };
+            // Close what the value completes.
+            while let Some(node) = done.take() {
+                let Some(top) = stack.last_mut() else { return Ok(node) };
+                match top {
+                    Open::Object(members, key) => {
+                        let k = key.take().ok_or_else(|| unreadable("value without a key", self.at))?;
+                        members.push((k, node));
+                        match self.peek() {
+                            Some(b',') => {
+                                self.at += 1;
+                                *key = Some(self.key()?);
+                            }
+                            Some(b'}') => {
+                                self.at += 1;
+                                if let Some(Open::Object(members, _)) = stack.pop() {
+                                    done = Some(Node::Object(members));
+                                }
+                            }
+                            _ => return Err(unreadable("expected `,` or `}`", self.at)),
+                        }
+                    }
+                    Open::Array(items) => {
+                        items.push(node);
+                        match self.peek() {
+                            Some(b',') => self.at += 1,
+                            Some(b']') => {
+                                self.at += 1;
+                                if let Some(Open::Array(items)) = stack.pop() {
+                                    done = Some(Node::Array(items));
+                                }
+                            }
+                            _ => return Err(unreadable("expected `,` or `]`", self.at)),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A key and its colon.
+    fn key(&mut self) -> Result<usize, Unreadable> {
+        if self.peek() != Some(b'"') {
+            return Err(unreadable("expected a string key", self.at));
+        }
+        let key = self.string()?;
+        if self.peek() != Some(b':') {
+            return Err(unreadable("expected `:`", self.at));
+        }
+        self.at += 1;
+        Ok(key)
+    }
+
+    fn scalar(&mut self) -> Result<Range<usize>, Unreadable> {
+        let start = self.at;
+        for word in ["true", "false", "null", "NaN", "Infinity", "-Infinity"] {
+            if self.b[start..].starts_with(word.as_bytes()) {
+                self.at += word.len();
+                return Ok(start..self.at);
+            }
+        }
+        // A number: -?digits(.digits)?([eE][+-]?digits)?, of any size.
+        let digits = |p: &mut Self| {
+            let from = p.at;
+            while p.b.get(p.at).is_some_and(u8::is_ascii_digit) {
+                p.at += 1;
+            }
+            p.at > from
+        };
+        if self.b.get(self.at) == Some(&b'-') {
+            self.at += 1;
+        }
+        if !digits(self) {
+            return Err(unreadable("not a JSON value", start));
+        }
+        if self.b.get(self.at) == Some(&b'.') {
+            self.at += 1;
+            if !digits(self) {
+                return Err(unreadable("digits expected after `.`", self.at));
+            }
+        }
+        if matches!(self.b.get(self.at), Some(b'e' | b'E')) {
+            self.at += 1;
+            if matches!(self.b.get(self.at), Some(b'+' | b'-')) {
+                self.at += 1;
+            }
+            if !digits(self) {
+                return Err(unreadable("digits expected in the exponent", self.at));
+            }
+        }
+        Ok(start..self.at)
+    }
+
+    /// A string literal at `at`; returns its index in `strings`.
+    fn string(&mut self) -> Result<usize, Unreadable> {
+        let start = self.at;
+        self.at += 1;
+        let mut text = String::new();
+        let mut run = self.at; // start of the current run of plain bytes
+        loop {
+            let Some(&c) = self.b.get(self.at) else {
+                return Err(unreadable("unterminated string", start));
+            };
+            match c {
+                b'"' => {
+                    text.push_str(self.slice(run, self.at));
+                    self.at += 1;
+                    self.strings.push(Str { range: start..self.at, text });
+                    return Ok(self.strings.len() - 1);
+                }
+                b'\\' => {
+                    text.push_str(self.slice(run, self.at));
+                    self.escape(&mut text)?;
+                    run = self.at;
+                }
+                _ => self.at += 1,
+            }
+        }
+    }
+
+    fn slice(&self, from: usize, to: usize) -> &str {
+        // Positions are at ASCII bytes of valid UTF-8, so the slice is whole characters.
+        std::str::from_utf8(self.b.get(from..to).unwrap_or(&[])).unwrap_or("")
+    }
+
+    fn escape(&mut self, text: &mut String) -> Result<(), Unreadable> {
+        let at = self.at;
+        let Some(&c) = self.b.get(self.at + 1) else { return Err(unreadable("unterminated escape", at)) };
+        self.at += 2;
+        let ch = match c {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => {
+                let unit = self.hex4()?;
+                if (0xD800..0xDC00).contains(&unit) && self.b.get(self.at..self.at + 2) == Some(b"\\u") {
+                    let save = self.at;
+                    self.at += 2;
+                    let low = self.hex4()?;
+                    if (0xDC00..0xE000).contains(&low) {
+                        char::from_u32(0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00)).unwrap_or('\u{FFFD}')
+                    } else {
+                        // Not a pair: the high surrogate stands alone, the next escape is read anew.
+                        self.at = save;
+                        '\u{FFFD}'
+                    }
+                } else {
+                    char::from_u32(unit).unwrap_or('\u{FFFD}')
+                }
+            }
+            _ => return Err(unreadable("bad escape", at)),
+        };
+        text.push(ch);
+        Ok(())
+    }
+
+    fn hex4(&mut self) -> Result<u32, Unreadable> {
+        let digits = self.b.get(self.at..self.at + 4).ok_or_else(|| unreadable("short \\u escape", self.at))?;
+        let s = std::str::from_utf8(digits).map_err(|_| unreadable("bad \\u escape", self.at))?;
+        let v = u32::from_str_radix(s, 16).map_err(|_| unreadable("bad \\u escape", self.at))?;
+        self.at += 4;
+        Ok(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(json: &str) -> Vec<String> {
+        Doc::parse_str(json).unwrap().strings.into_iter().map(|s| s.text).collect()
+    }
+
+    #[test]
+    fn lenient_values_are_read() {
+        let cases: [(&str, &[&str]); 9] = [
+            (r#"{"a": NaN, "b": "x"}"#, &["a", "b", "x"]),
+            (r#"[-Infinity, Infinity, 1e400, 123456789012345678901234567890, "y"]"#, &["y"]),
+            (r#"["\ud800", "\udc00z", "\ud83d\ude00"]"#, &["\u{FFFD}", "\u{FFFD}z", "😀"]),
+            (r#"["\ud800\u0041"]"#, &["\u{FFFD}A"]),
+            (r#"{"k": "\u8d4c\u535a"}"#, &["k", "赌博"]),
+            ("[\"raw\ttab\nline\"]", &["raw\ttab\nline"]),
+            (r#"{"a":1,"a":"dup"}"#, &["a", "a", "dup"]),
+            ("  [ ]  ", &[]),
+            (r#"{"x":{"y":[{"z":"deep"}]}}"#, &["x", "y", "z", "deep"]),
+        ];
+        for (json, want) in cases {
+            assert_eq!(strings(json), want, "{json}");
+        }
+        let deep = format!("{}\"自制炸药\"{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(strings(&deep), ["自制炸药"]);
+    }
+
+    #[test]
+    fn walk_gives_paths_in_document_order() {
+        let doc = Doc::parse_str(r#"{"m":[{"role":"user","content":["a",{"text":"b"}]}],"z":"c"}"#).unwrap();
+        let mut seen = Vec::new();
+        walk(&doc, &doc.root, |path, i, key| {
+            let p: Vec<String> = path
+                .iter()
+                .map(|s| match s {
+                    Seg::Key(k) => k.to_string(),
+                    Seg::Index(i) => i.to_string(),
+                })
+                .collect();
+            seen.push(format!("{}{}={}", p.join("/"), if key { "#key" } else { "" }, doc.str(i)));
+        });
+        assert_eq!(
+            seen,
+            [
+                "#key=m",
+                "m/0#key=role",
+                "m/0/role=user",
+                "m/0#key=content",
+                "m/0/content/0=a",
+                "m/0/content/1#key=text",
+                "m/0/content/1/text=b",
+                "#key=z",
+                "z=c"
+            ]
+        );
+    }
+
+    #[test]
+    fn what_is_not_json_is_unreadable() {
+        for bad in ["", "{", r#"{"a" 1}"#, r#"{"a":1,}"#, "[1 2]", r#""\x""#, "tru", "{} {}", "-", "1.", "'a'"] {
+            assert!(Doc::parse_str(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn encodings_round_trip() {
+        let text = r#"{"k":"自制炸药😀"}"#;
+        let encodings = [
+            Encoding::Utf8 { bom: false },
+            Encoding::Utf8 { bom: true },
+            Encoding::Utf16 { big_endian: true, bom: false },
+            Encoding::Utf16 { big_endian: false, bom: false },
+            Encoding::Utf16 { big_endian: true, bom: true },
+            Encoding::Utf16 { big_endian: false, bom: true },
+            Encoding::Utf32 { big_endian: true, bom: false },
+            Encoding::Utf32 { big_endian: false, bom: false },
+            Encoding::Utf32 { big_endian: true, bom: true },
+            Encoding::Utf32 { big_endian: false, bom: true },
+        ];
+        for e in encodings {
+            let bytes = encode_text(text, e);
+            let doc = Doc::parse(&bytes).unwrap();
+            assert_eq!((doc.encoding, doc.str(1)), (e, "自制炸药😀"), "{e:?}");
+            assert_eq!(doc.rewrite(&mut []), bytes, "{e:?}");
+        }
+        assert!(decode_text(b"{\"a\":\"\xff\"}").is_err());
+    }
+
+    #[test]
+    fn edits_splice_only_what_changed() {
+        let json = r#"{ "n": 123456789012345678901234567890, "t" :"a\u0062c" ,"f":1.50}"#;
+        let doc = Doc::parse_str(json).unwrap();
+        let t = doc.strings.iter().position(|s| s.text == "abc").unwrap();
+        let mut edits = vec![(doc.strings[t].range.clone(), quote("x\"y"))];
+        assert_eq!(doc.rewrite_text(&mut edits), r#"{ "n": 123456789012345678901234567890, "t" :"x\"y" ,"f":1.50}"#);
+        let obj = &doc.root;
+        assert_eq!(obj.get(&doc, "t").and_then(|n| n.as_str(&doc)), Some("abc"));
+        let at = obj.start(&doc).unwrap();
+        assert_eq!(&json[..at], "{");
+    }
+}
