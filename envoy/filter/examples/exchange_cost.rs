@@ -31,7 +31,7 @@ fn main() {
             None,
             "aigc-0123456789abcdef0123456789abcdef".into(),
         );
-        x.request_headers(true);
+        x.request_headers(true, Some("application/json"), None);
         std::hint::black_box(x.request_body(req.as_bytes()));
         x.response_headers(200, Some("application/json"), None);
         std::hint::black_box(x.response_body(resp.as_bytes()));

@@ -23,6 +23,9 @@ pub struct PluginConfig {
     pub profile_header: Option<String>,
     /// Route name (Envoy `route.name`) to profile.
     pub route_profiles: BTreeMap<String, String>,
+    /// Route name to the profiles the profile header may switch that route to; a route that
+    /// names a profile cannot be switched (relaxed) by a header otherwise.
+    pub route_switches: BTreeMap<String, Vec<String>>,
     /// Deny keywords inline, one a line: `keyword TAB category TAB action` (or the tagged
     /// layout), added to every profile's `dictionaries`.
     pub keywords: String,
@@ -70,13 +73,29 @@ pub struct Inspect {
     pub responses: bool,
     /// Which chat roles' messages are checked.
     pub roles: Roles,
-    /// Check bodies of other paths as raw text.
+    /// Inspect bodies of paths no known API claims (JSON, forms and text alike). On by
+    /// default: a route the filter does not know is no way around it.
     pub raw: bool,
+    /// Paths (normalized: lower case, decoded, dot segments resolved) left uninspected by
+    /// name; a path ending in `/` covers everything below it.
+    pub skip_paths: Vec<String>,
 }
 
 impl Default for Inspect {
     fn default() -> Self {
-        Inspect { requests: true, responses: true, roles: Roles::All, raw: false }
+        Inspect { requests: true, responses: true, roles: Roles::All, raw: true, skip_paths: Vec::new() }
+    }
+}
+
+impl Inspect {
+    /// True when an exchange of `api` on `path` is inspected.
+    pub fn covers(&self, api: crate::api::Api, path: &str) -> bool {
+        let path = crate::api::normalize_path(path);
+        let skipped = self.skip_paths.iter().any(|p| {
+            let p = crate::api::normalize_path(p);
+            path == p || (p.ends_with('/') && path.starts_with(&p)) || path.starts_with(&format!("{p}/"))
+        });
+        !skipped && (!api.is_raw() || self.raw)
     }
 }
 
@@ -205,6 +224,13 @@ impl PluginConfig {
         }
         if self.max_body_bytes == Some(0) {
             return bad("max_body_bytes", "must be greater than 0");
+        }
+        for (route, allowed) in &self.route_switches {
+            for (i, profile) in allowed.iter().enumerate() {
+                if profile != "default" && !self.profiles.contains_key(profile) {
+                    return bad(&format!("route_switches.{route}[{i}]"), &format!("no profile named {profile:?}"));
+                }
+            }
         }
         for (route, profile) in &self.route_profiles {
             if profile != "default" && !self.profiles.contains_key(profile) {
@@ -363,11 +389,30 @@ impl Plugin {
         Ok(Plugin { config, default, explicit_label, profiles, dictionary_source })
     }
 
-    /// The filter for a profile name (from header or route), falling back to the default.
-    pub fn profile(&self, name: Option<&str>) -> (&str, &Filter) {
-        match name.and_then(|n| self.profiles.get_key_value(n)) {
-            Some((k, f)) => (k, f),
-            None => ("default", &self.default),
+    /// The filter for a profile name.
+    fn profile(&self, name: &str) -> Option<(&str, &Filter)> {
+        if name == "default" {
+            return Some(("default", &self.default));
         }
+        self.profiles.get_key_value(name).map(|(k, f)| (k.as_str(), f))
+    }
+
+    /// The profile of a request: the route's (`route_profiles`), or the default; the profile
+    /// header may name another only when it exists and, on a route that names a profile, when
+    /// `route_switches` lists it for that route. `Err` says why a request is refused.
+    pub fn select(&self, route: Option<&str>, header: Option<&str>) -> Result<(&str, &Filter), String> {
+        let route_profile = route.and_then(|r| self.config.route_profiles.get(r));
+        let base = route_profile.map_or("default", String::as_str);
+        let Some(asked) = header.map(str::trim).filter(|h| !h.is_empty()) else {
+            return self.profile(base).ok_or_else(|| format!("no profile named {base:?}"));
+        };
+        let chosen = self.profile(asked).ok_or_else(|| format!("no profile named {asked:?}"))?;
+        if let (Some(route), Some(_)) = (route, route_profile) {
+            let allowed = self.config.route_switches.get(route).is_some_and(|list| list.iter().any(|p| p == asked));
+            if asked != base && !allowed {
+                return Err(format!("route {route:?} does not allow switching to profile {asked:?}"));
+            }
+        }
+        Ok(chosen)
     }
 }

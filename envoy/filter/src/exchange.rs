@@ -8,12 +8,13 @@ use core::fmt;
 
 use aigc_edge::policy::OnLimit;
 use aigc_edge::{Action, Block, Category, Decision, Filter, Hit, ImplicitLabel, PiiKind};
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::api::Api;
+use crate::body::{self, Body};
 use crate::config::{Mode, Plugin};
-use crate::sse::SseFilter;
+use crate::json::{quote, Doc};
+use crate::sse::{Format, SseFilter};
 
 /// What the glue must do after a body callback.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,6 +41,8 @@ pub struct HeaderVerdict {
     pub buffer_body: bool,
     /// Headers to set (`None` removes).
     pub set: Vec<(String, Option<String>)>,
+    /// Answer locally with this status and JSON body instead (request headers only).
+    pub reply: Option<(u16, String)>,
 }
 
 /// Which way a body travels.
@@ -115,7 +118,10 @@ pub struct AuditRecord {
 enum ResponseMode {
     /// Not inspected.
     Pass,
-    /// Buffered JSON.
+    /// Not yet known: the first bytes decide between a stream and a whole body, whatever the
+    /// content-type says.
+    Sniff,
+    /// A whole body, buffered.
     Json,
     /// A stream of events.
     Sse(Box<SseFilter>),
@@ -123,6 +129,25 @@ enum ResponseMode {
     Unreadable,
     /// A generated file (image, audio, video): buffered and given the implicit label.
     Media,
+    /// Refused (over the body limit): the rest of the body is dropped.
+    Refused,
+}
+
+/// True when `bytes` are newline-delimited JSON: two lines or more, the first a JSON object.
+fn looks_like_ndjson(bytes: &[u8]) -> bool {
+    let text = std::str::from_utf8(bytes).unwrap_or("");
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let first = lines.next().map(str::trim_start);
+    first.is_some_and(|l| l.starts_with('{') && Doc::parse_str(l).is_ok()) && lines.next().is_some()
+}
+
+/// True when `bytes` (after a byte-order mark and blank lines) start like an event stream:
+/// a `data`, `event`, `id` or `retry` field or a comment.
+pub fn looks_like_sse(bytes: &[u8]) -> bool {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let start = bytes.iter().position(|b| !matches!(b, b'\r' | b'\n')).unwrap_or(bytes.len());
+    let rest = &bytes[start..];
+    [&b"data:"[..], b"event:", b"id:", b"retry:", b":"].iter().any(|f| rest.starts_with(f))
 }
 
 /// State of one request/response pair.
@@ -132,12 +157,17 @@ pub struct Exchange {
     filter: Filter,
     /// The profile in force.
     pub profile: String,
+    /// Why the request is refused before its body (an unknown or forbidden profile).
+    refusal: Option<String>,
     api: Api,
-    inspected_api: bool,
+    inspected: bool,
     /// Unique per response; labels, audit records and complaints cite it.
     pub produce_id: String,
     /// Envoy route name, for audit records.
     pub route: String,
+    request_type: Option<String>,
+    response_type: Option<String>,
+    status: u16,
     response: ResponseMode,
     /// Records waiting for the glue to log.
     pub audit: Vec<AuditRecord>,
@@ -151,12 +181,17 @@ fn is_media(content_type: &str) -> bool {
     t.starts_with("image/") || t.starts_with("audio/") || t.starts_with("video/mp4")
 }
 
+fn is_encoded(content_encoding: Option<&str>) -> bool {
+    content_encoding.is_some_and(|e| !e.trim().is_empty() && !e.trim().eq_ignore_ascii_case("identity"))
+}
+
 fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Exchange {
-    /// Starts an exchange for a request to `path`.
+    /// Starts an exchange for a request to `path`: the API from the normalized path, the
+    /// profile from the route and the profile header (see [`Plugin::select`]).
     pub fn new(
         plugin: Rc<Plugin>,
         path: &str,
@@ -164,18 +199,23 @@ impl Exchange {
         route: Option<&str>,
         produce_id: String,
     ) -> Exchange {
-        let route_profile = route.and_then(|r| plugin.config.route_profiles.get(r)).map(String::as_str);
-        let (profile, filter) = plugin.profile(profile_header.or(route_profile));
-        let (profile, filter) = (profile.to_string(), filter.clone());
+        let (profile, filter, refusal) = match plugin.select(route, profile_header) {
+            Ok((name, filter)) => (name.to_string(), filter.clone(), None),
+            Err(why) => ("default".to_string(), plugin.default.clone(), Some(why)),
+        };
         let api = Api::from_path(path);
-        let inspected_api = !api.is_raw() || plugin.config.inspect.raw;
+        let inspected = plugin.config.inspect.covers(api, path);
         Exchange {
             filter,
             profile,
+            refusal,
             api,
-            inspected_api,
+            inspected,
             produce_id,
             route: route.unwrap_or("").to_string(),
+            request_type: None,
+            response_type: None,
+            status: 0,
             response: ResponseMode::Pass,
             audit: Vec::new(),
             response_blocked: false,
@@ -191,36 +231,78 @@ impl Exchange {
         self.filter.policy().on_limit
     }
 
-    /// Request headers: buffer the body when prompts are inspected, and ask the upstream for an
-    /// uncompressed answer so compressed responses cannot bypass the filter.
-    pub fn request_headers(&mut self, has_body: bool) -> HeaderVerdict {
+    /// What fail-closed or fail-open makes of something that cannot be inspected.
+    fn unreadable_action(&self) -> Action {
+        if self.on_limit() == OnLimit::FailClosed {
+            Action::Block
+        } else {
+            Action::Pass
+        }
+    }
+
+    /// Request headers: refuse a bad profile or an encoded body, buffer the body when prompts
+    /// are inspected, and ask the upstream for an uncompressed answer so compressed responses
+    /// cannot bypass the filter.
+    pub fn request_headers(
+        &mut self,
+        has_body: bool,
+        content_type: Option<&str>,
+        content_encoding: Option<&str>,
+    ) -> HeaderVerdict {
         let mut v = HeaderVerdict::default();
-        if !self.inspected_api {
+        if let Some(why) = &self.refusal {
+            if self.enforcing() {
+                v.reply = Some((400, self.api.error_body(why, "profile")));
+                return v;
+            }
+        }
+        if !self.inspected {
             return v;
         }
         if self.plugin.config.inspect.responses {
             v.set.push(("accept-encoding".into(), None));
         }
-        v.buffer_body = has_body && self.plugin.config.inspect.requests;
-        if v.buffer_body && self.enforcing() {
+        if !(has_body && self.plugin.config.inspect.requests) {
+            return v;
+        }
+        if is_encoded(content_encoding) {
+            // An encoded prompt is refused rather than decoded: the filter carries no
+            // decompressors (size, and no zip bomb can reach it), and clients send prompts plain.
+            self.note(Direction::Request, Finding::Unreadable, Action::Block);
+            if self.enforcing() {
+                let message = "request bodies with a Content-Encoding are not accepted: send the body uncompressed";
+                v.reply = Some((415, self.api.error_body(message, "prompt")));
+            }
+            return v;
+        }
+        self.request_type = content_type.map(str::to_string);
+        v.buffer_body = true;
+        if self.enforcing() {
             v.set.push(("content-length".into(), None));
         }
         v
     }
 
-    /// The buffered body outgrew `max_body_bytes`.
+    /// The buffered body outgrew `max_body_bytes`: a prompt gets 413 (fail-closed), an answer
+    /// the API's refusal in place of its body, the rest of which is dropped.
     pub fn too_large(&mut self, direction: Direction) -> Verdict {
-        let action = if self.on_limit() == OnLimit::FailClosed { Action::Block } else { Action::Pass };
+        let action = self.unreadable_action();
         self.note(direction, Finding::Limit, action);
-        let param = match direction {
-            Direction::Request => "prompt",
-            Direction::Response => "response",
-        };
-        match (self.on_limit(), self.enforcing()) {
-            (OnLimit::FailClosed, true) => {
-                Verdict::Reply { status: 413, body: self.api.error_body("body exceeds the inspection limit", param) }
+        if action == Action::Pass || !self.enforcing() {
+            if direction == Direction::Response {
+                self.response = ResponseMode::Pass;
             }
-            _ => Verdict::Continue,
+            return Verdict::Continue;
+        }
+        match direction {
+            Direction::Request => {
+                Verdict::Reply { status: 413, body: self.api.error_body("body exceeds the inspection limit", "prompt") }
+            }
+            Direction::Response => {
+                self.response_blocked = true;
+                self.response = ResponseMode::Refused;
+                self.blocked_response("answer exceeds the inspection limit")
+            }
         }
     }
 
@@ -247,65 +329,49 @@ impl Exchange {
                 match_sha256: sha256_hex(text.as_bytes().get(p.start..p.end).unwrap_or(&[])),
             });
         }
-    }
-
-    fn record_hits(&mut self, direction: Direction, hits: Vec<Hit>, text_of: impl Fn(&Hit) -> Vec<u8>) {
-        for h in hits {
-            self.audit.push(AuditRecord {
-                direction,
-                finding: Finding::of(&h),
-                action: h.action,
-                match_sha256: sha256_hex(&text_of(&h)),
-            });
+        if d.limit_exceeded {
+            self.note(direction, Finding::Limit, d.action);
         }
     }
 
-    /// Checks every text of a JSON body with `visit`; returns the most severe action and
-    /// whether a text was rewritten.
-    fn check_json(&mut self, direction: Direction, value: &mut Value) -> (Action, bool) {
-        let filter = self.filter.clone();
-        let roles = self.plugin.config.inspect.roles;
-        let mut worst = Action::Pass;
-        let mut changed = false;
-        let mut decisions = Vec::new();
-        let mut visit = |s: &mut String| {
-            let d = filter.check(s);
-            worst = worst.max(d.action);
-            if let Some(t) = &d.text {
-                decisions.push((s.clone(), d.clone()));
-                *s = t.clone();
-                changed = true;
-            } else {
-                decisions.push((s.clone(), d));
-            }
-        };
-        match direction {
-            Direction::Request => self.api.request_texts(value, roles, &mut visit),
-            Direction::Response => self.api.response_texts(value, &mut visit),
-        }
+    fn record_all(&mut self, direction: Direction, decisions: &[(String, Decision)]) {
         for (text, d) in decisions {
-            self.record(direction, &text, &d);
+            self.record(direction, text, d);
         }
-        (worst, changed)
     }
 
     /// The whole request body.
-    pub fn request_body(&mut self, body: &[u8]) -> Verdict {
-        if !self.inspected_api || !self.plugin.config.inspect.requests {
+    pub fn request_body(&mut self, bytes: &[u8]) -> Verdict {
+        if !self.inspected || !self.plugin.config.inspect.requests {
             return Verdict::Continue;
         }
-        let parsed = (!self.api.is_raw()).then(|| serde_json::from_slice::<Value>(body).ok()).flatten();
-        let (action, new_body) = match parsed {
-            Some(mut value) => {
-                let (action, changed) = self.check_json(Direction::Request, &mut value);
-                (action, changed.then(|| value.to_string().into_bytes()))
+        let (action, new_body) = match body::read(bytes, self.request_type.as_deref()) {
+            Ok(Body::Json(doc)) => {
+                if self.api.is_raw() {
+                    // A path no API claims: the body's shape may still say which API it is.
+                    self.api = Api::from_body(&doc).unwrap_or(self.api);
+                }
+                let inspection = body::inspect_json(&self.filter, &doc, self.plugin.config.inspect.roles);
+                self.record_all(Direction::Request, &inspection.decisions);
+                (inspection.action, body::rewrite_json(&doc, &inspection, Vec::new()))
             }
-            None => {
-                // Raw mode, or a malformed body of a known API: the bytes are checked as text.
-                let text = String::from_utf8_lossy(body).into_owned();
+            Ok(other) => {
+                let outcome = body::inspect_other(&self.filter, bytes, &other);
+                self.record_all(Direction::Request, &outcome.decisions);
+                (outcome.action, outcome.body)
+            }
+            Err(e) => {
+                let action = self.unreadable_action();
+                self.note(Direction::Request, Finding::Unreadable, action);
+                if action == Action::Block && self.enforcing() {
+                    let message = format!("prompt could not be read ({e}); it was not forwarded");
+                    return Verdict::Reply { status: 400, body: self.api.error_body(&message, "prompt") };
+                }
+                // Fail-open: the bytes are still checked as the text they hold.
+                let text = String::from_utf8_lossy(bytes).into_owned();
                 let d = self.filter.check(&text);
                 self.record(Direction::Request, &text, &d);
-                (d.action, d.text.map(String::into_bytes))
+                (d.action, None)
             }
         };
         if !self.enforcing() {
@@ -324,7 +390,12 @@ impl Exchange {
         ImplicitLabel::generated(&self.plugin.config.label.producer, &self.produce_id).ok()
     }
 
-    /// Response headers.
+    fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// Response headers. Every status is inspected (an error body can carry text too); only
+    /// 2xx answers are labeled.
     pub fn response_headers(
         &mut self,
         status: u16,
@@ -332,54 +403,43 @@ impl Exchange {
         content_encoding: Option<&str>,
     ) -> HeaderVerdict {
         let mut v = HeaderVerdict::default();
-        let media = content_type.is_some_and(is_media) && !self.api.is_raw();
-        if media
-            && (200..300).contains(&status)
-            && self.enforcing()
-            && content_encoding.is_none_or(|e| e.is_empty() || e == "identity")
-        {
-            let mut v = HeaderVerdict::default();
+        self.status = status;
+        self.response_type = content_type.map(str::to_string);
+        if self.refusal.is_some() && self.enforcing() {
+            return v;
+        }
+        let labels = self.enforcing() && self.is_success() && !self.api.is_raw();
+        if labels {
             if let Some(label) = self.label() {
                 v.set.push((self.plugin.config.label.header.clone(), Some(label.to_json())));
             }
             v.set.push(("x-aigc-produce-id".into(), Some(self.produce_id.clone())));
+        }
+        if !self.inspected || !self.plugin.config.inspect.responses {
+            return v;
+        }
+        self.response = if is_encoded(content_encoding) {
+            ResponseMode::Unreadable
+        } else if labels && content_type.is_some_and(is_media) {
+            ResponseMode::Media
+        } else if content_type.is_some_and(|t| t.to_ascii_lowercase().starts_with("text/event-stream")) {
+            self.stream(Format::Sse)
+        } else if content_type.is_some_and(|t| t.to_ascii_lowercase().contains("ndjson")) {
+            self.stream(Format::Ndjson)
+        } else {
+            ResponseMode::Sniff
+        };
+        if self.enforcing() {
             v.set.push(("content-length".into(), None));
-            self.response = ResponseMode::Media;
-            v.buffer_body = true;
-            return v;
         }
-        if !self.inspected_api || self.api.is_raw() || !(200..300).contains(&status) || !self.enforcing() {
-            if self.inspected_api && self.plugin.config.inspect.responses && (200..300).contains(&status) {
-                // Monitor mode still inspects (below), but changes nothing.
-                self.response = self.response_mode(content_type, content_encoding);
-                v.buffer_body = self.response_buffered();
-            }
-            return v;
-        }
-        if let Some(label) = self.label() {
-            v.set.push((self.plugin.config.label.header.clone(), Some(label.to_json())));
-        }
-        v.set.push(("x-aigc-produce-id".into(), Some(self.produce_id.clone())));
-        if !self.plugin.config.inspect.responses {
-            return v;
-        }
-        self.response = self.response_mode(content_type, content_encoding);
-        v.set.push(("content-length".into(), None));
         v.buffer_body = self.response_buffered();
         v
     }
 
-    fn response_mode(&self, content_type: Option<&str>, content_encoding: Option<&str>) -> ResponseMode {
-        let encoded = content_encoding.is_some_and(|e| !e.is_empty() && !e.eq_ignore_ascii_case("identity"));
-        if encoded {
-            return ResponseMode::Unreadable;
-        }
-        if content_type.is_some_and(|t| t.to_ascii_lowercase().starts_with("text/event-stream")) {
-            let label = if self.enforcing() { self.plugin.explicit_label.clone() } else { None };
-            ResponseMode::Sse(Box::new(SseFilter::new(self.api, self.filter.clone(), label)))
-        } else {
-            ResponseMode::Json
-        }
+    fn stream(&self, format: Format) -> ResponseMode {
+        let label = if self.enforcing() && self.is_success() { self.plugin.explicit_label.clone() } else { None };
+        let limit = self.plugin.config.max_body_bytes();
+        ResponseMode::Sse(Box::new(SseFilter::new(self.api, format, self.filter.clone(), label, limit)))
     }
 
     /// True when the glue must buffer the response body until its end.
@@ -400,31 +460,52 @@ impl Exchange {
         }
     }
 
-    /// A chunk of a streamed response; `Replace` carries the bytes to send instead.
+    /// A chunk of a response body that is not buffered; `Replace` carries the bytes to send
+    /// instead, `Pause` asks the glue to buffer from here on.
     pub fn response_chunk(&mut self, chunk: &[u8], end_of_stream: bool) -> Verdict {
+        if let ResponseMode::Sniff = self.response {
+            if chunk.is_empty() && !end_of_stream {
+                return Verdict::Continue;
+            }
+            if looks_like_sse(chunk) {
+                // An event stream, whatever its content-type says.
+                self.response = self.stream(Format::Sse);
+            } else {
+                self.response = ResponseMode::Json;
+                return if end_of_stream { self.response_body(chunk) } else { Verdict::Pause };
+            }
+        }
+        if let ResponseMode::Refused = self.response {
+            return Verdict::Replace { body: Vec::new(), headers: Vec::new() };
+        }
         let ResponseMode::Sse(sse) = &mut self.response else { return Verdict::Continue };
         let out = sse.push(chunk, end_of_stream);
         let hits = sse.take_hits();
         let pii = sse.take_pii();
         let blocked = sse.blocked().cloned();
-        let over = sse.carry() > self.filter.policy().limits.max_carry_bytes.saturating_mul(4);
-        self.record_hits(Direction::Response, hits, |_| Vec::new());
+        let cut = sse.cut();
+        let unreadable = sse.take_unreadable();
+        for (hit, matched) in hits {
+            self.audit.push(AuditRecord {
+                direction: Direction::Response,
+                finding: Finding::of(&hit),
+                action: hit.action,
+                match_sha256: sha256_hex(&matched),
+            });
+        }
         let pii_action = self.filter.policy().pii.action;
         for kind in pii {
-            // The value already went out (redacted): no hash of it is kept.
+            // The value went out redacted, or not at all: no hash of it is kept.
             self.note(Direction::Response, Finding::Pii(kind), pii_action);
         }
-        if let Some(block) = blocked {
-            if !self.response_blocked {
-                self.response_blocked = true;
-                if let Block::CarryLimit { .. } = block {
-                    self.note(Direction::Response, Finding::Limit, Action::Block);
-                }
-            }
+        for action in unreadable {
+            self.note(Direction::Response, Finding::Unreadable, action);
         }
-        if over && self.on_limit() == OnLimit::FailClosed && !self.response_blocked {
-            // Incomplete events pile up without ending: cut the stream.
+        if cut && !self.response_blocked {
             self.response_blocked = true;
+            if let Some(Block::CarryLimit { .. }) = blocked {
+                self.note(Direction::Response, Finding::Limit, Action::Block);
+            }
         }
         if !self.enforcing() {
             return Verdict::Continue;
@@ -432,38 +513,62 @@ impl Exchange {
         Verdict::Replace { body: out, headers: Vec::new() }
     }
 
-    /// The whole buffered (non-streamed) response body.
-    pub fn response_body(&mut self, body: &[u8]) -> Verdict {
+    /// The whole buffered response body.
+    pub fn response_body(&mut self, bytes: &[u8]) -> Verdict {
         match self.response {
             ResponseMode::Unreadable => {
-                self.note(Direction::Response, Finding::Unreadable, Action::Block);
-                if self.on_limit() == OnLimit::FailClosed && self.enforcing() {
+                let action = self.unreadable_action();
+                self.note(Direction::Response, Finding::Unreadable, action);
+                if action == Action::Block && self.enforcing() {
                     self.response_blocked = true;
                     return self.blocked_response("response could not be inspected (compressed)");
                 }
-                return Verdict::Continue;
+                Verdict::Continue
             }
-            ResponseMode::Json => {}
-            ResponseMode::Media => {
-                return match self.label_file(body) {
-                    Some(out) => Verdict::Replace { body: out, headers: Vec::new() },
-                    None => Verdict::Continue,
-                };
-            }
-            _ => return Verdict::Continue,
+            // A whole body handed over at once (trailers, a test): decided by its bytes.
+            ResponseMode::Json | ResponseMode::Sniff => self.answer(bytes),
+            ResponseMode::Media => match self.label_file(bytes) {
+                Some(out) => Verdict::Replace { body: out, headers: Vec::new() },
+                None => Verdict::Continue,
+            },
+            ResponseMode::Refused => Verdict::Replace { body: Vec::new(), headers: Vec::new() },
+            _ => Verdict::Continue,
         }
-        let Ok(mut value) = serde_json::from_slice::<Value>(body) else {
-            // Not JSON: checked as text, passed or replaced as a whole.
-            let text = String::from_utf8_lossy(body).into_owned();
-            let d = self.filter.check(&text);
-            self.record(Direction::Response, &text, &d);
-            if d.action == Action::Block && self.enforcing() {
-                self.response_blocked = true;
-                return self.blocked_response("response blocked by content policy");
+    }
+
+    /// A whole answer: an event stream by its bytes, JSON, a form, text; labeled when 2xx.
+    fn answer(&mut self, bytes: &[u8]) -> Verdict {
+        if looks_like_sse(bytes) || looks_like_ndjson(bytes) {
+            let format = if looks_like_sse(bytes) { Format::Sse } else { Format::Ndjson };
+            self.response = self.stream(format);
+            return self.response_chunk(bytes, true);
+        }
+        let (action, new_body) = match body::read(bytes, self.response_type.as_deref()) {
+            Ok(Body::Json(doc)) => {
+                let inspection = body::inspect_json(&self.filter, &doc, crate::config::Roles::All);
+                self.record_all(Direction::Response, &inspection.decisions);
+                let extra =
+                    if inspection.action < Action::Block { self.answer_labels(&doc, &inspection) } else { Vec::new() };
+                (inspection.action, body::rewrite_json(&doc, &inspection, extra))
             }
-            return Verdict::Continue;
+            Ok(other) => {
+                let outcome = body::inspect_other(&self.filter, bytes, &other);
+                self.record_all(Direction::Response, &outcome.decisions);
+                (outcome.action, outcome.body)
+            }
+            Err(_) => {
+                let action = self.unreadable_action();
+                self.note(Direction::Response, Finding::Unreadable, action);
+                if action == Action::Block && self.enforcing() {
+                    self.response_blocked = true;
+                    return self.blocked_response("response could not be read");
+                }
+                let text = String::from_utf8_lossy(bytes).into_owned();
+                let d = self.filter.check(&text);
+                self.record(Direction::Response, &text, &d);
+                (d.action, None)
+            }
         };
-        let (action, _) = self.check_json(Direction::Response, &mut value);
         if !self.enforcing() {
             return Verdict::Continue;
         }
@@ -471,34 +576,44 @@ impl Exchange {
             self.response_blocked = true;
             return self.blocked_response("response blocked by content policy");
         }
-        {
-            // Generated files inside the answer (images' `b64_json`) get the implicit label.
-            use base64::Engine;
-            let engine = base64::engine::general_purpose::STANDARD;
-            let mut files: Vec<String> = Vec::new();
-            self.api.generated_files(&mut value, &mut |s| files.push(std::mem::take(s)));
-            let labeled: Vec<String> = files
-                .into_iter()
-                .map(|b64| match engine.decode(b64.as_bytes()).ok().and_then(|bytes| self.label_file(&bytes)) {
-                    Some(out) => engine.encode(out),
-                    None => b64,
-                })
-                .collect();
-            let mut labeled = labeled.into_iter();
-            self.api.generated_files(&mut value, &mut |s| *s = labeled.next().unwrap_or_default());
+        match new_body {
+            Some(body) => Verdict::Replace { body, headers: Vec::new() },
+            None => Verdict::Continue,
         }
-        if let Some(label) = &self.plugin.explicit_label {
-            self.api.label_response(&mut value, label);
+    }
+
+    /// The labels of a 2xx JSON answer, as edits over what inspection rewrote: the explicit
+    /// label in the API's text, the implicit label in generated files and, when configured, as
+    /// a top-level `AIGC` member.
+    fn answer_labels(&mut self, doc: &Doc, inspection: &body::Inspection) -> Vec<(core::ops::Range<usize>, String)> {
+        let mut edits = Vec::new();
+        if !self.enforcing() || !self.is_success() {
+            return edits;
         }
-        let cfg = &self.plugin.config.label;
-        if cfg.body_field {
-            if let (Some(label), Some(obj)) = (self.label(), value.as_object_mut()) {
-                if let Ok(inner) = serde_json::from_str::<Value>(&label.to_inner_json()) {
-                    obj.insert("AIGC".into(), inner);
+        if let Some(label) = self.plugin.explicit_label.clone() {
+            for i in self.api.label_targets(doc, label.position()) {
+                let current = inspection.rewritten.get(&i).map_or(doc.str(i), String::as_str);
+                if let Some(s) = doc.strings.get(i) {
+                    edits.push((s.range.clone(), quote(&label.apply(current))));
                 }
             }
         }
-        Verdict::Replace { body: value.to_string().into_bytes(), headers: Vec::new() }
+        {
+            use base64::Engine;
+            let engine = base64::engine::general_purpose::STANDARD;
+            for i in self.api.generated_files(doc) {
+                let labeled = engine.decode(doc.str(i).as_bytes()).ok().and_then(|bytes| self.label_file(&bytes));
+                if let (Some(out), Some(s)) = (labeled, doc.strings.get(i)) {
+                    edits.push((s.range.clone(), quote(&engine.encode(out))));
+                }
+            }
+        }
+        if self.plugin.config.label.body_field {
+            if let Some(edit) = self.label().and_then(|l| doc.root.insert_first(doc, "AIGC", &l.to_inner_json())) {
+                edits.push(edit);
+            }
+        }
+        edits
     }
 
     /// The body of a blocked response: no text, the API's content-filter stop reason, and the

@@ -11,7 +11,7 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType};
 
 use crate::config::{Plugin, PluginConfig};
-use crate::exchange::{Direction, Exchange, HeaderVerdict, Verdict};
+use crate::exchange::{Direction, Exchange, Verdict};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
@@ -222,12 +222,12 @@ impl Http {
         out
     }
 
-    fn apply_headers(&self, v: &HeaderVerdict, direction: Direction) {
+    fn apply_headers(&self, set: &[(String, Option<String>)], direction: Direction) {
         let map = match direction {
             Direction::Request => proxy_wasm::types::MapType::HttpRequestHeaders,
             Direction::Response => proxy_wasm::types::MapType::HttpResponseHeaders,
         };
-        for (name, value) in &v.set {
+        for (name, value) in set {
             let _ = hostcalls::set_map_value(map, name, value.as_deref());
         }
     }
@@ -259,19 +259,49 @@ impl Http {
             Verdict::Pause => Action::Pause,
             Verdict::Replace { body, headers } => {
                 let _ = hostcalls::set_buffer(body_buffer(direction), 0, size, &body);
-                self.apply_headers(&HeaderVerdict { buffer_body: false, set: headers }, direction);
+                self.apply_headers(&headers, direction);
                 Action::Continue
             }
-            Verdict::Reply { status, body } => {
-                let _ = hostcalls::send_http_response(
-                    u32::from(status),
-                    vec![("content-type", "application/json")],
-                    Some(body.as_bytes()),
-                );
-                Action::Pause
-            }
+            Verdict::Reply { status, body } => reply(status, &body),
         }
     }
+
+    /// The body ended with trailers (HTTP/2, gRPC-style): it is decided now, like any other.
+    fn end_at_trailers(&mut self, direction: Direction) -> Action {
+        let Some(exchange) = self.exchange.as_ref() else { return Action::Continue };
+        let buffered = match direction {
+            Direction::Request => self.buffer_request,
+            Direction::Response => exchange.response_buffered(),
+        };
+        let body = hostcalls::get_buffer(body_buffer(direction), 0, usize::MAX).ok().flatten().unwrap_or_default();
+        let size = body.len();
+        let v = self.timed(|x| match (direction, buffered) {
+            (Direction::Request, true) => x.request_body(&body),
+            (Direction::Request, false) => Verdict::Continue,
+            (Direction::Response, true) => x.response_body(&body),
+            (Direction::Response, false) => x.response_chunk(&[], true),
+        });
+        match v.unwrap_or(Verdict::Continue) {
+            Verdict::Replace { body: out, .. } if !buffered => {
+                // A stream's held-back tail: appended to whatever body the host still holds.
+                if !out.is_empty() && hostcalls::set_buffer(body_buffer(direction), size, 0, &out).is_err() {
+                    log(LogLevel::Warn, "aigc-edge: stream tail at trailers could not be sent");
+                }
+                Action::Continue
+            }
+            verdict => self.finish_verdict(verdict, direction, size),
+        }
+    }
+}
+
+/// Answers locally (a refused prompt) and stops the request.
+fn reply(status: u16, body: &str) -> Action {
+    let _ = hostcalls::send_http_response(
+        u32::from(status),
+        vec![("content-type", "application/json")],
+        Some(body.as_bytes()),
+    );
+    Action::Pause
 }
 
 impl Context for Http {}
@@ -293,10 +323,22 @@ impl HttpContext for Http {
             .find_map(|path| hostcalls::get_property(path).ok().flatten())
             .and_then(|b| String::from_utf8(b).ok());
         self.exchange = Some(Exchange::new(plugin, &path, profile.as_deref(), route.as_deref(), produce_id()));
-        let v = self.timed(|x| x.request_headers(!end_of_stream)).unwrap_or_default();
-        self.apply_headers(&v, Direction::Request);
+        let (ct, ce) = (header("content-type"), header("content-encoding"));
+        let v = self.timed(|x| x.request_headers(!end_of_stream, ct.as_deref(), ce.as_deref())).unwrap_or_default();
+        if let Some((status, body)) = &v.reply {
+            return reply(*status, body);
+        }
+        self.apply_headers(&v.set, Direction::Request);
         self.buffer_request = v.buffer_body;
         Action::Continue
+    }
+
+    fn on_http_request_trailers(&mut self, _trailers: usize) -> Action {
+        self.end_at_trailers(Direction::Request)
+    }
+
+    fn on_http_response_trailers(&mut self, _trailers: usize) -> Action {
+        self.end_at_trailers(Direction::Response)
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
@@ -312,7 +354,7 @@ impl HttpContext for Http {
         let status = header(":status").and_then(|s| s.parse().ok()).unwrap_or(0);
         let (ct, ce) = (header("content-type"), header("content-encoding"));
         let v = self.timed(|x| x.response_headers(status, ct.as_deref(), ce.as_deref())).unwrap_or_default();
-        self.apply_headers(&v, Direction::Response);
+        self.apply_headers(&v.set, Direction::Response);
         Action::Continue
     }
 

@@ -137,10 +137,10 @@ pub fn encode_text(text: &str, encoding: Encoding) -> Vec<u8> {
 /// depth of nesting can exhaust the VM's stack.
 #[derive(Debug)]
 pub enum Node {
-    /// Members in order: the key's string index and the value.
-    Object(Vec<(usize, Node)>),
-    /// Elements in order.
-    Array(Vec<Node>),
+    /// Members in order (the key's string index and the value), and the object's byte range.
+    Object(Vec<(usize, Node)>, Range<usize>),
+    /// Elements in order, and the array's byte range.
+    Array(Vec<Node>, Range<usize>),
     /// The string with this index in [`Doc::strings`].
     Str(usize),
     /// A number, `true`, `false`, `null`, `NaN` or an infinity: its byte range.
@@ -232,7 +232,7 @@ impl Node {
     /// The value of `key` in an object (the last, when a key repeats, as most parsers take).
     pub fn get<'a>(&'a self, doc: &Doc, key: &str) -> Option<&'a Node> {
         match self {
-            Node::Object(members) => members.iter().rev().find(|(k, _)| doc.str(*k) == key).map(|(_, v)| v),
+            Node::Object(members, _) => members.iter().rev().find(|(k, _)| doc.str(*k) == key).map(|(_, v)| v),
             _ => None,
         }
     }
@@ -240,7 +240,7 @@ impl Node {
     /// The element at `index` of an array.
     pub fn at(&self, index: usize) -> Option<&Node> {
         match self {
-            Node::Array(items) => items.get(index),
+            Node::Array(items, _) => items.get(index),
             _ => None,
         }
     }
@@ -248,7 +248,7 @@ impl Node {
     /// The elements of an array (none for anything else).
     pub fn items(&self) -> &[Node] {
         match self {
-            Node::Array(items) => items,
+            Node::Array(items, _) => items,
             _ => &[],
         }
     }
@@ -274,13 +274,21 @@ impl Node {
         matches!(self, Node::Scalar(r) if doc.scalar(r) == "null")
     }
 
-    /// The byte just after the opening `{` of an object, where a member can be inserted.
-    pub fn start(&self, doc: &Doc) -> Option<usize> {
-        let first = match self {
-            Node::Object(members) => members.first().map(|(k, _)| doc.strings.get(*k).map(|s| s.range.start)),
-            _ => return None,
-        };
-        first.flatten().map(|at| doc.text.get(..at).and_then(|t| t.rfind('{')).map_or(at, |b| b + 1))
+    /// The value's byte range.
+    pub fn range(&self, doc: &Doc) -> Range<usize> {
+        match self {
+            Node::Object(_, r) | Node::Array(_, r) | Node::Scalar(r) => r.clone(),
+            Node::Str(i) => doc.strings.get(*i).map_or(0..0, |s| s.range.clone()),
+        }
+    }
+
+    /// The edit that adds member `"key": raw` first in this object (`raw` is JSON text).
+    pub fn insert_first(&self, doc: &Doc, key: &str, raw: &str) -> Option<(Range<usize>, String)> {
+        let Node::Object(members, range) = self else { return None };
+        let at = range.start + 1;
+        let comma = if members.is_empty() { "" } else { "," };
+        let _ = doc;
+        Some((at..at, format!("{}:{raw}{comma}", quote(key))))
     }
 }
 
@@ -288,8 +296,8 @@ impl Drop for Node {
     fn drop(&mut self) {
         fn children(node: &mut Node, into: &mut Vec<Node>) {
             match node {
-                Node::Array(items) => into.append(items),
-                Node::Object(members) => into.extend(members.drain(..).map(|(_, v)| v)),
+                Node::Array(items, _) => into.append(items),
+                Node::Object(members, _) => into.extend(members.drain(..).map(|(_, v)| v)),
                 _ => {}
             }
         }
@@ -335,12 +343,12 @@ pub fn walk<'d>(doc: &'d Doc, root: &'d Node, mut f: impl FnMut(&[Seg<'d>], usiz
         match node {
             Node::Str(i) => f(&path, *i, false),
             Node::Scalar(_) => {}
-            Node::Array(items) => {
+            Node::Array(items, _) => {
                 for (i, item) in items.iter().enumerate().rev() {
                     pending.push((Item::Value(item, Some(Seg::Index(i))), path.len()));
                 }
             }
-            Node::Object(members) => {
+            Node::Object(members, _) => {
                 for (k, v) in members.iter().rev() {
                     pending.push((Item::Value(v, Some(Seg::Key(doc.str(*k)))), path.len()));
                     pending.push((Item::Key(*k), path.len()));
@@ -358,8 +366,8 @@ struct Parser<'a> {
 
 /// A container being filled.
 enum Open {
-    Object(Vec<(usize, Node)>, Option<usize>),
-    Array(Vec<Node>),
+    Object(Vec<(usize, Node)>, Option<usize>, usize),
+    Array(Vec<Node>, usize),
 }
 
 impl Parser<'_> {
@@ -390,23 +398,25 @@ impl Parser<'_> {
             // Read the start of a value.
             let mut done = match self.peek() {
                 Some(b'{') => {
+                    let start = self.at;
                     self.at += 1;
                     if self.peek() == Some(b'}') {
                         self.at += 1;
-                        Some(Node::Object(Vec::new()))
+                        Some(Node::Object(Vec::new(), start..self.at))
                     } else {
                         let key = self.key()?;
-                        stack.push(Open::Object(Vec::new(), Some(key)));
+                        stack.push(Open::Object(Vec::new(), Some(key), start));
                         None
                     }
                 }
                 Some(b'[') => {
+                    let start = self.at;
                     self.at += 1;
                     if self.peek() == Some(b']') {
                         self.at += 1;
-                        Some(Node::Array(Vec::new()))
+                        Some(Node::Array(Vec::new(), start..self.at))
                     } else {
-                        stack.push(Open::Array(Vec::new()));
+                        stack.push(Open::Array(Vec::new(), start));
                         None
                     }
                 }
@@ -418,7 +428,7 @@ impl Parser<'_> {
             while let Some(node) = done.take() {
                 let Some(top) = stack.last_mut() else { return Ok(node) };
                 match top {
-                    Open::Object(members, key) => {
+                    Open::Object(members, key, _) => {
                         let k = key.take().ok_or_else(|| unreadable("value without a key", self.at))?;
                         members.push((k, node));
                         match self.peek() {
@@ -428,21 +438,21 @@ impl Parser<'_> {
                             }
                             Some(b'}') => {
                                 self.at += 1;
-                                if let Some(Open::Object(members, _)) = stack.pop() {
-                                    done = Some(Node::Object(members));
+                                if let Some(Open::Object(members, _, start)) = stack.pop() {
+                                    done = Some(Node::Object(members, start..self.at));
                                 }
                             }
                             _ => return Err(unreadable("expected `,` or `}`", self.at)),
                         }
                     }
-                    Open::Array(items) => {
+                    Open::Array(items, _) => {
                         items.push(node);
                         match self.peek() {
                             Some(b',') => self.at += 1,
                             Some(b']') => {
                                 self.at += 1;
-                                if let Some(Open::Array(items)) = stack.pop() {
-                                    done = Some(Node::Array(items));
+                                if let Some(Open::Array(items, start)) = stack.pop() {
+                                    done = Some(Node::Array(items, start..self.at));
                                 }
                             }
                             _ => return Err(unreadable("expected `,` or `]`", self.at)),
@@ -681,7 +691,9 @@ mod tests {
         assert_eq!(doc.rewrite_text(&mut edits), r#"{ "n": 123456789012345678901234567890, "t" :"x\"y" ,"f":1.50}"#);
         let obj = &doc.root;
         assert_eq!(obj.get(&doc, "t").and_then(|n| n.as_str(&doc)), Some("abc"));
-        let at = obj.start(&doc).unwrap();
-        assert_eq!(&json[..at], "{");
+        let mut insert = [obj.insert_first(&doc, "AIGC", "{}").unwrap()];
+        assert!(doc.rewrite_text(&mut insert).starts_with(r#"{"AIGC":{}, "n""#));
+        let empty = Doc::parse_str("{ }").unwrap();
+        assert_eq!(empty.rewrite_text(&mut [empty.root.insert_first(&empty, "k", "1").unwrap()]), r#"{"k":1 }"#);
     }
 }

@@ -6,9 +6,10 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod api;
+pub mod body;
 pub mod config;
 pub mod exchange;
-mod fast;
+pub mod inspect;
 pub mod json;
 pub mod sse;
 

@@ -47,12 +47,26 @@ fn chat_sse(pieces: &[&str], newline: &str) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// The `data` of each event of an SSE body, read as a client does (data lines joined by `\n`).
+fn events(body: &[u8]) -> Vec<String> {
+    let text = String::from_utf8(body.to_vec()).unwrap().replace("\r\n", "\n").replace('\r', "\n");
+    text.split("\n\n")
+        .filter_map(|event| {
+            let data: Vec<&str> = event
+                .lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .map(|d| d.strip_prefix(' ').unwrap_or(d))
+                .collect();
+            (!data.is_empty()).then(|| data.join("\n"))
+        })
+        .collect()
+}
+
 /// `(joined content, last finish_reason, saw [DONE])` from an SSE body.
 fn read_chat(body: &[u8]) -> (String, Option<String>, bool) {
-    let text = String::from_utf8(body.to_vec()).unwrap();
     let (mut content, mut finish, mut done) = (String::new(), None, false);
-    for line in text.lines() {
-        let Some(data) = line.strip_prefix("data: ") else { continue };
+    for data in events(body) {
+        let data = data.as_str();
         if data == "[DONE]" {
             done = true;
             continue;
@@ -109,7 +123,7 @@ fn chat_stream_cases_split_at_every_byte() {
 }
 
 #[test]
-fn multi_line_data_fields_stay_one_event() {
+fn multi_line_data_fields_are_one_event() {
     let p = plugin(json!({}));
     let first = format!(
         "data: {}\n\n",
@@ -182,7 +196,7 @@ fn requests_block_mask_and_respect_roles() {
             .to_string()
     };
     let mut x = exchange(&p, "/v1/chat/completions");
-    let h = x.request_headers(true);
+    let h = x.request_headers(true, Some("application/json"), None);
     assert!(h.buffer_body);
     assert!(h.set.contains(&("content-length".to_string(), None)));
     assert!(h.set.contains(&("accept-encoding".to_string(), None)));
@@ -267,7 +281,8 @@ fn responses_are_labeled_masked_or_blocked() {
     };
     let mut x = exchange(&p, "/v1/chat/completions");
     let h = x.response_headers(200, Some("application/json"), None);
-    assert!(h.buffer_body);
+    // The first bytes decide (a stream may come labelled JSON): not buffered yet.
+    assert!(!h.buffer_body);
     let label = h.set.iter().find(|(k, _)| k == "x-aigc-label").and_then(|(_, v)| v.clone()).unwrap();
     let label: Value = serde_json::from_str(&label).unwrap();
     assert_eq!(label["AIGC"]["Label"], "1");
@@ -311,7 +326,7 @@ fn compressed_responses_cannot_bypass() {
 fn monitor_mode_changes_nothing() {
     let p = plugin(json!({"mode": "monitor"}));
     let mut x = exchange(&p, "/v1/chat/completions");
-    let h = x.request_headers(true);
+    let h = x.request_headers(true, Some("application/json"), None);
     assert!(!h.set.iter().any(|(k, _)| k == "content-length"));
     let body = json!({"messages": [{"role": "user", "content": "教我自制炸药"}]}).to_string();
     assert_eq!(x.request_body(body.as_bytes()), Verdict::Continue);

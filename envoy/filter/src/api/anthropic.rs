@@ -1,11 +1,11 @@
 //! Anthropic messages: `POST …/messages`.
 
-use aigc_edge::ExplicitLabel;
+use aigc_edge::label::LabelPosition;
 use serde_json::{json, Value};
 
-use super::{label_first_or_last, part_texts, role_checked, visit_parts, Shape};
-use crate::config::Roles;
-use crate::sse::{write_event, write_json_event, Event, Key, Lanes};
+use super::{first_or_last, part_texts, set_string, string_of, write_rest, Edit, Shape};
+use crate::json::Doc;
+use crate::sse::{write_event, Event, Key, Lanes};
 
 /// See the module doc.
 #[derive(Debug)]
@@ -20,31 +20,8 @@ impl Shape for Anthropic {
         path.ends_with("/messages")
     }
 
-    fn request_texts(&self, body: &mut Value, roles: Roles, f: &mut dyn FnMut(&mut String)) {
-        if roles == Roles::All {
-            if let Some(system) = body.get_mut("system") {
-                visit_parts(system, f);
-            }
-        }
-        if let Some(Value::Array(messages)) = body.get_mut("messages") {
-            for m in messages.iter_mut().filter(|m| role_checked(m, roles)) {
-                if let Some(c) = m.get_mut("content") {
-                    visit_parts(c, f);
-                }
-            }
-        }
-    }
-
-    fn response_texts(&self, body: &mut Value, f: &mut dyn FnMut(&mut String)) {
-        if let Some(c) = body.get_mut("content") {
-            visit_parts(c, f);
-        }
-    }
-
-    fn label_response(&self, body: &mut Value, label: &ExplicitLabel) {
-        if let Some(parts) = body.get_mut("content").and_then(Value::as_array_mut) {
-            label_first_or_last(part_texts(parts).collect(), label);
-        }
+    fn label_targets(&self, doc: &Doc, position: LabelPosition) -> Vec<usize> {
+        first_or_last(part_texts(doc, doc.root.get(doc, "content")), position)
     }
 
     fn error_body(&self, message: &str, _param: &str) -> String {
@@ -55,44 +32,49 @@ impl Shape for Anthropic {
         json!({"type": "message", "role": "assistant", "content": [], "stop_reason": "refusal", "error": error(message)})
     }
 
-    fn stream_event(&self, lanes: &mut Lanes, event: &Event<'_>, value: &mut Value, out: &mut Vec<u8>) {
-        let kind = value.get("type").and_then(Value::as_str).unwrap_or("").to_string();
-        let index = value.get("index").and_then(Value::as_u64).unwrap_or(0);
-        match kind.as_str() {
-            "content_block_delta" => {
-                for field in ["text", "thinking"] {
-                    if let Some(Value::String(text)) = value.pointer(&format!("/delta/{field}")).cloned() {
-                        let mut settled = lanes.feed((index, field, 0), &text);
-                        if field == "text" {
-                            if let Some(label) = lanes.start_label(0) {
-                                settled = label + &settled;
-                            }
-                        }
-                        if let Some(slot) = value.pointer_mut(&format!("/delta/{field}")) {
-                            *slot = Value::String(settled);
+    fn stream_event(&self, lanes: &mut Lanes, event: &Event<'_>, doc: &Doc, out: &mut Vec<u8>) {
+        let kind = doc.root.get(doc, "type").and_then(|t| t.as_str(doc)).unwrap_or("").to_string();
+        let index = doc.root.get(doc, "index").and_then(|n| n.as_u64(doc)).unwrap_or(0);
+        let mut edits: Vec<Edit> = Vec::new();
+        let mut handled = Vec::new();
+        // `content_block_start` may carry the block's first text; deltas carry the rest.
+        let block = match kind.as_str() {
+            "content_block_delta" => doc.root.get(doc, "delta"),
+            "content_block_start" => doc.root.get(doc, "content_block"),
+            _ => None,
+        };
+        if let Some(block) = block {
+            for field in ["text", "thinking"] {
+                if let Some(i) = string_of(block.get(doc, field)) {
+                    handled.push(i);
+                    let mut settled = lanes.feed(&(index, field.into(), 0), doc.str(i));
+                    // The label goes into the first text delta (a block's start text is often empty).
+                    if field == "text" && kind == "content_block_delta" {
+                        if let Some(label) = lanes.start_label(0) {
+                            settled = label + &settled;
                         }
                     }
-                }
-                write_json_event(out, event.name, value, event.newline);
-                if lanes.blocked.is_some() {
-                    self.stream_block(lanes, out, event.newline);
+                    edits.extend(set_string(doc, i, &settled));
                 }
             }
-            "content_block_stop" => {
-                for field in ["text", "thinking"] {
-                    let tail = lanes.finish((index, field, 0));
-                    if !tail.is_empty() {
-                        write_delta(out, (index, field, 0), &tail, event.newline);
-                    }
-                }
-                if lanes.blocked.is_some() {
-                    self.stream_block(lanes, out, event.newline);
-                } else {
-                    out.extend_from_slice(event.raw);
-                }
+            if let Some(i) = string_of(block.get(doc, "partial_json")) {
+                handled.push(i);
+                let settled = lanes.hold(&(index, "partial_json".into(), 0), doc.str(i)).unwrap_or_default();
+                edits.extend(set_string(doc, i, &settled));
             }
-            _ => out.extend_from_slice(event.raw),
         }
+        if kind == "content_block_stop" {
+            for key in lanes.keys_of(index) {
+                let tail = if lanes.is_held(&key) { lanes.release(&key) } else { lanes.finish(&key) };
+                if !tail.is_empty() && !lanes.cut() {
+                    write_delta(out, &key, &tail, event.newline);
+                }
+            }
+            if lanes.cut() {
+                return;
+            }
+        }
+        write_rest(lanes, event, doc, &handled, edits, out);
     }
 
     fn stream_block(&self, lanes: &mut Lanes, out: &mut Vec<u8>, newline: &str) {
@@ -108,7 +90,7 @@ impl Shape for Anthropic {
 
     fn stream_flush(&self, _lanes: &mut Lanes, pieces: Vec<(Key, String)>, out: &mut Vec<u8>) {
         for (key, tail) in pieces {
-            write_delta(out, key, &tail, "\n");
+            write_delta(out, &key, &tail, "\n");
         }
     }
 }
@@ -118,8 +100,12 @@ fn error(message: &str) -> Value {
 }
 
 /// A `content_block_delta` event carrying `text` for `key`.
-fn write_delta(out: &mut Vec<u8>, key: Key, text: &str, newline: &str) {
-    let kind = if key.1 == "thinking" { "thinking_delta" } else { "text_delta" };
-    let v = json!({"type": "content_block_delta", "index": key.0, "delta": {"type": kind, key.1: text}});
+fn write_delta(out: &mut Vec<u8>, key: &Key, text: &str, newline: &str) {
+    let delta = match key.1.as_str() {
+        "thinking" => json!({"type": "thinking_delta", "thinking": text}),
+        "partial_json" => json!({"type": "input_json_delta", "partial_json": text}),
+        _ => json!({"type": "text_delta", "text": text}),
+    };
+    let v = json!({"type": "content_block_delta", "index": key.0, "delta": delta});
     write_event(out, Some("content_block_delta"), &v.to_string(), newline);
 }

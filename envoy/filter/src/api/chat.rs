@@ -1,16 +1,18 @@
 //! OpenAI-compatible chat completions: `POST …/chat/completions`.
 
-use aigc_edge::ExplicitLabel;
+use aigc_edge::label::LabelPosition;
 use serde_json::{json, Value};
 
-use super::{openai_blocked_error, role_checked, visit_parts, Shape};
-use crate::config::Roles;
-use crate::fast;
-use crate::sse::{write_event, write_json_event, Event, Key, Lanes};
+use super::{index_of, openai_blocked_error, set_string, string_of, write_rest, Edit, Shape};
+use crate::json::{quote, Doc, Node};
+use crate::sse::{write_event, Event, Key, Lanes};
 
 /// See the module doc.
 #[derive(Debug)]
 pub struct Chat;
+
+/// Members of the first chunk every chunk of ours repeats.
+const TEMPLATE: [&str; 5] = ["id", "object", "created", "model", "system_fingerprint"];
 
 impl Shape for Chat {
     fn name(&self) -> &'static str {
@@ -21,42 +23,13 @@ impl Shape for Chat {
         path.ends_with("/chat/completions")
     }
 
-    fn request_texts(&self, body: &mut Value, roles: Roles, f: &mut dyn FnMut(&mut String)) {
-        if let Some(Value::Array(messages)) = body.get_mut("messages") {
-            for m in messages.iter_mut().filter(|m| role_checked(m, roles)) {
-                if let Some(c) = m.get_mut("content") {
-                    visit_parts(c, f);
-                }
-            }
-        }
+    fn matches_body(&self, doc: &Doc) -> bool {
+        matches!(doc.root.get(doc, "messages"), Some(Node::Array(..)))
     }
 
-    fn response_texts(&self, body: &mut Value, f: &mut dyn FnMut(&mut String)) {
-        let Some(Value::Array(choices)) = body.get_mut("choices") else { return };
-        for message in choices.iter_mut().filter_map(|c| c.get_mut("message")) {
-            for field in ["content", "reasoning_content"] {
-                if let Some(Value::String(s)) = message.get_mut(field) {
-                    f(s);
-                }
-            }
-            if let Some(Value::Array(calls)) = message.get_mut("tool_calls") {
-                for call in calls {
-                    if let Some(Value::String(s)) = call.pointer_mut("/function/arguments") {
-                        f(s);
-                    }
-                }
-            }
-        }
-    }
-
-    fn label_response(&self, body: &mut Value, label: &ExplicitLabel) {
-        if let Some(Value::Array(choices)) = body.get_mut("choices") {
-            for choice in choices {
-                if let Some(Value::String(s)) = choice.pointer_mut("/message/content") {
-                    *s = label.apply(s);
-                }
-            }
-        }
+    fn label_targets(&self, doc: &Doc, _position: LabelPosition) -> Vec<usize> {
+        let choices = doc.root.get(doc, "choices").map_or(&[][..], Node::items);
+        choices.iter().filter_map(|c| string_of(c.get(doc, "message").and_then(|m| m.get(doc, "content")))).collect()
     }
 
     fn blocked_body(&self, message: &str) -> Value {
@@ -67,152 +40,168 @@ impl Shape for Chat {
         })
     }
 
-    fn stream_fast(&self, lanes: &mut Lanes, event: &Event<'_>, data: &str, out: &mut Vec<u8>) -> bool {
-        // A multi-line `data:` field must go out re-serialized on one line: general path.
-        if lanes.template.is_none() || data.contains('\n') {
-            return false;
+    fn stream_event(&self, lanes: &mut Lanes, event: &Event<'_>, doc: &Doc, out: &mut Vec<u8>) {
+        lanes.keep_template(doc, &TEMPLATE);
+        let mut edits: Vec<Edit> = Vec::new();
+        let mut handled = Vec::new();
+        let choices = doc.root.get(doc, "choices").map_or(&[][..], Node::items);
+        let mut finishing = Vec::new();
+        for (position, choice) in choices.iter().enumerate() {
+            let index = index_of(doc, choice, position);
+            let before = edits.len();
+            if let Some(delta) = choice.get(doc, "delta") {
+                delta_texts(lanes, doc, delta, index, &mut handled, &mut edits);
+            }
+            if edits.len() > before {
+                // Log-probabilities would show the text as it was.
+                if let Some(lp) = choice.get(doc, "logprobs").filter(|l| !l.is_null(doc)) {
+                    edits.push((lp.range(doc), "null".into()));
+                }
+            }
+            if let Some(reason) = choice.get(doc, "finish_reason").filter(|f| !f.is_null(doc)) {
+                finishing.push((index, reason.range(doc)));
+            }
         }
-        let Some((deltas, indexes)) = fast::scan(data) else { return false };
-        let index_of = |choice: usize| indexes.iter().find(|(c, _)| *c == choice).map_or(choice as u64, |(_, i)| *i);
-        if deltas.iter().any(|d| lanes.awaits_start_label(index_of(d.choice))) {
-            return false;
+        // A choice that finishes is settled first: its held-back text goes out before its
+        // finish reason, and a block found now replaces the finish (a client never sees
+        // `stop` and then `content_filter`).
+        let mut closing = Vec::new();
+        for (index, reason) in finishing {
+            let tails = close_choice(lanes, index);
+            let end = if lanes.cut() { None } else { lanes.end_label(index) };
+            if lanes.cut() || !tails.is_empty() || end.is_some() {
+                edits.push((reason.clone(), "null".into()));
+            }
+            if !tails.is_empty() || end.is_some() {
+                closing.push((index, tails, end, doc.scalar(&reason).to_string()));
+            }
         }
-        let mut rewritten = String::with_capacity(data.len());
-        let mut at = 0;
-        for d in deltas {
-            let settled = lanes.feed((index_of(d.choice), d.field, 0), &d.text);
-            rewritten.push_str(&data[at..d.literal.start]);
-            // Serializing a string to JSON cannot fail.
-            rewritten.push_str(&serde_json::to_string(&settled).unwrap_or_default());
-            at = d.literal.end;
-        }
-        rewritten.push_str(&data[at..]);
-        write_event(out, event.name, &rewritten, event.newline);
-        if lanes.blocked.is_some() {
-            self.stream_block(lanes, out, event.newline);
-        }
-        true
-    }
-
-    fn stream_event(&self, lanes: &mut Lanes, event: &Event<'_>, value: &mut Value, out: &mut Vec<u8>) {
-        let Some(Value::Array(choices)) = value.get_mut("choices").map(std::mem::take) else {
-            out.extend_from_slice(event.raw);
+        write_rest(lanes, event, doc, &handled, edits, out);
+        if lanes.cut() {
             return;
-        };
-        let mut rewritten = Vec::with_capacity(choices.len());
-        for (position, mut choice) in choices.into_iter().enumerate() {
-            let index = choice.get("index").and_then(Value::as_u64).unwrap_or(position as u64);
-            if let Some(delta) = choice.get_mut("delta").and_then(Value::as_object_mut) {
-                for field in ["content", "reasoning_content"] {
-                    if let Some(Value::String(text)) = delta.get(field).cloned().as_ref() {
-                        let settled = lanes.feed((index, field, 0), text);
-                        delta.insert(field.to_string(), Value::String(settled));
-                    }
-                }
-                if let Some(Value::Array(calls)) = delta.get_mut("tool_calls") {
-                    for (k, call) in calls.iter_mut().enumerate() {
-                        let k = call.get("index").and_then(Value::as_u64).unwrap_or(k as u64);
-                        if let Some(Value::String(args)) = call.pointer("/function/arguments").cloned() {
-                            let settled = lanes.feed((index, "arguments", k), &args);
-                            if let Some(slot) = call.pointer_mut("/function/arguments") {
-                                *slot = Value::String(settled);
-                            }
-                        }
-                    }
-                }
-                if let Some(label) = lanes.start_label(index) {
-                    let content = delta.get("content").and_then(Value::as_str).unwrap_or("").to_string();
-                    delta.insert("content".into(), Value::String(format!("{label}{content}")));
-                }
-            }
-            let finishing = choice.get("finish_reason").is_some_and(|f| !f.is_null());
-            if finishing && lanes.blocked.is_none() {
-                close_choice(lanes, index, &mut choice);
-            }
-            rewritten.push(choice);
         }
-        value["choices"] = Value::Array(rewritten);
-        if lanes.template.is_none() {
-            // `id`, `model`, `created` are the same in every chunk: keep the first chunk's.
-            let mut template = value.clone();
-            template["choices"] = Value::Array(Vec::new());
-            lanes.template = Some(template);
-        }
-        write_json_event(out, event.name, value, event.newline);
-        if lanes.blocked.is_some() {
-            self.stream_block(lanes, out, event.newline);
+        for (index, tails, end, reason) in closing {
+            write_tails(lanes, index, tails, end, out);
+            let choice = format!(r#"{{"index":{index},"delta":{{}},"finish_reason":{reason}}}"#);
+            write_event(out, None, &lanes.from_template(&format!(r#""choices":[{choice}]"#)), event.newline);
         }
     }
 
     fn stream_block(&self, lanes: &mut Lanes, out: &mut Vec<u8>, newline: &str) {
-        let mut last = chunk_template(lanes);
         let indices = lanes.indices();
-        let indices = if indices.is_empty() { [0].into() } else { indices };
-        last["choices"] = Value::Array(
-            indices.iter().map(|i| json!({"index": i, "delta": {}, "finish_reason": "content_filter"})).collect(),
-        );
-        write_event(out, None, &last.to_string(), newline);
+        let indices = if indices.is_empty() { vec![0] } else { indices };
+        let choices: Vec<String> = indices
+            .iter()
+            .map(|i| format!(r#"{{"index":{i},"delta":{{}},"finish_reason":"content_filter"}}"#))
+            .collect();
+        let chunk = lanes.from_template(&format!(r#""choices":[{}]"#, choices.join(",")));
+        write_event(out, None, &chunk, newline);
         write_event(out, None, "[DONE]", newline);
     }
 
     fn stream_flush(&self, lanes: &mut Lanes, pieces: Vec<(Key, String)>, out: &mut Vec<u8>) {
-        let indices: std::collections::BTreeSet<u64> = pieces.iter().map(|(k, _)| k.0).chain(lanes.labeled()).collect();
+        let mut indices: Vec<u64> = pieces.iter().map(|(k, _)| k.0).chain(lanes.labeled()).collect();
+        indices.sort_unstable();
+        indices.dedup();
         for index in indices {
-            let mut delta = serde_json::Map::new();
-            for ((i, field, _), tail) in &pieces {
-                if *i == index && *field != "arguments" {
-                    delta.insert((*field).to_string(), Value::String(tail.clone()));
-                }
-            }
-            if let Some(end) = lanes.end_label(index) {
-                let before = delta.get("content").and_then(Value::as_str).unwrap_or("").to_string();
-                delta.insert("content".into(), Value::String(before + &end));
-            }
-            if delta.is_empty() {
-                continue;
-            }
-            let mut chunk = chunk_template(lanes);
-            chunk["choices"] = json!([{"index": index, "delta": delta, "finish_reason": null}]);
-            write_event(out, None, &chunk.to_string(), "\n");
+            let mine: Vec<(Key, String)> = pieces.iter().filter(|(k, _)| k.0 == index).cloned().collect();
+            let end = lanes.end_label(index);
+            write_tails(lanes, index, mine, end, out);
         }
     }
 }
 
-/// A chunk of our own, with the stream's `id`, `model` and `created`.
-fn chunk_template(lanes: &Lanes) -> Value {
-    lanes.template.clone().unwrap_or_else(|| json!({"object": "chat.completion.chunk"}))
+/// Runs the texts of one choice's delta through the lanes: every string member is text
+/// (`content`, `reasoning_content`, `refusal`, the next one) except `role`; tool-call and
+/// function-call arguments are held until they are whole JSON, then inspected decoded.
+fn delta_texts(
+    lanes: &mut Lanes,
+    doc: &Doc,
+    delta: &Node,
+    index: u64,
+    handled: &mut Vec<usize>,
+    edits: &mut Vec<Edit>,
+) {
+    let Node::Object(members, _) = delta else { return };
+    let mut has_content = false;
+    for (k, value) in members {
+        match (doc.str(*k), value) {
+            ("role", _) => {}
+            ("tool_calls", Node::Array(calls, _)) => {
+                for (position, call) in calls.iter().enumerate() {
+                    let k = index_of(doc, call, position);
+                    if let Some(i) = string_of(call.get(doc, "function").and_then(|f| f.get(doc, "arguments"))) {
+                        handled.push(i);
+                        let settled = lanes.hold(&(index, "arguments".into(), k), doc.str(i)).unwrap_or_default();
+                        edits.extend(set_string(doc, i, &settled));
+                    }
+                }
+            }
+            ("function_call", call) => {
+                if let Some(i) = string_of(call.get(doc, "arguments")) {
+                    handled.push(i);
+                    let settled = lanes.hold(&(index, "function_call".into(), 0), doc.str(i)).unwrap_or_default();
+                    edits.extend(set_string(doc, i, &settled));
+                }
+            }
+            (field, Node::Str(i)) => {
+                handled.push(*i);
+                let mut settled = lanes.feed(&(index, field.to_string(), 0), doc.str(*i));
+                if field == "content" {
+                    has_content = true;
+                    if let Some(label) = lanes.start_label(index) {
+                        settled = label + &settled;
+                    }
+                }
+                edits.extend(set_string(doc, *i, &settled));
+            }
+            _ => {}
+        }
+    }
+    if !has_content {
+        if let Some(label) = lanes.start_label(index) {
+            edits.extend(delta.insert_first(doc, "content", &quote(&label)));
+        }
+    }
 }
 
-/// Puts a choice's held-back text (and an end label) into its finishing chunk.
-fn close_choice(lanes: &mut Lanes, index: u64, choice: &mut Value) {
+/// Ends a choice's lanes and held JSON; returns what they held back.
+fn close_choice(lanes: &mut Lanes, index: u64) -> Vec<(Key, String)> {
     let mut tails = Vec::new();
     for key in lanes.keys_of(index) {
-        let tail = lanes.finish(key);
+        let tail = if lanes.is_held(&key) { lanes.release(&key) } else { lanes.finish(&key) };
         if !tail.is_empty() {
             tails.push((key, tail));
         }
     }
-    let end = lanes.end_label(index);
-    if tails.is_empty() && end.is_none() {
-        return;
-    }
-    if choice.get("delta").is_none_or(|d| !d.is_object()) {
-        choice["delta"] = json!({});
-    }
-    let Some(delta) = choice.get_mut("delta").and_then(Value::as_object_mut) else { return };
+    tails
+}
+
+/// A chunk carrying `tails` and the `end` label for choice `index`, if there is anything.
+fn write_tails(lanes: &Lanes, index: u64, tails: Vec<(Key, String)>, end: Option<String>, out: &mut Vec<u8>) {
+    let mut delta = serde_json::Map::new();
+    let mut calls = Vec::new();
     for ((_, field, k), tail) in tails {
-        if field == "arguments" {
-            let calls = delta.entry("tool_calls").or_insert_with(|| json!([]));
-            if let Some(calls) = calls.as_array_mut() {
-                calls.push(json!({"index": k, "function": {"arguments": tail}}));
+        match field.as_str() {
+            "arguments" => calls.push(json!({"index": k, "function": {"arguments": tail}})),
+            "function_call" => {
+                delta.insert("function_call".into(), json!({"arguments": tail}));
             }
-        } else {
-            let before = delta.get(field).and_then(Value::as_str).unwrap_or("").to_string();
-            delta.insert(field.to_string(), Value::String(before + &tail));
+            _ => {
+                delta.insert(field, Value::String(tail));
+            }
         }
+    }
+    if !calls.is_empty() {
+        delta.insert("tool_calls".into(), Value::Array(calls));
     }
     if let Some(end) = end {
         let before = delta.get("content").and_then(Value::as_str).unwrap_or("").to_string();
         delta.insert("content".into(), Value::String(before + &end));
     }
+    if delta.is_empty() {
+        return;
+    }
+    let choice = json!([{"index": index, "delta": delta, "finish_reason": null}]);
+    write_event(out, None, &lanes.from_template(&format!(r#""choices":{choice}"#)), "\n");
 }

@@ -1,10 +1,8 @@
-//! OpenAI images: `POST …/images/generations` and `…/images/edits`. The prompt is checked, the
-//! revised prompt too; generated images (`data[].b64_json`) get the implicit label.
+//! OpenAI images: `POST …/images/generations` and `…/images/edits`. The prompt and the revised
+//! prompt are text like any other; generated images (`data[].b64_json`) get the implicit label.
 
-use serde_json::Value;
-
-use super::Shape;
-use crate::config::Roles;
+use super::{string_of, Shape};
+use crate::json::{Doc, Node};
 
 /// See the module doc.
 #[derive(Debug)]
@@ -19,29 +17,8 @@ impl Shape for Images {
         path.ends_with("/images/generations") || path.ends_with("/images/edits")
     }
 
-    fn request_texts(&self, body: &mut Value, _roles: Roles, f: &mut dyn FnMut(&mut String)) {
-        if let Some(Value::String(s)) = body.get_mut("prompt") {
-            f(s);
-        }
-    }
-
-    fn response_texts(&self, body: &mut Value, f: &mut dyn FnMut(&mut String)) {
-        if let Some(Value::Array(data)) = body.get_mut("data") {
-            for item in data {
-                if let Some(Value::String(s)) = item.get_mut("revised_prompt") {
-                    f(s);
-                }
-            }
-        }
-    }
-
-    fn generated_files(&self, body: &mut Value, f: &mut dyn FnMut(&mut String)) {
-        if let Some(Value::Array(data)) = body.get_mut("data") {
-            for item in data {
-                if let Some(Value::String(s)) = item.get_mut("b64_json") {
-                    f(s);
-                }
-            }
-        }
+    fn generated_files(&self, doc: &Doc) -> Vec<usize> {
+        let data = doc.root.get(doc, "data").map_or(&[][..], Node::items);
+        data.iter().filter_map(|item| string_of(item.get(doc, "b64_json"))).collect()
     }
 }

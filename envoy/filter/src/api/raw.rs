@@ -1,11 +1,11 @@
-//! Any other path: the body is checked as plain text (when `inspect.raw` is on), and a stream
-//! is read as OpenAI-compatible chat chunks, the most common shape.
+//! Any other path: every string of a JSON body is inspected like any other (deny by default),
+//! and a stream is read as OpenAI-compatible chat chunks, the most common shape.
 
 use serde_json::Value;
 
 use super::chat::Chat;
 use super::Shape;
-use crate::config::Roles;
+use crate::json::Doc;
 use crate::sse::{Event, Key, Lanes};
 
 /// See the module doc.
@@ -25,20 +25,12 @@ impl Shape for Raw {
         true
     }
 
-    fn request_texts(&self, _body: &mut Value, _roles: Roles, _f: &mut dyn FnMut(&mut String)) {}
-
-    fn response_texts(&self, _body: &mut Value, _f: &mut dyn FnMut(&mut String)) {}
-
     fn blocked_body(&self, message: &str) -> Value {
         Chat.blocked_body(message)
     }
 
-    fn stream_fast(&self, lanes: &mut Lanes, event: &Event<'_>, data: &str, out: &mut Vec<u8>) -> bool {
-        Chat.stream_fast(lanes, event, data, out)
-    }
-
-    fn stream_event(&self, lanes: &mut Lanes, event: &Event<'_>, value: &mut Value, out: &mut Vec<u8>) {
-        Chat.stream_event(lanes, event, value, out);
+    fn stream_event(&self, lanes: &mut Lanes, event: &Event<'_>, doc: &Doc, out: &mut Vec<u8>) {
+        Chat.stream_event(lanes, event, doc, out);
     }
 
     fn stream_block(&self, lanes: &mut Lanes, out: &mut Vec<u8>, newline: &str) {

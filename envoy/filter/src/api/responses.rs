@@ -1,16 +1,19 @@
 //! OpenAI Responses: `POST …/responses`. Its events repeat the whole text (`*.done`,
 //! `response.completed`), so each lane keeps what it emitted and those events carry it.
 
-use aigc_edge::ExplicitLabel;
+use aigc_edge::label::LabelPosition;
 use serde_json::{json, Value};
 
-use super::{label_first_or_last, openai_blocked_error, part_texts, role_checked, visit_parts, Shape};
-use crate::config::Roles;
-use crate::sse::{write_event, write_json_event, Event, Key, Lanes};
+use super::{first_or_last, openai_blocked_error, part_texts, set_string, string_of, write_rest, Edit, Shape};
+use crate::json::{Doc, Node};
+use crate::sse::{write_event, Event, Key, Lanes};
 
 /// See the module doc.
 #[derive(Debug)]
 pub struct Responses;
+
+/// Fields of a `*.done` event that repeat a lane's whole text.
+const FULL_TEXT: [&str; 4] = ["text", "refusal", "arguments", "transcript"];
 
 impl Shape for Responses {
     fn name(&self) -> &'static str {
@@ -21,47 +24,14 @@ impl Shape for Responses {
         path.ends_with("/responses")
     }
 
-    fn request_texts(&self, body: &mut Value, roles: Roles, f: &mut dyn FnMut(&mut String)) {
-        if roles == Roles::All {
-            if let Some(Value::String(s)) = body.get_mut("instructions") {
-                f(s);
-            }
-        }
-        match body.get_mut("input") {
-            Some(Value::String(s)) => f(s),
-            Some(Value::Array(items)) => {
-                for item in items.iter_mut().filter(|m| role_checked(m, roles)) {
-                    if let Some(c) = item.get_mut("content") {
-                        visit_parts(c, f);
-                    }
-                }
-            }
-            _ => {}
-        }
+    fn matches_body(&self, doc: &Doc) -> bool {
+        doc.root.get(doc, "input").is_some() && doc.root.get(doc, "model").is_some()
     }
 
-    fn response_texts(&self, body: &mut Value, f: &mut dyn FnMut(&mut String)) {
-        if let Some(Value::Array(output)) = body.get_mut("output") {
-            for item in output {
-                if let Some(c) = item.get_mut("content") {
-                    visit_parts(c, f);
-                }
-            }
-        }
-        if let Some(Value::String(s)) = body.get_mut("output_text") {
-            f(s);
-        }
-    }
-
-    fn label_response(&self, body: &mut Value, label: &ExplicitLabel) {
-        let Some(Value::Array(output)) = body.get_mut("output") else { return };
-        let mut texts: Vec<&mut String> = Vec::new();
-        for item in output {
-            if let Some(Value::Array(parts)) = item.get_mut("content") {
-                texts.extend(part_texts(parts));
-            }
-        }
-        label_first_or_last(texts, label);
+    fn label_targets(&self, doc: &Doc, position: LabelPosition) -> Vec<usize> {
+        let output = doc.root.get(doc, "output").map_or(&[][..], Node::items);
+        let texts = output.iter().flat_map(|item| part_texts(doc, item.get(doc, "content"))).collect();
+        first_or_last(texts, position)
     }
 
     fn blocked_body(&self, message: &str) -> Value {
@@ -75,53 +45,65 @@ impl Shape for Responses {
         true
     }
 
-    fn stream_event(&self, lanes: &mut Lanes, event: &Event<'_>, value: &mut Value, out: &mut Vec<u8>) {
-        let kind = value.get("type").and_then(Value::as_str).unwrap_or("").to_string();
-        match kind.as_str() {
-            "response.output_text.delta" => {
-                let key = key_of(value);
-                let text = value.get("delta").and_then(Value::as_str).unwrap_or("").to_string();
-                let mut settled = lanes.feed(key, &text);
-                if let Some(label) = lanes.start_label(0) {
-                    settled = label.clone() + &settled;
-                    if let Some(emitted) = lanes.emitted_mut(key) {
-                        emitted.insert_str(0, &label);
+    fn stream_event(&self, lanes: &mut Lanes, event: &Event<'_>, doc: &Doc, out: &mut Vec<u8>) {
+        let kind = doc.root.get(doc, "type").and_then(|t| t.as_str(doc)).unwrap_or("").to_string();
+        let mut edits: Vec<Edit> = Vec::new();
+        let mut handled = Vec::new();
+        if let Some(stem) = kind.strip_suffix(".delta") {
+            if let Some(i) = string_of(doc.root.get(doc, "delta")) {
+                handled.push(i);
+                let key = key_of(doc, stem);
+                let settled = if stem.ends_with("arguments") {
+                    lanes.hold(&key, doc.str(i)).unwrap_or_default()
+                } else {
+                    let mut settled = lanes.feed(&key, doc.str(i));
+                    if stem == "response.output_text" {
+                        if let Some(label) = lanes.start_label(0) {
+                            settled = label.clone() + &settled;
+                            if let Some(emitted) = lanes.emitted_mut(&key) {
+                                emitted.insert_str(0, &label);
+                            }
+                        }
+                    }
+                    settled
+                };
+                edits.extend(set_string(doc, i, &settled));
+            }
+        } else if let Some(stem) = kind.strip_suffix(".done") {
+            let key = key_of(doc, stem);
+            let tail = if lanes.is_held(&key) { lanes.release(&key) } else { lanes.finish(&key) };
+            if lanes.cut() {
+                return;
+            }
+            if !tail.is_empty() {
+                write_delta(out, &key, stem, &tail, event.newline);
+                if let Some(emitted) = lanes.emitted_mut(&key) {
+                    if stem.ends_with("arguments") {
+                        emitted.push_str(&tail);
                     }
                 }
-                value["delta"] = Value::String(settled);
-                write_json_event(out, event.name, value, event.newline);
-                if lanes.blocked.is_some() {
-                    self.stream_block(lanes, out, event.newline);
-                }
             }
-            "response.output_text.done" => {
-                let key = key_of(value);
-                let tail = lanes.finish(key);
-                if lanes.blocked.is_some() {
-                    self.stream_block(lanes, out, event.newline);
-                    return;
-                }
-                if !tail.is_empty() {
-                    write_delta(out, key, &tail, event.newline);
-                }
+            if stem == "response.output_text" {
                 if let Some(end) = lanes.end_label(key.0) {
-                    write_delta(out, key, &end, event.newline);
-                    if let Some(emitted) = lanes.emitted_mut(key) {
+                    write_delta(out, &key, stem, &end, event.newline);
+                    if let Some(emitted) = lanes.emitted_mut(&key) {
                         emitted.push_str(&end);
                     }
                 }
-                if let Some(emitted) = lanes.emitted(key) {
-                    value["text"] = Value::String(emitted.to_string());
+            }
+            if let Some(emitted) = lanes.emitted(&key).map(str::to_string) {
+                for field in FULL_TEXT {
+                    if let Some(i) = string_of(doc.root.get(doc, field)) {
+                        handled.push(i);
+                        edits.extend(set_string(doc, i, &emitted));
+                    }
                 }
-                write_json_event(out, event.name, value, event.newline);
             }
-            // Events that repeat the whole text carry the rewritten text too.
-            "response.content_part.done" | "response.output_item.done" | "response.completed" => {
-                replace_full_texts(lanes, value);
-                write_json_event(out, event.name, value, event.newline);
-            }
-            _ => out.extend_from_slice(event.raw),
         }
+        if matches!(kind.as_str(), "response.content_part.done" | "response.output_item.done" | "response.completed") {
+            replace_full_texts(lanes, doc, &mut handled, &mut edits);
+        }
+        write_rest(lanes, event, doc, &handled, edits, out);
     }
 
     fn stream_block(&self, lanes: &mut Lanes, out: &mut Vec<u8>, newline: &str) {
@@ -132,46 +114,46 @@ impl Shape for Responses {
 
     fn stream_flush(&self, _lanes: &mut Lanes, pieces: Vec<(Key, String)>, out: &mut Vec<u8>) {
         for (key, tail) in pieces {
-            write_delta(out, key, &tail, "\n");
+            let stem = key.1.clone();
+            write_delta(out, &key, &stem, &tail, "\n");
         }
     }
 }
 
-fn key_of(value: &Value) -> Key {
-    let output = value.get("output_index").and_then(Value::as_u64).unwrap_or(0);
-    let content = value.get("content_index").and_then(Value::as_u64).unwrap_or(0);
-    (output, "text", content)
+/// The lane of an event: `(output_index, event stem, content_index)`.
+fn key_of(doc: &Doc, stem: &str) -> Key {
+    let n = |k: &str| doc.root.get(doc, k).and_then(|v| v.as_u64(doc)).unwrap_or(0);
+    (n("output_index"), stem.to_string(), n("content_index"))
 }
 
-/// A delta event carrying `text` for `key`.
-fn write_delta(out: &mut Vec<u8>, key: Key, text: &str, newline: &str) {
-    let v = json!({"type": "response.output_text.delta", "output_index": key.0, "content_index": key.2, "delta": text});
-    write_event(out, Some("response.output_text.delta"), &v.to_string(), newline);
+/// A `<stem>.delta` event carrying `text` for `key`.
+fn write_delta(out: &mut Vec<u8>, key: &Key, stem: &str, text: &str, newline: &str) {
+    let name = format!("{stem}.delta");
+    let v = json!({"type": name, "output_index": key.0, "content_index": key.2, "delta": text});
+    write_event(out, Some(&name), &v.to_string(), newline);
 }
 
-fn replace_full_texts(lanes: &Lanes, value: &mut Value) {
-    let emitted = |o: u64, c: u64| lanes.emitted((o, "text", c)).map(str::to_string);
-    let (output, _, content) = key_of(value);
-    if let Some(Value::String(text)) = value.pointer_mut("/part/text") {
-        if let Some(e) = emitted(output, content) {
-            *text = e;
-        }
-    }
-    let fix_item = |o: u64, item: &mut Value| {
-        if let Some(Value::Array(parts)) = item.get_mut("content") {
-            for (c, part) in parts.iter_mut().enumerate() {
-                if let (Some(Value::String(text)), Some(e)) = (part.get_mut("text"), emitted(o, c as u64)) {
-                    *text = e;
-                }
-            }
+/// Events that repeat whole texts (`part`, `item`, `response.output`) carry what was emitted.
+fn replace_full_texts(lanes: &Lanes, doc: &Doc, handled: &mut Vec<usize>, edits: &mut Vec<Edit>) {
+    let emitted = |o: u64, c: u64| lanes.emitted(&(o, "response.output_text".into(), c)).map(str::to_string);
+    let n = |k: &str| doc.root.get(doc, k).and_then(|v| v.as_u64(doc)).unwrap_or(0);
+    let (output, content) = (n("output_index"), n("content_index"));
+    let mut set = |i: usize, text: Option<String>| {
+        if let Some(text) = text {
+            handled.push(i);
+            edits.extend(set_string(doc, i, &text));
         }
     };
-    if let Some(item) = value.get_mut("item") {
-        fix_item(output, item);
+    if let Some(i) = string_of(doc.root.get(doc, "part").and_then(|p| p.get(doc, "text"))) {
+        set(i, emitted(output, content));
     }
-    if let Some(Value::Array(items)) = value.pointer_mut("/response/output") {
-        for (o, item) in items.iter_mut().enumerate() {
-            fix_item(o as u64, item);
+    let mut items: Vec<(u64, &Node)> = doc.root.get(doc, "item").map(|i| (output, i)).into_iter().collect();
+    if let Some(list) = doc.root.get(doc, "response").and_then(|r| r.get(doc, "output")) {
+        items.extend(list.items().iter().enumerate().map(|(o, item)| (o as u64, item)));
+    }
+    for (o, item) in items {
+        for (c, i) in part_texts(doc, item.get(doc, "content")).into_iter().enumerate() {
+            set(i, emitted(o, c as u64));
         }
     }
 }
