@@ -609,7 +609,7 @@ impl Exchange {
             }
         }
         if self.plugin.config.label.body_field {
-            if let Some(edit) = self.label().and_then(|l| doc.root.insert_first(doc, "AIGC", &l.to_inner_json())) {
+            if let Some(edit) = self.label().and_then(|l| doc.root.insert_first("AIGC", &l.to_inner_json())) {
                 edits.push(edit);
             }
         }

@@ -283,11 +283,10 @@ impl Node {
     }
 
     /// The edit that adds member `"key": raw` first in this object (`raw` is JSON text).
-    pub fn insert_first(&self, doc: &Doc, key: &str, raw: &str) -> Option<(Range<usize>, String)> {
+    pub fn insert_first(&self, key: &str, raw: &str) -> Option<(Range<usize>, String)> {
         let Node::Object(members, range) = self else { return None };
         let at = range.start + 1;
         let comma = if members.is_empty() { "" } else { "," };
-        let _ = doc;
         Some((at..at, format!("{}:{raw}{comma}", quote(key))))
     }
 }
@@ -691,9 +690,9 @@ mod tests {
         assert_eq!(doc.rewrite_text(&mut edits), r#"{ "n": 123456789012345678901234567890, "t" :"x\"y" ,"f":1.50}"#);
         let obj = &doc.root;
         assert_eq!(obj.get(&doc, "t").and_then(|n| n.as_str(&doc)), Some("abc"));
-        let mut insert = [obj.insert_first(&doc, "AIGC", "{}").unwrap()];
+        let mut insert = [obj.insert_first("AIGC", "{}").unwrap()];
         assert!(doc.rewrite_text(&mut insert).starts_with(r#"{"AIGC":{}, "n""#));
         let empty = Doc::parse_str("{ }").unwrap();
-        assert_eq!(empty.rewrite_text(&mut [empty.root.insert_first(&empty, "k", "1").unwrap()]), r#"{"k":1 }"#);
+        assert_eq!(empty.rewrite_text(&mut [empty.root.insert_first("k", "1").unwrap()]), r#"{"k":1 }"#);
     }
 }

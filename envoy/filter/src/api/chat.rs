@@ -45,46 +45,53 @@ impl Shape for Chat {
         let mut edits: Vec<Edit> = Vec::new();
         let mut handled = Vec::new();
         let choices = doc.root.get(doc, "choices").map_or(&[][..], Node::items);
-        let mut finishing = Vec::new();
         for (position, choice) in choices.iter().enumerate() {
             let index = index_of(doc, choice, position);
-            let before = edits.len();
-            if let Some(delta) = choice.get(doc, "delta") {
-                delta_texts(lanes, doc, delta, index, &mut handled, &mut edits);
+            let delta = choice.get(doc, "delta");
+            // The settled text of each delta string, by lane.
+            let mut texts: Vec<(Key, usize, String)> = Vec::new();
+            let mut extra: Vec<(Key, String)> = Vec::new();
+            if let Some(label) = delta.and_then(|d| delta_texts(lanes, doc, d, index, &mut texts)) {
+                add(&mut extra, (index, "content".into(), 0), &label);
             }
-            if edits.len() > before {
+            let finish = choice.get(doc, "finish_reason").filter(|f| !f.is_null(doc));
+            if let Some(reason) = finish {
+                // A choice that finishes is settled first: its held-back text and the end
+                // label go out in the finishing chunk, and a block found now replaces the
+                // finish (a client never sees `stop` and then `content_filter`).
+                let end = lanes.end_label(index).map(|end| ((index, "content".to_string(), 0), end));
+                for (key, tail) in close_choice(lanes, index).into_iter().chain(end) {
+                    match texts.iter_mut().find(|(k, _, _)| *k == key) {
+                        Some((_, _, text)) => text.push_str(&tail),
+                        None => add(&mut extra, key, &tail),
+                    }
+                }
+                if lanes.cut() {
+                    edits.push((reason.range(doc), "null".into()));
+                }
+            }
+            let mut changed = false;
+            for (_, i, text) in &texts {
+                handled.push(*i);
+                if let Some(edit) = set_string(doc, *i, text) {
+                    edits.push(edit);
+                    changed = true;
+                }
+            }
+            if !extra.is_empty() {
+                if let Some(edit) = delta.and_then(|d| insert_members(d, &extra)) {
+                    edits.push(edit);
+                    changed = true;
+                }
+            }
+            if changed {
                 // Log-probabilities would show the text as it was.
                 if let Some(lp) = choice.get(doc, "logprobs").filter(|l| !l.is_null(doc)) {
                     edits.push((lp.range(doc), "null".into()));
                 }
             }
-            if let Some(reason) = choice.get(doc, "finish_reason").filter(|f| !f.is_null(doc)) {
-                finishing.push((index, reason.range(doc)));
-            }
-        }
-        // A choice that finishes is settled first: its held-back text goes out before its
-        // finish reason, and a block found now replaces the finish (a client never sees
-        // `stop` and then `content_filter`).
-        let mut closing = Vec::new();
-        for (index, reason) in finishing {
-            let tails = close_choice(lanes, index);
-            let end = if lanes.cut() { None } else { lanes.end_label(index) };
-            if lanes.cut() || !tails.is_empty() || end.is_some() {
-                edits.push((reason.clone(), "null".into()));
-            }
-            if !tails.is_empty() || end.is_some() {
-                closing.push((index, tails, end, doc.scalar(&reason).to_string()));
-            }
         }
         write_rest(lanes, event, doc, &handled, edits, out);
-        if lanes.cut() {
-            return;
-        }
-        for (index, tails, end, reason) in closing {
-            write_tails(lanes, index, tails, end, out);
-            let choice = format!(r#"{{"index":{index},"delta":{{}},"finish_reason":{reason}}}"#);
-            write_event(out, None, &lanes.from_template(&format!(r#""choices":[{choice}]"#)), event.newline);
-        }
     }
 
     fn stream_block(&self, lanes: &mut Lanes, out: &mut Vec<u8>, newline: &str) {
@@ -113,17 +120,18 @@ impl Shape for Chat {
 
 /// Runs the texts of one choice's delta through the lanes: every string member is text
 /// (`content`, `reasoning_content`, `refusal`, the next one) except `role`; tool-call and
-/// function-call arguments are held until they are whole JSON, then inspected decoded.
+/// function-call arguments are held until they are whole JSON, then inspected decoded. The
+/// start label goes before the first content (a member of its own when the delta has none).
+///
+/// Returns the start label when the delta has no content string to carry it.
 fn delta_texts(
     lanes: &mut Lanes,
     doc: &Doc,
     delta: &Node,
     index: u64,
-    handled: &mut Vec<usize>,
-    edits: &mut Vec<Edit>,
-) {
-    let Node::Object(members, _) = delta else { return };
-    let mut has_content = false;
+    texts: &mut Vec<(Key, usize, String)>,
+) -> Option<String> {
+    let Node::Object(members, _) = delta else { return None };
     for (k, value) in members {
         match (doc.str(*k), value) {
             ("role", _) => {}
@@ -131,38 +139,64 @@ fn delta_texts(
                 for (position, call) in calls.iter().enumerate() {
                     let k = index_of(doc, call, position);
                     if let Some(i) = string_of(call.get(doc, "function").and_then(|f| f.get(doc, "arguments"))) {
-                        handled.push(i);
-                        let settled = lanes.hold(&(index, "arguments".into(), k), doc.str(i)).unwrap_or_default();
-                        edits.extend(set_string(doc, i, &settled));
+                        let key = (index, "arguments".to_string(), k);
+                        let settled = lanes.hold(&key, doc.str(i)).unwrap_or_default();
+                        texts.push((key, i, settled));
                     }
                 }
             }
             ("function_call", call) => {
                 if let Some(i) = string_of(call.get(doc, "arguments")) {
-                    handled.push(i);
-                    let settled = lanes.hold(&(index, "function_call".into(), 0), doc.str(i)).unwrap_or_default();
-                    edits.extend(set_string(doc, i, &settled));
+                    let key = (index, "function_call".to_string(), 0);
+                    let settled = lanes.hold(&key, doc.str(i)).unwrap_or_default();
+                    texts.push((key, i, settled));
                 }
             }
             (field, Node::Str(i)) => {
-                handled.push(*i);
-                let mut settled = lanes.feed(&(index, field.to_string(), 0), doc.str(*i));
+                let key = (index, field.to_string(), 0);
+                let mut settled = lanes.feed(&key, doc.str(*i));
                 if field == "content" {
-                    has_content = true;
                     if let Some(label) = lanes.start_label(index) {
                         settled = label + &settled;
                     }
                 }
-                edits.extend(set_string(doc, *i, &settled));
+                texts.push((key, *i, settled));
             }
             _ => {}
         }
     }
-    if !has_content {
-        if let Some(label) = lanes.start_label(index) {
-            edits.extend(delta.insert_first(doc, "content", &quote(&label)));
+    if texts.iter().any(|(k, _, _)| k.1 == "content") {
+        return None;
+    }
+    lanes.start_label(index)
+}
+
+/// Adds `text` to the member of `key` among `extra`, or as a member of its own.
+fn add(extra: &mut Vec<(Key, String)>, key: Key, text: &str) {
+    match extra.iter_mut().find(|(k, _)| *k == key) {
+        Some((_, existing)) => existing.push_str(text),
+        None => extra.push((key, text.to_string())),
+    }
+}
+
+/// The edit that adds `extra` texts to a delta object as members of their own.
+fn insert_members(delta: &Node, extra: &[(Key, String)]) -> Option<Edit> {
+    let Node::Object(members, range) = delta else { return None };
+    let mut added = Vec::new();
+    let mut calls = Vec::new();
+    for ((_, field, k), text) in extra {
+        match field.as_str() {
+            "arguments" => calls.push(json!({"index": k, "function": {"arguments": text}})),
+            "function_call" => added.push(format!("\"function_call\":{}", json!({"arguments": text}))),
+            _ => added.push(format!("{}:{}", quote(field), quote(text))),
         }
     }
+    if !calls.is_empty() {
+        added.push(format!("\"tool_calls\":{}", Value::Array(calls)));
+    }
+    let comma = if members.is_empty() { "" } else { "," };
+    let at = range.start + 1;
+    Some((at..at, format!("{}{comma}", added.join(","))))
 }
 
 /// Ends a choice's lanes and held JSON; returns what they held back.
