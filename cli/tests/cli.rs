@@ -72,6 +72,8 @@ fn check_prints_one_verdict_per_line_in_order() {
     assert_eq!((lines[3]["hits"][0]["start"].as_u64(), lines[3]["hits"][0]["end"].as_u64()), (Some(6), Some(8)));
     assert_eq!(lines[4]["flagged"], false, "sb inside usb");
     assert_eq!(lines[5]["error"], "input line is not valid UTF-8");
+    // Not readable is not clean: blocked under the default fail_closed.
+    assert_eq!(lines[5]["action"], "block");
 }
 
 #[test]

@@ -162,8 +162,10 @@ pub enum Mode {
     Monitor,
 }
 
-/// Default for [`PluginConfig::max_body_bytes`].
-pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
+/// Default for [`PluginConfig::max_body_bytes`]: 960 KiB, below Envoy's default
+/// per-connection buffer limit (1 MiB) by more than one read, so the filter's own limit, with
+/// the API's well-formed refusal, is met before Envoy resets the stream.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 960 << 10;
 
 /// The compiled configuration every HTTP context shares.
 #[derive(Debug)]

@@ -368,6 +368,12 @@ impl HttpContext for Http {
             .flatten()
             .unwrap_or_default();
         let v = self.timed(|x| x.response_chunk(&chunk, end_of_stream)).unwrap_or(Verdict::Continue);
+        if v == Verdict::Pause && body_size > self.max_body() {
+            // Buffering starts with a chunk already over the limit: decided now, before Envoy's
+            // own buffer limit resets the stream.
+            let v = self.timed(|x| x.too_large(Direction::Response)).unwrap_or(Verdict::Continue);
+            return self.finish_verdict(v, Direction::Response, body_size);
+        }
         self.finish_verdict(v, Direction::Response, body_size)
     }
 
