@@ -9,35 +9,38 @@ use std::collections::BTreeMap;
 use aigc_edge::{Action, Decision, Filter};
 
 use crate::config::Roles;
-use crate::json::{quote, walk, Doc, Seg};
+use crate::json::{quote, walk, Doc, Place, Seg};
 
 /// Keys whose values are structure — identifiers, enums, numbers as strings, binary payloads —
 /// and never text a person or an app reads as such.
-pub const STRUCTURAL: &[&str] = &[
-    "model",
-    "role",
-    "type",
-    "id",
-    "object",
-    "index",
-    "finish_reason",
-    "stop_reason",
-    "done_reason",
-    "tool_call_id",
-    "call_id",
-    "item_id",
-    "response_id",
-    "previous_response_id",
-    "status",
-    "system_fingerprint",
-    "service_tier",
-    "encoding_format",
-    "media_type",
-    "b64_json",
-    "signature",
-    "encrypted_content",
-    "created_at",
-];
+pub fn is_structural(key: &str) -> bool {
+    matches!(
+        key,
+        "model"
+            | "role"
+            | "type"
+            | "id"
+            | "object"
+            | "index"
+            | "finish_reason"
+            | "stop_reason"
+            | "done_reason"
+            | "tool_call_id"
+            | "call_id"
+            | "item_id"
+            | "response_id"
+            | "previous_response_id"
+            | "status"
+            | "system_fingerprint"
+            | "service_tier"
+            | "encoding_format"
+            | "media_type"
+            | "b64_json"
+            | "signature"
+            | "encrypted_content"
+            | "created_at"
+    )
+}
 
 /// Subtrees never inspected string by string: token log-probabilities repeat the text in
 /// pieces; they are dropped instead when the text they describe was changed.
@@ -113,6 +116,19 @@ impl Inspection {
 /// How deep JSON inside strings is followed (a string holding JSON holding JSON …).
 const MAX_NESTED: usize = 4;
 
+/// True when every string of `doc` but the `skip`ped ones is plainly structure — an identifier
+/// key, the value of a structural key — so there is nothing to inspect (most stream events).
+pub fn nothing_to_inspect(doc: &Doc, skip: &dyn Fn(usize) -> bool) -> bool {
+    doc.strings.iter().enumerate().all(|(i, s)| {
+        skip(i)
+            || match s.place {
+                Place::Key => is_identifier(doc.str(i)),
+                Place::Value(key) => is_structural(doc.str(key)) || is_blob(doc.str(i)),
+                Place::Element => false,
+            }
+    })
+}
+
 /// Inspects every text of `doc` (see the module doc).
 pub fn inspect(filter: &Filter, doc: &Doc, roles: Roles) -> Inspection {
     inspect_except(filter, doc, roles, &|_| false)
@@ -121,6 +137,9 @@ pub fn inspect(filter: &Filter, doc: &Doc, roles: Roles) -> Inspection {
 /// The same, leaving out the strings `skip` names (a stream's deltas, which go through lanes).
 pub fn inspect_except(filter: &Filter, doc: &Doc, roles: Roles, skip: &dyn Fn(usize) -> bool) -> Inspection {
     let mut out = Inspection::default();
+    if nothing_to_inspect(doc, skip) {
+        return out;
+    }
     inspect_into(filter, doc, roles, 0, skip, &mut out);
     out
 }
@@ -153,7 +172,7 @@ fn inspect_into(
             if is_identifier(text) {
                 return;
             }
-        } else if (last_is_key && parent.is_some_and(|k| STRUCTURAL.contains(&k))) || is_blob(text) {
+        } else if (last_is_key && parent.is_some_and(is_structural)) || is_blob(text) {
             return;
         }
         let unit = &path[..unit_len(path).min(path.len())];

@@ -152,8 +152,23 @@ pub enum Node {
 pub struct Str {
     /// The literal's byte range, quotes included.
     pub range: Range<usize>,
-    /// The decoded text (lone surrogates as U+FFFD).
-    pub text: String,
+    /// The decoded text (lone surrogates as U+FFFD) when it has escapes; without any, the
+    /// text is the literal's inside, read from the document ([`Doc::str`]).
+    decoded: Option<String>,
+    /// Where it stands: an object's key, a member's value (with its key's index), or an array
+    /// element or the root.
+    pub place: Place,
+}
+
+/// Where a string stands in its document.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Place {
+    /// An object's key.
+    Key,
+    /// The value of the member whose key is string `usize`.
+    Value(usize),
+    /// An array element, or the whole document.
+    Element,
 }
 
 /// A parsed JSON document.
@@ -181,8 +196,13 @@ impl Doc {
         Doc::parse_text(text.to_string(), Encoding::Utf8 { bom: false })
     }
 
+    /// Reads JSON text it takes over (no copy).
+    pub fn parse_string(text: String) -> Result<Doc, Unreadable> {
+        Doc::parse_text(text, Encoding::Utf8 { bom: false })
+    }
+
     fn parse_text(text: String, encoding: Encoding) -> Result<Doc, Unreadable> {
-        let mut p = Parser { b: text.as_bytes(), at: 0, strings: Vec::new() };
+        let mut p = Parser { s: &text, b: text.as_bytes(), at: 0, strings: Vec::with_capacity(16) };
         let root = p.document()?;
         let strings = p.strings;
         Ok(Doc { text, encoding, root, strings })
@@ -190,7 +210,11 @@ impl Doc {
 
     /// The text of string `index`.
     pub fn str(&self, index: usize) -> &str {
-        self.strings.get(index).map_or("", |s| s.text.as_str())
+        match self.strings.get(index) {
+            Some(Str { decoded: Some(text), .. }) => text,
+            Some(Str { range, decoded: None, .. }) => self.text.get(range.start + 1..range.end - 1).unwrap_or(""),
+            None => "",
+        }
     }
 
     /// The raw text of a scalar.
@@ -293,6 +317,15 @@ impl Node {
 
 impl Drop for Node {
     fn drop(&mut self) {
+        let container = |n: &Node| matches!(n, Node::Object(..) | Node::Array(..));
+        let nested = match self {
+            Node::Array(items, _) => items.iter().any(container),
+            Node::Object(members, _) => members.iter().any(|(_, v)| container(v)),
+            _ => false,
+        };
+        if !nested {
+            return; // only leaves below: dropping them recurses no further
+        }
         fn children(node: &mut Node, into: &mut Vec<Node>) {
             match node {
                 Node::Array(items, _) => into.append(items),
@@ -325,8 +358,9 @@ pub fn walk<'d>(doc: &'d Doc, root: &'d Node, mut f: impl FnMut(&[Seg<'d>], usiz
         Key(usize),
     }
     // Each item with the path length it sits at.
-    let mut pending: Vec<(Item<'d>, usize)> = vec![(Item::Value(root, None), 0)];
-    let mut path: Vec<Seg<'d>> = Vec::new();
+    let mut pending: Vec<(Item<'d>, usize)> = Vec::with_capacity(32);
+    pending.push((Item::Value(root, None), 0));
+    let mut path: Vec<Seg<'d>> = Vec::with_capacity(8);
     while let Some((item, depth)) = pending.pop() {
         path.truncate(depth);
         let node = match item {
@@ -358,6 +392,7 @@ pub fn walk<'d>(doc: &'d Doc, root: &'d Node, mut f: impl FnMut(&[Seg<'d>], usiz
 }
 
 struct Parser<'a> {
+    s: &'a str,
     b: &'a [u8],
     at: usize,
     strings: Vec<Str>,
@@ -369,7 +404,7 @@ enum Open {
     Array(Vec<Node>, usize),
 }
 
-impl Parser<'_> {
+impl<'a> Parser<'a> {
     fn ws(&mut self) {
         while self.b.get(self.at).is_some_and(|c| matches!(c, b' ' | b'\n' | b'\r' | b'\t')) {
             self.at += 1;
@@ -404,7 +439,7 @@ impl Parser<'_> {
                         Some(Node::Object(Vec::new(), start..self.at))
                     } else {
                         let key = self.key()?;
-                        stack.push(Open::Object(Vec::new(), Some(key), start));
+                        stack.push(Open::Object(Vec::with_capacity(4), Some(key), start));
                         None
                     }
                 }
@@ -415,11 +450,17 @@ impl Parser<'_> {
                         self.at += 1;
                         Some(Node::Array(Vec::new(), start..self.at))
                     } else {
-                        stack.push(Open::Array(Vec::new(), start));
+                        stack.push(Open::Array(Vec::with_capacity(4), start));
                         None
                     }
                 }
-                Some(b'"') => Some(Node::Str(self.string()?)),
+                Some(b'"') => {
+                    let i = self.string()?;
+                    if let (Some(Open::Object(_, Some(key), _)), Some(s)) = (stack.last(), self.strings.get_mut(i)) {
+                        s.place = Place::Value(*key);
+                    }
+                    Some(Node::Str(i))
+                }
                 Some(_) => Some(Node::Scalar(self.scalar()?)),
                 None => return Err(unreadable("unexpected end of JSON", self.at)),
             };
@@ -468,6 +509,9 @@ impl Parser<'_> {
             return Err(unreadable("expected a string key", self.at));
         }
         let key = self.string()?;
+        if let Some(s) = self.strings.get_mut(key) {
+            s.place = Place::Key;
+        }
         if self.peek() != Some(b':') {
             return Err(unreadable("expected `:`", self.at));
         }
@@ -519,32 +563,33 @@ impl Parser<'_> {
     fn string(&mut self) -> Result<usize, Unreadable> {
         let start = self.at;
         self.at += 1;
-        let mut text = String::new();
+        let mut decoded: Option<String> = None;
         let mut run = self.at; // start of the current run of plain bytes
         loop {
+            // Skip plain bytes in one go: most strings have no escape at all.
+            let rest = self.b.get(self.at..).unwrap_or(&[]);
+            self.at += rest.iter().position(|&c| c == b'"' || c == b'\\').unwrap_or(rest.len());
             let Some(&c) = self.b.get(self.at) else {
                 return Err(unreadable("unterminated string", start));
             };
-            match c {
-                b'"' => {
+            if c == b'"' {
+                if let Some(text) = decoded.as_mut() {
                     text.push_str(self.slice(run, self.at));
-                    self.at += 1;
-                    self.strings.push(Str { range: start..self.at, text });
-                    return Ok(self.strings.len() - 1);
                 }
-                b'\\' => {
-                    text.push_str(self.slice(run, self.at));
-                    self.escape(&mut text)?;
-                    run = self.at;
-                }
-                _ => self.at += 1,
+                self.at += 1;
+                self.strings.push(Str { range: start..self.at, decoded, place: Place::Element });
+                return Ok(self.strings.len() - 1);
             }
+            let text = decoded.get_or_insert_with(String::new);
+            text.push_str(self.slice(run, self.at));
+            self.escape(text)?;
+            run = self.at;
         }
     }
 
-    fn slice(&self, from: usize, to: usize) -> &str {
+    fn slice(&self, from: usize, to: usize) -> &'a str {
         // Positions are at ASCII bytes of valid UTF-8, so the slice is whole characters.
-        std::str::from_utf8(self.b.get(from..to).unwrap_or(&[])).unwrap_or("")
+        self.s.get(from..to).unwrap_or("")
     }
 
     fn escape(&mut self, text: &mut String) -> Result<(), Unreadable> {
@@ -597,7 +642,8 @@ mod tests {
     use super::*;
 
     fn strings(json: &str) -> Vec<String> {
-        Doc::parse_str(json).unwrap().strings.into_iter().map(|s| s.text).collect()
+        let doc = Doc::parse_str(json).unwrap();
+        (0..doc.strings.len()).map(|i| doc.str(i).to_string()).collect()
     }
 
     #[test]
@@ -685,7 +731,7 @@ mod tests {
     fn edits_splice_only_what_changed() {
         let json = r#"{ "n": 123456789012345678901234567890, "t" :"a\u0062c" ,"f":1.50}"#;
         let doc = Doc::parse_str(json).unwrap();
-        let t = doc.strings.iter().position(|s| s.text == "abc").unwrap();
+        let t = (0..doc.strings.len()).position(|i| doc.str(i) == "abc").unwrap();
         let mut edits = vec![(doc.strings[t].range.clone(), quote("x\"y"))];
         assert_eq!(doc.rewrite_text(&mut edits), r#"{ "n": 123456789012345678901234567890, "t" :"x\"y" ,"f":1.50}"#);
         let obj = &doc.root;

@@ -33,8 +33,8 @@ struct Lane {
 pub struct Event<'a> {
     /// The event's bytes, blank line included: what goes out when nothing changes.
     pub raw: &'a [u8],
-    /// Its lines, without line ends.
-    lines: Vec<&'a str>,
+    /// The same, as text.
+    text: &'a str,
     /// The `event` field.
     pub name: Option<&'a str>,
     /// The `data` lines joined by `\n`.
@@ -60,35 +60,38 @@ fn parse_line(raw: &[u8]) -> Option<Event<'_>> {
     let line = text.trim_end_matches(['\r', '\n']);
     let newline = if text[line.len()..].starts_with("\r\n") { "\r\n" } else { "\n" };
     let data = (!line.trim().is_empty()).then(|| line.to_string());
-    Some(Event { raw, lines: vec![line], name: None, data, newline, ndjson: true })
+    Some(Event { raw, text: line, name: None, data, newline, ndjson: true })
+}
+
+/// The lines of an event, without line ends, up to its blank line.
+fn lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    core::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let end = rest.bytes().position(|b| b == b'\r' || b == b'\n').unwrap_or(rest.len());
+        let line = rest.get(..end).unwrap_or("");
+        let skip = if rest.as_bytes().get(end..end + 2) == Some(b"\r\n") { 2 } else { usize::from(end < rest.len()) };
+        rest = rest.get(end + skip..).unwrap_or("");
+        (!line.is_empty()).then_some(line)
+    })
 }
 
 /// An event's fields, or `None` when its bytes are not UTF-8 (unreadable).
 fn parse_event(raw: &[u8]) -> Option<Event<'_>> {
     let text = std::str::from_utf8(raw).ok()?;
-    let newline = match text.find(['\r', '\n']) {
-        Some(i) if text[i..].starts_with("\r\n") => "\r\n",
-        Some(i) if text[i..].starts_with('\r') => "\r",
+    let newline = match raw.iter().position(|&b| b == b'\r' || b == b'\n') {
+        Some(i) if raw.get(i..i + 2) == Some(b"\r\n") => "\r\n",
+        Some(i) if raw.get(i) == Some(&b'\r') => "\r",
         _ => "\n",
     };
-    let mut lines = Vec::new();
-    let mut rest = text;
-    while !rest.is_empty() {
-        let end = rest.find(['\r', '\n']).unwrap_or(rest.len());
-        let line = &rest[..end];
-        let skip = if rest[end..].starts_with("\r\n") { 2 } else { usize::from(end < rest.len()) };
-        rest = &rest[end + skip..];
-        if line.is_empty() {
-            break;
-        }
-        lines.push(line);
-    }
     let mut name = None;
     let mut data: Option<String> = None;
-    for line in &lines {
+    for line in lines(text) {
         let (field, value) = match line.split_once(':') {
             Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
-            None => (*line, ""),
+            None => (line, ""),
         };
         match field {
             "data" => match &mut data {
@@ -102,7 +105,7 @@ fn parse_event(raw: &[u8]) -> Option<Event<'_>> {
             _ => {}
         }
     }
-    Some(Event { raw, lines, name, data, newline, ndjson: false })
+    Some(Event { raw, text, name, data, newline, ndjson: false })
 }
 
 impl Event<'_> {
@@ -115,8 +118,8 @@ impl Event<'_> {
             return;
         }
         let mut wrote = false;
-        for line in &self.lines {
-            let is_data = line.split_once(':').map_or(*line, |(f, _)| f) == "data";
+        for line in lines(self.text) {
+            let is_data = line.split_once(':').map_or(line, |(f, _)| f) == "data";
             if is_data {
                 if !wrote {
                     // One `data:` line: clients that parse each line on its own read it too.
@@ -137,7 +140,7 @@ impl Event<'_> {
 /// JSON text on one line: a line end between tokens becomes a space, one inside a string (read
 /// leniently) its escape; the value is the same.
 fn one_line(json: &str) -> std::borrow::Cow<'_, str> {
-    if !json.contains(['\n', '\r']) {
+    if !json.bytes().any(|b| b == b'\n' || b == b'\r') {
         return json.into();
     }
     let mut out = String::with_capacity(json.len() + 8);
@@ -242,12 +245,11 @@ impl Lanes {
     pub fn feed(&mut self, key: &Key, text: &str) -> String {
         let filter = &self.filter;
         let keep = filter.policy().limits.max_carry_bytes + 4096;
-        let lane = self.lanes.entry(key.clone()).or_insert_with(|| Lane {
-            stream: None,
-            emitted: String::new(),
-            window: Vec::new(),
-            window_start: 0,
-        });
+        if !self.lanes.contains_key(key) {
+            let lane = Lane { stream: None, emitted: String::new(), window: Vec::new(), window_start: 0 };
+            self.lanes.insert(key.clone(), lane);
+        }
+        let Some(lane) = self.lanes.get_mut(key) else { return String::new() };
         if lane.stream.is_none() {
             lane.stream = Some(filter.stream());
             lane.window.clear();
@@ -614,18 +616,19 @@ impl SseFilter {
     }
 
     fn event(&mut self, raw: &[u8], out: &mut Vec<u8>) {
-        let parsed = match self.format {
+        let mut parsed = match self.format {
             Format::Sse => parse_event(raw),
             Format::Ndjson => parse_line(raw),
         };
-        let Some(event) = parsed else {
+        let Some(event) = parsed.as_mut() else {
             self.unreadable(raw, out, "\n");
             return;
         };
-        let Some(data) = event.data.as_deref() else {
+        let Some(data) = event.data.take() else {
             out.extend_from_slice(event.raw);
             return;
         };
+        let event = &*event;
         if data.trim() == "[DONE]" && self.format == Format::Sse {
             self.flush_all(out);
             if self.lanes.blocked.is_none() {
@@ -634,9 +637,9 @@ impl SseFilter {
             self.lanes.finished = true;
             return;
         }
-        match Doc::parse_str(data) {
+        match Doc::parse_string(data) {
             Ok(doc) => {
-                self.api.stream_event(&mut self.lanes, &event, &doc, out);
+                self.api.stream_event(&mut self.lanes, event, &doc, out);
                 if self.lanes.cut() && !self.lanes.finished {
                     self.api.stream_block(&mut self.lanes, out, event.newline);
                     self.lanes.finished = true;
@@ -706,6 +709,7 @@ mod tests {
     #[test]
     fn a_rewritten_event_keeps_its_other_lines() {
         let e = parse_event(b"id: 7\r\nevent: x\r\ndata: {\"a\":\r\ndata: 1}\r\nretry: 5\r\n\r\n").unwrap();
+        assert_eq!(lines(e.text).count(), 5);
         assert_eq!((e.name, e.data.as_deref(), e.newline), (Some("x"), Some("{\"a\":\n1}"), "\r\n"));
         let mut out = Vec::new();
         e.write(&mut out, "{\"a\":2}");

@@ -184,7 +184,7 @@ pub fn write_rest(
 /// The edit that sets a string to `text`, when it differs.
 pub fn set_string(doc: &Doc, index: usize, text: &str) -> Option<Edit> {
     let s = doc.strings.get(index)?;
-    (s.text != text).then(|| (s.range.clone(), quote(text)))
+    (doc.str(index) != text).then(|| (s.range.clone(), quote(text)))
 }
 
 /// The string index of `node`, when it is a string.
