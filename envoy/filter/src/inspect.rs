@@ -55,7 +55,7 @@ fn is_blob(s: &str) -> bool {
 }
 
 /// True for a key that is a plain identifier (`content`, `tool_calls`): structure, not text.
-fn is_identifier(s: &str) -> bool {
+pub fn is_identifier(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 

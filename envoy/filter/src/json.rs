@@ -568,7 +568,7 @@ impl<'a> Parser<'a> {
         loop {
             // Skip plain bytes in one go: most strings have no escape at all.
             let rest = self.b.get(self.at..).unwrap_or(&[]);
-            self.at += rest.iter().position(|&c| c == b'"' || c == b'\\').unwrap_or(rest.len());
+            self.at += memchr::memchr2(b'"', b'\\', rest).unwrap_or(rest.len());
             let Some(&c) = self.b.get(self.at) else {
                 return Err(unreadable("unterminated string", start));
             };

@@ -9,6 +9,7 @@ pub mod api;
 pub mod body;
 pub mod config;
 pub mod exchange;
+mod fast;
 pub mod inspect;
 pub mod json;
 pub mod sse;

@@ -5,6 +5,7 @@
 //! streaming matcher. What the events of one API mean is that API's module (`api/`); this file
 //! knows only SSE and lanes.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use aigc_edge::policy::OnLimit;
@@ -28,6 +29,37 @@ struct Lane {
     window_start: usize,
 }
 
+/// The lanes of a stream in order of first appearance, found by a borrowed key: a stream has a
+/// handful, and a lookup then allocates nothing.
+#[derive(Debug, Default)]
+struct LaneMap(Vec<(Key, Lane)>);
+
+impl LaneMap {
+    fn position(&self, index: u64, field: &str, sub: u64) -> Option<usize> {
+        self.0.iter().position(|((i, f, s), _)| *i == index && f == field && *s == sub)
+    }
+
+    fn get(&self, key: &Key) -> Option<&Lane> {
+        self.position(key.0, &key.1, key.2).and_then(|p| self.0.get(p)).map(|(_, l)| l)
+    }
+
+    fn get_mut(&mut self, key: &Key) -> Option<&mut Lane> {
+        self.position(key.0, &key.1, key.2).and_then(|p| self.0.get_mut(p)).map(|(_, l)| l)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&Key, &Lane)> {
+        self.0.iter().map(|(k, l)| (k, l))
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &Key> {
+        self.0.iter().map(|(k, _)| k)
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Lane> {
+        self.0.iter().map(|(_, l)| l)
+    }
+}
+
 /// One event, as framed.
 #[derive(Debug)]
 pub struct Event<'a> {
@@ -37,8 +69,10 @@ pub struct Event<'a> {
     text: &'a str,
     /// The `event` field.
     pub name: Option<&'a str>,
-    /// The `data` lines joined by `\n`.
-    pub data: Option<String>,
+    /// The `data` lines joined by `\n` (borrowed when there is one).
+    pub data: Option<Cow<'a, str>>,
+    /// Every line is a `data` line: a rewrite is one line and the blank one.
+    only_data: bool,
     /// The line end the event used, for what is written in its place.
     pub newline: &'static str,
     /// A line of newline-delimited JSON rather than an event.
@@ -59,8 +93,8 @@ fn parse_line(raw: &[u8]) -> Option<Event<'_>> {
     let text = std::str::from_utf8(raw).ok()?;
     let line = text.trim_end_matches(['\r', '\n']);
     let newline = if text[line.len()..].starts_with("\r\n") { "\r\n" } else { "\n" };
-    let data = (!line.trim().is_empty()).then(|| line.to_string());
-    Some(Event { raw, text: line, name: None, data, newline, ndjson: true })
+    let data = (!line.trim().is_empty()).then_some(Cow::Borrowed(line));
+    Some(Event { raw, text: line, name: None, data, newline, ndjson: true, only_data: true })
 }
 
 /// The lines of an event, without line ends, up to its blank line.
@@ -70,7 +104,7 @@ fn lines(text: &str) -> impl Iterator<Item = &str> {
         if rest.is_empty() {
             return None;
         }
-        let end = rest.bytes().position(|b| b == b'\r' || b == b'\n').unwrap_or(rest.len());
+        let end = memchr::memchr2(b'\r', b'\n', rest.as_bytes()).unwrap_or(rest.len());
         let line = rest.get(..end).unwrap_or("");
         let skip = if rest.as_bytes().get(end..end + 2) == Some(b"\r\n") { 2 } else { usize::from(end < rest.len()) };
         rest = rest.get(end + skip..).unwrap_or("");
@@ -81,13 +115,14 @@ fn lines(text: &str) -> impl Iterator<Item = &str> {
 /// An event's fields, or `None` when its bytes are not UTF-8 (unreadable).
 fn parse_event(raw: &[u8]) -> Option<Event<'_>> {
     let text = std::str::from_utf8(raw).ok()?;
-    let newline = match raw.iter().position(|&b| b == b'\r' || b == b'\n') {
+    let newline = match memchr::memchr2(b'\r', b'\n', raw) {
         Some(i) if raw.get(i..i + 2) == Some(b"\r\n") => "\r\n",
         Some(i) if raw.get(i) == Some(&b'\r') => "\r",
         _ => "\n",
     };
     let mut name = None;
-    let mut data: Option<String> = None;
+    let mut data: Option<Cow<'_, str>> = None;
+    let mut only_data = true;
     for line in lines(text) {
         let (field, value) = match line.split_once(':') {
             Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
@@ -96,16 +131,20 @@ fn parse_event(raw: &[u8]) -> Option<Event<'_>> {
         match field {
             "data" => match &mut data {
                 Some(d) => {
+                    let d = d.to_mut();
                     d.push('\n');
                     d.push_str(value);
                 }
-                None => data = Some(value.to_string()),
+                None => data = Some(Cow::Borrowed(value)),
             },
-            "event" => name = Some(value),
-            _ => {}
+            "event" => {
+                name = Some(value);
+                only_data = false;
+            }
+            _ => only_data = false,
         }
     }
-    Some(Event { raw, text, name, data, newline, ndjson: false })
+    Some(Event { raw, text, name, data, newline, ndjson: false, only_data })
 }
 
 impl Event<'_> {
@@ -114,6 +153,13 @@ impl Event<'_> {
     pub fn write(&self, out: &mut Vec<u8>, data: &str) {
         if self.ndjson {
             out.extend_from_slice(data.replace('\n', " ").as_bytes());
+            out.extend_from_slice(self.newline.as_bytes());
+            return;
+        }
+        if self.only_data {
+            out.extend_from_slice(b"data: ");
+            out.extend_from_slice(one_line(data).as_bytes());
+            out.extend_from_slice(self.newline.as_bytes());
             out.extend_from_slice(self.newline.as_bytes());
             return;
         }
@@ -140,7 +186,7 @@ impl Event<'_> {
 /// JSON text on one line: a line end between tokens becomes a space, one inside a string (read
 /// leniently) its escape; the value is the same.
 fn one_line(json: &str) -> std::borrow::Cow<'_, str> {
-    if !json.bytes().any(|b| b == b'\n' || b == b'\r') {
+    if memchr::memchr2(b'\n', b'\r', json.as_bytes()).is_none() {
         return json.into();
     }
     let mut out = String::with_capacity(json.len() + 8);
@@ -188,11 +234,13 @@ impl Framing {
     /// One past the blank line that ends the first complete event of `bytes`, if any. A CR
     /// at the very end waits for the next byte (it may start a CRLF) unless `end`.
     fn event_end(&mut self, bytes: &[u8], end: bool) -> Option<usize> {
-        while let Some(&b) = bytes.get(self.at) {
-            if b != b'\n' && b != b'\r' {
-                self.at += 1;
-                continue;
-            }
+        while self.at < bytes.len() {
+            let Some(found) = memchr::memchr2(b'\n', b'\r', bytes.get(self.at..).unwrap_or(&[])) else {
+                self.at = bytes.len();
+                return None;
+            };
+            self.at += found;
+            let b = bytes.get(self.at).copied().unwrap_or(b'\n');
             let mut next = self.at + 1;
             if b == b'\r' {
                 if next == bytes.len() && !end {
@@ -220,7 +268,7 @@ impl Framing {
 pub struct Lanes {
     filter: Filter,
     label: Option<ExplicitLabel>,
-    lanes: BTreeMap<Key, Lane>,
+    lanes: LaneMap,
     /// Tool-call arguments and other JSON arriving in pieces, held until whole (apps parse it).
     held: BTreeMap<Key, String>,
     labeled: Vec<u64>,
@@ -243,13 +291,22 @@ impl Lanes {
     /// Runs `text` through `key`'s lane; returns the text that has settled. A lane that was
     /// finished starts again: content after a finish is inspected like any other.
     pub fn feed(&mut self, key: &Key, text: &str) -> String {
+        self.feed_at(key.0, &key.1, key.2, text)
+    }
+
+    /// [`Lanes::feed`] by the key's parts: nothing is allocated for a lane that exists.
+    pub fn feed_at(&mut self, index: u64, field: &str, sub: u64, text: &str) -> String {
         let filter = &self.filter;
         let keep = filter.policy().limits.max_carry_bytes + 4096;
-        if !self.lanes.contains_key(key) {
-            let lane = Lane { stream: None, emitted: String::new(), window: Vec::new(), window_start: 0 };
-            self.lanes.insert(key.clone(), lane);
-        }
-        let Some(lane) = self.lanes.get_mut(key) else { return String::new() };
+        let at = match self.lanes.position(index, field, sub) {
+            Some(at) => at,
+            None => {
+                let lane = Lane { stream: None, emitted: String::new(), window: Vec::new(), window_start: 0 };
+                self.lanes.0.push(((index, field.to_string(), sub), lane));
+                self.lanes.0.len() - 1
+            }
+        };
+        let Some((_, lane)) = self.lanes.0.get_mut(at) else { return String::new() };
         if lane.stream.is_none() {
             lane.stream = Some(filter.stream());
             lane.window.clear();
@@ -263,13 +320,13 @@ impl Lanes {
         }
         let Some(stream) = lane.stream.as_mut() else { return String::new() };
         let Ok(chunk) = stream.write(text.as_bytes()) else { return String::new() };
-        self.absorb(key, chunk)
+        self.absorb(at, chunk)
     }
 
-    /// Takes a lane's chunk: hits (with their bytes), personal information and a block are
-    /// kept, the settled text returned.
-    fn absorb(&mut self, key: &Key, chunk: aigc_edge::Chunk) -> String {
-        let lane = self.lanes.get_mut(key);
+    /// Takes the chunk of the lane at `at`: hits (with their bytes), personal information and
+    /// a block are kept, the settled text returned.
+    fn absorb(&mut self, at: usize, chunk: aigc_edge::Chunk) -> String {
+        let lane = self.lanes.0.get_mut(at).map(|(_, l)| l);
         for hit in chunk.hits {
             let matched = lane
                 .as_ref()
@@ -295,9 +352,9 @@ impl Lanes {
 
     /// Ends a lane; returns its held-back text.
     pub fn finish(&mut self, key: &Key) -> String {
-        let Some(lane) = self.lanes.get_mut(key) else { return String::new() };
-        let Some(stream) = lane.stream.take() else { return String::new() };
-        self.absorb(key, stream.finish())
+        let Some(at) = self.lanes.position(key.0, &key.1, key.2) else { return String::new() };
+        let Some(stream) = self.lanes.0.get_mut(at).and_then(|(_, l)| l.stream.take()) else { return String::new() };
+        self.absorb(at, stream.finish())
     }
 
     /// Ends every open lane and releases every held JSON; returns what they held that was not
@@ -387,6 +444,11 @@ impl Lanes {
             self.take_decision(text, d.clone());
         }
         ins.edits(doc)
+    }
+
+    /// True when choice `index` still waits for its start label.
+    pub fn awaits_start_label(&self, index: u64) -> bool {
+        self.label.as_ref().is_some_and(|l| l.prefix().is_some()) && !self.labeled.contains(&index)
     }
 
     /// True once the stream must be cut: blocked, or unreadable under fail-closed.
@@ -498,7 +560,7 @@ impl SseFilter {
         let lanes = Lanes {
             filter,
             label,
-            lanes: BTreeMap::new(),
+            lanes: LaneMap::default(),
             held: BTreeMap::new(),
             labeled: Vec::new(),
             end_labeled: Vec::new(),
@@ -637,7 +699,14 @@ impl SseFilter {
             self.lanes.finished = true;
             return;
         }
-        match Doc::parse_string(data) {
+        if self.api.stream_fast(&mut self.lanes, event, &data, out) {
+            if self.lanes.cut() && !self.lanes.finished {
+                self.api.stream_block(&mut self.lanes, out, event.newline);
+                self.lanes.finished = true;
+            }
+            return;
+        }
+        match Doc::parse_string(data.into_owned()) {
             Ok(doc) => {
                 self.api.stream_event(&mut self.lanes, event, &doc, out);
                 if self.lanes.cut() && !self.lanes.finished {

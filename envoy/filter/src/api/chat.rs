@@ -4,6 +4,7 @@ use aigc_edge::label::LabelPosition;
 use serde_json::{json, Value};
 
 use super::{index_of, openai_blocked_error, set_string, string_of, write_rest, Edit, Shape};
+use crate::fast;
 use crate::json::{quote, Doc, Node};
 use crate::sse::{write_event, Event, Key, Lanes};
 
@@ -38,6 +39,37 @@ impl Shape for Chat {
             "choices": [{"index": 0, "message": {"role": "assistant", "content": ""}, "finish_reason": "content_filter"}],
             "error": openai_blocked_error(message)
         })
+    }
+
+    fn stream_fast(&self, lanes: &mut Lanes, event: &Event<'_>, data: &str, out: &mut Vec<u8>) -> bool {
+        // The first chunk goes the general way (it gives the template); so does a chunk that
+        // needs a start label.
+        if lanes.template.is_none() {
+            return false;
+        }
+        let Some((deltas, indexes)) = fast::scan(data) else { return false };
+        let index_of = |choice: usize| indexes.iter().find(|(c, _)| *c == choice).map_or(choice as u64, |(_, i)| *i);
+        if deltas.iter().any(|d| lanes.awaits_start_label(index_of(d.choice))) {
+            return false;
+        }
+        let mut rewritten = String::with_capacity(data.len());
+        let mut at = 0;
+        for d in deltas {
+            let settled = lanes.feed_at(index_of(d.choice), d.field, 0, &d.text);
+            if settled == d.text {
+                continue;
+            }
+            rewritten.push_str(data.get(at..d.literal.start).unwrap_or(""));
+            rewritten.push_str(&quote(&settled));
+            at = d.literal.end;
+        }
+        if at == 0 {
+            out.extend_from_slice(event.raw);
+        } else {
+            rewritten.push_str(data.get(at..).unwrap_or(""));
+            event.write(out, &rewritten);
+        }
+        true
     }
 
     fn stream_event(&self, lanes: &mut Lanes, event: &Event<'_>, doc: &Doc, out: &mut Vec<u8>) {

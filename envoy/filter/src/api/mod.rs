@@ -69,6 +69,12 @@ pub trait Shape: Sync + core::fmt::Debug {
         false
     }
 
+    /// Rewrites a common event without building its tree; false leaves it to
+    /// [`Shape::stream_event`] (which reads everything the fast path declines).
+    fn stream_fast(&self, _lanes: &mut Lanes, _event: &Event<'_>, _data: &str, _out: &mut Vec<u8>) -> bool {
+        false
+    }
+
     /// Rewrites one event: its deltas through the lanes, every other string checked whole.
     fn stream_event(&self, lanes: &mut Lanes, event: &Event<'_>, doc: &Doc, out: &mut Vec<u8>) {
         write_rest(lanes, event, doc, &[], Vec::new(), out);

@@ -29,6 +29,10 @@ impl Shape for Raw {
         Chat.blocked_body(message)
     }
 
+    fn stream_fast(&self, lanes: &mut Lanes, event: &Event<'_>, data: &str, out: &mut Vec<u8>) -> bool {
+        Chat.stream_fast(lanes, event, data, out)
+    }
+
     fn stream_event(&self, lanes: &mut Lanes, event: &Event<'_>, doc: &Doc, out: &mut Vec<u8>) {
         Chat.stream_event(lanes, event, doc, out);
     }
