@@ -99,8 +99,9 @@ pub struct Inspection {
     pub rewritten: BTreeMap<usize, String>,
     /// Each checked text with its decision, for the audit log.
     pub decisions: Vec<(String, Decision)>,
-    /// Messages (by unit path, as text) whose text changed: their `logprobs` must go.
-    pub changed_units: Vec<String>,
+    /// Messages whose text changed (a top-level key and an element of its list, if any):
+    /// their `logprobs` must go.
+    pub changed_units: Vec<(String, Option<usize>)>,
 }
 
 impl Inspection {
@@ -153,7 +154,7 @@ fn inspect_into(
     out: &mut Inspection,
 ) {
     // Plain strings grouped by message, in document order; JSON strings apart.
-    let mut units: Vec<(String, Vec<usize>)> = Vec::new();
+    let mut units: Vec<(Unit<'_>, Vec<usize>)> = Vec::new();
     let mut nested: Vec<usize> = Vec::new();
     walk(doc, &doc.root, |path, i, is_key| {
         let parent = path.iter().rev().find_map(|s| match s {
@@ -183,7 +184,7 @@ fn inspect_into(
             nested.push(i);
             return;
         }
-        let name = unit_name(unit);
+        let name = unit_of(unit);
         match units.last_mut() {
             Some((n, members)) if *n == name => members.push(i),
             _ => match units.iter_mut().find(|(n, _)| *n == name) {
@@ -204,7 +205,7 @@ fn inspect_into(
             }
         }
         if changed {
-            out.changed_units.push(name);
+            out.changed_units.push((name.0.to_string(), name.1));
         }
         if !d.hits.is_empty() || !d.pii.is_empty() || d.limit_exceeded {
             out.decisions.push((parts.concat(), d));
@@ -237,28 +238,27 @@ fn inspect_into(
     }
 }
 
-fn unit_name(unit: &[Seg<'_>]) -> String {
-    unit.iter()
-        .map(|s| match s {
-            Seg::Key(k) => (*k).to_string(),
-            Seg::Index(i) => i.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join("/")
+/// A message: its top-level key and, for a list of messages, its position.
+type Unit<'a> = (&'a str, Option<usize>);
+
+fn unit_of<'a>(unit: &[Seg<'a>]) -> Unit<'a> {
+    match unit {
+        [Seg::Key(k), Seg::Index(i), ..] => (k, Some(*i)),
+        [Seg::Key(k), ..] => (k, None),
+        _ => ("", None),
+    }
 }
 
 /// Edits that null the `logprobs` of every changed message (`choices[0]`): they would show
 /// the text as it was.
-pub fn drop_logprobs(doc: &Doc, changed_units: &[String]) -> Vec<(core::ops::Range<usize>, String)> {
+pub fn drop_logprobs(doc: &Doc, changed_units: &[(String, Option<usize>)]) -> Vec<(core::ops::Range<usize>, String)> {
     let mut edits = Vec::new();
-    for unit in changed_units {
-        let mut node = Some(&doc.root);
-        for seg in unit.split('/') {
-            node = match seg.parse::<usize>() {
-                Ok(i) => node.and_then(|n| n.at(i)),
-                Err(_) => node.and_then(|n| n.get(doc, seg)),
-            };
-        }
+    for (key, index) in changed_units {
+        let list = doc.root.get(doc, key);
+        let node = match index {
+            Some(i) => list.and_then(|n| n.at(*i)),
+            None => list,
+        };
         if let Some(logprobs) = node.and_then(|n| n.get(doc, "logprobs")).filter(|l| !l.is_null(doc)) {
             edits.push((logprobs.range(doc), "null".to_string()));
         }
