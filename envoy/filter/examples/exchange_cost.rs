@@ -21,16 +21,19 @@ fn main() {
     let req = serde_json::json!({"model": "m", "messages": [{"role": "user", "content": prompt}]}).to_string();
     let resp = serde_json::json!({"id": "c", "object": "chat.completion", "model": "m", "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}]}).to_string();
     let only_sse = std::env::args().nth(2).as_deref() == Some("sse");
-    let n = if only_sse { 0 } else { 20000 };
-    let t = Instant::now();
-    for _ in 0..n {
-        let mut x = Exchange::new(
+    let exchange = || {
+        Exchange::new(
             Rc::clone(&plugin),
             "/v1/chat/completions",
             None,
             None,
             "aigc-0123456789abcdef0123456789abcdef".into(),
-        );
+        )
+    };
+    let n = if only_sse { 0 } else { 20000 };
+    let t = Instant::now();
+    for _ in 0..n {
+        let mut x = exchange();
         x.request_headers(true, Some("application/json"), None);
         std::hint::black_box(x.request_body(req.as_bytes()));
         x.response_headers(200, Some("application/json"), None);
@@ -51,13 +54,7 @@ fn main() {
     let n = if only_sse { 1000 } else { 200 };
     let t = Instant::now();
     for _ in 0..n {
-        let mut x = Exchange::new(
-            Rc::clone(&plugin),
-            "/v1/chat/completions",
-            None,
-            None,
-            "aigc-0123456789abcdef0123456789abcdef".into(),
-        );
+        let mut x = exchange();
         x.response_headers(200, Some("text/event-stream"), None);
         std::hint::black_box(x.response_chunk(stream.as_bytes(), true));
     }

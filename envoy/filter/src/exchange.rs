@@ -355,23 +355,13 @@ impl Exchange {
                 self.record_all(Direction::Request, &inspection.decisions);
                 (inspection.action, body::rewrite_json(&doc, &inspection, Vec::new()))
             }
-            Ok(other) => {
-                let outcome = body::inspect_other(&self.filter, bytes, &other);
-                self.record_all(Direction::Request, &outcome.decisions);
-                (outcome.action, outcome.body)
-            }
+            Ok(other) => self.inspect_other(Direction::Request, bytes, &other),
             Err(e) => {
-                let action = self.unreadable_action();
-                self.note(Direction::Request, Finding::Unreadable, action);
-                if action == Action::Block && self.enforcing() {
+                if self.refuse_unreadable(Direction::Request) {
                     let message = format!("prompt could not be read ({e}); it was not forwarded");
                     return Verdict::Reply { status: 400, body: self.api.error_body(&message, "prompt") };
                 }
-                // Fail-open: the bytes are still checked as the text they hold.
-                let text = String::from_utf8_lossy(bytes).into_owned();
-                let d = self.filter.check(&text);
-                self.record(Direction::Request, &text, &d);
-                (d.action, None)
+                self.check_as_text(Direction::Request, bytes)
             }
         };
         if !self.enforcing() {
@@ -384,6 +374,28 @@ impl Exchange {
             (_, Some(body)) => Verdict::Replace { headers: Vec::new(), body },
             _ => Verdict::Continue,
         }
+    }
+
+    /// A body that is not JSON: inspected, recorded; its action and new bytes.
+    fn inspect_other(&mut self, direction: Direction, bytes: &[u8], read: &Body) -> (Action, Option<Vec<u8>>) {
+        let outcome = body::inspect_other(&self.filter, bytes, read);
+        self.record_all(direction, &outcome.decisions);
+        (outcome.action, outcome.body)
+    }
+
+    /// Notes a body that cannot be read; true when it is refused (fail-closed, enforcing).
+    fn refuse_unreadable(&mut self, direction: Direction) -> bool {
+        let action = self.unreadable_action();
+        self.note(direction, Finding::Unreadable, action);
+        action == Action::Block && self.enforcing()
+    }
+
+    /// Fail-open: bytes that cannot be read are still checked as the text they hold.
+    fn check_as_text(&mut self, direction: Direction, bytes: &[u8]) -> (Action, Option<Vec<u8>>) {
+        let text = String::from_utf8_lossy(bytes).into_owned();
+        let d = self.filter.check(&text);
+        self.record(direction, &text, &d);
+        (d.action, None)
     }
 
     fn label(&self) -> Option<ImplicitLabel> {
@@ -517,9 +529,7 @@ impl Exchange {
     pub fn response_body(&mut self, bytes: &[u8]) -> Verdict {
         match self.response {
             ResponseMode::Unreadable => {
-                let action = self.unreadable_action();
-                self.note(Direction::Response, Finding::Unreadable, action);
-                if action == Action::Block && self.enforcing() {
+                if self.refuse_unreadable(Direction::Response) {
                     self.response_blocked = true;
                     return self.blocked_response("response could not be inspected (compressed)");
                 }
@@ -551,22 +561,13 @@ impl Exchange {
                     if inspection.action < Action::Block { self.answer_labels(&doc, &inspection) } else { Vec::new() };
                 (inspection.action, body::rewrite_json(&doc, &inspection, extra))
             }
-            Ok(other) => {
-                let outcome = body::inspect_other(&self.filter, bytes, &other);
-                self.record_all(Direction::Response, &outcome.decisions);
-                (outcome.action, outcome.body)
-            }
+            Ok(other) => self.inspect_other(Direction::Response, bytes, &other),
             Err(_) => {
-                let action = self.unreadable_action();
-                self.note(Direction::Response, Finding::Unreadable, action);
-                if action == Action::Block && self.enforcing() {
+                if self.refuse_unreadable(Direction::Response) {
                     self.response_blocked = true;
                     return self.blocked_response("response could not be read");
                 }
-                let text = String::from_utf8_lossy(bytes).into_owned();
-                let d = self.filter.check(&text);
-                self.record(Direction::Response, &text, &d);
-                (d.action, None)
+                self.check_as_text(Direction::Response, bytes)
             }
         };
         if !self.enforcing() {
