@@ -6,9 +6,8 @@ use core::ops::Range;
 
 use aigc_edge::{Action, Decision, Filter};
 
-use crate::config::Roles;
-pub use crate::inspect::Inspection;
-use crate::inspect::{drop_logprobs, inspect};
+use crate::inspect::drop_logprobs;
+pub use crate::inspect::{inspect as inspect_json, Inspection};
 use crate::json::{decode_text, encode_text, Doc, Encoding, Unreadable};
 
 /// A body, read.
@@ -117,11 +116,6 @@ fn note(out: &mut Outcome, text: &str, d: Decision) {
     if !d.hits.is_empty() || !d.pii.is_empty() || d.limit_exceeded {
         out.decisions.push((text.to_string(), d));
     }
-}
-
-/// Inspects a JSON document (see [`crate::inspect`]).
-pub fn inspect_json(filter: &Filter, doc: &Doc, roles: Roles) -> Inspection {
-    inspect(filter, doc, roles)
 }
 
 /// The document with the inspection's changes and `extra` edits (labels), the `logprobs` of
