@@ -425,6 +425,13 @@ fn every_streamed_text_is_inspected() {
         ),
         ("message object in a chunk", sse(&[json!({"choices": [{"index": 0, "message": {"content": "自制炸药"}}]})])),
         (
+            "text nested in the delta, split across events",
+            sse(&[
+                chunk(json!({"audio": {"id": "a", "transcript": "自制"}}), Value::Null),
+                chunk(json!({"audio": {"transcript": "炸药"}}), Value::Null),
+            ]),
+        ),
+        (
             "content after the finish",
             sse(&[chunk(json!({"content": "好"}), json!("stop")), chunk(json!({"content": "自制炸药"}), Value::Null)]),
         ),
@@ -491,6 +498,21 @@ fn every_streamed_text_is_inspected() {
         let (out, blocked) = stream_everywhere(&p, "/v1/responses", Some("text/event-stream"), body.as_bytes());
         assert!(blocked && !text(&out).contains("炸药"), "{name}: {}", text(&out));
     }
+}
+
+#[test]
+fn nested_delta_text_is_held_and_released_where_it_was() {
+    let p = plugin(json!({"label": {"explicit": "AI生成", "position": "none", "producer": "P-1"}}));
+    let body = sse(&[chunk(json!({"audio": {"id": "a", "transcript": "你是傻"}}), Value::Null)]);
+    let (out, blocked) = stream_everywhere(&p, "/v1/chat/completions", Some("text/event-stream"), body.as_bytes());
+    assert!(!blocked);
+    let transcript: String = text(&out)
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|v| v["choices"][0]["delta"]["audio"]["transcript"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(transcript, "你是傻", "{}", text(&out));
 }
 
 #[test]

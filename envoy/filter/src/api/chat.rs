@@ -5,7 +5,8 @@ use serde_json::{json, Value};
 
 use super::{index_of, openai_blocked_error, set_string, string_of, write_rest, Edit, Shape};
 use crate::fast;
-use crate::json::{quote, Doc, Node};
+use crate::inspect::is_structural;
+use crate::json::{quote, walk, Doc, Node, Seg};
 use crate::sse::{write_event, Event, Key, Lanes};
 
 /// See the module doc.
@@ -194,6 +195,29 @@ fn delta_texts(
                 }
                 texts.push((key, *i, settled));
             }
+            (field, object @ Node::Object(..)) => {
+                // Text nested in the delta (`audio.transcript`): a lane per path of keys.
+                let mut nested = Vec::new();
+                walk(doc, object, |path, i, is_key| {
+                    let keys: Option<Vec<&str>> = path
+                        .iter()
+                        .map(|s| match s {
+                            Seg::Key(k) => Some(*k),
+                            Seg::Index(_) => None,
+                        })
+                        .collect();
+                    if let (false, Some(keys)) = (is_key, keys) {
+                        if keys.last().is_some_and(|k| !is_structural(k)) {
+                            nested.push((format!("{field}.{}", keys.join(".")), i));
+                        }
+                    }
+                });
+                for (name, i) in nested {
+                    let key = (index, name, 0);
+                    let settled = lanes.feed(&key, doc.str(i));
+                    texts.push((key, i, settled));
+                }
+            }
             _ => {}
         }
     }
@@ -214,21 +238,50 @@ fn add(extra: &mut Vec<(Key, String)>, key: Key, text: &str) {
 /// The edit that adds `extra` texts to a delta object as members of their own.
 fn insert_members(delta: &Node, extra: &[(Key, String)]) -> Option<Edit> {
     let Node::Object(members, range) = delta else { return None };
-    let mut added = Vec::new();
-    let mut calls = Vec::new();
-    for ((_, field, k), text) in extra {
-        match field.as_str() {
-            "arguments" => calls.push(json!({"index": k, "function": {"arguments": text}})),
-            "function_call" => added.push(format!("\"function_call\":{}", json!({"arguments": text}))),
-            _ => added.push(format!("{}:{}", quote(field), quote(text))),
-        }
-    }
-    if !calls.is_empty() {
-        added.push(format!("\"tool_calls\":{}", Value::Array(calls)));
-    }
+    let added: Vec<String> = delta_members(extra.to_vec()).iter().map(|(k, v)| format!("{}:{v}", quote(k))).collect();
     let comma = if members.is_empty() { "" } else { "," };
     let at = range.start + 1;
     Some((at..at, format!("{}{comma}", added.join(","))))
+}
+
+/// Texts by lane as the members of a delta: tool-call arguments under `tool_calls`, a nested
+/// lane (`audio.transcript`) as nested objects.
+fn delta_members(texts: Vec<(Key, String)>) -> serde_json::Map<String, Value> {
+    let mut delta = serde_json::Map::new();
+    let mut calls = Vec::new();
+    for ((_, field, k), text) in texts {
+        match field.as_str() {
+            "arguments" => calls.push(json!({"index": k, "function": {"arguments": text}})),
+            "function_call" => {
+                delta.insert("function_call".into(), json!({"arguments": text}));
+            }
+            _ => {
+                let mut keys = field.split('.').rev();
+                let mut value = Value::String(text);
+                let last = keys.next_back();
+                for k in keys {
+                    value = json!({ k: value });
+                }
+                match (last, value) {
+                    (Some(top), Value::Object(inner)) => {
+                        if let Some(Value::Object(existing)) = delta.get_mut(top) {
+                            existing.extend(inner);
+                        } else {
+                            delta.insert(top.to_string(), Value::Object(inner));
+                        }
+                    }
+                    (Some(top), value) => {
+                        delta.insert(top.to_string(), value);
+                    }
+                    (None, _) => {}
+                }
+            }
+        }
+    }
+    if !calls.is_empty() {
+        delta.insert("tool_calls".into(), Value::Array(calls));
+    }
+    delta
 }
 
 /// Ends a choice's lanes and held JSON; returns what they held back.
@@ -245,22 +298,7 @@ fn close_choice(lanes: &mut Lanes, index: u64) -> Vec<(Key, String)> {
 
 /// A chunk carrying `tails` and the `end` label for choice `index`, if there is anything.
 fn write_tails(lanes: &Lanes, index: u64, tails: Vec<(Key, String)>, end: Option<String>, out: &mut Vec<u8>) {
-    let mut delta = serde_json::Map::new();
-    let mut calls = Vec::new();
-    for ((_, field, k), tail) in tails {
-        match field.as_str() {
-            "arguments" => calls.push(json!({"index": k, "function": {"arguments": tail}})),
-            "function_call" => {
-                delta.insert("function_call".into(), json!({"arguments": tail}));
-            }
-            _ => {
-                delta.insert(field, Value::String(tail));
-            }
-        }
-    }
-    if !calls.is_empty() {
-        delta.insert("tool_calls".into(), Value::Array(calls));
-    }
+    let mut delta = delta_members(tails);
     if let Some(end) = end {
         let before = delta.get("content").and_then(Value::as_str).unwrap_or("").to_string();
         delta.insert("content".into(), Value::String(before + &end));
