@@ -12,6 +12,7 @@ pub mod exchange;
 mod fast;
 pub mod inspect;
 pub mod json;
+mod lanes;
 pub mod sse;
 
 #[cfg(target_arch = "wasm32")]
