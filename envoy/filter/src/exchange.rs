@@ -548,8 +548,9 @@ impl Exchange {
 
     /// A whole answer: an event stream by its bytes, JSON, a form, text; labeled when 2xx.
     fn answer(&mut self, bytes: &[u8]) -> Verdict {
-        if looks_like_sse(bytes) || looks_like_ndjson(bytes) {
-            let format = if looks_like_sse(bytes) { Format::Sse } else { Format::Ndjson };
+        let format =
+            if looks_like_sse(bytes) { Some(Format::Sse) } else { looks_like_ndjson(bytes).then_some(Format::Ndjson) };
+        if let Some(format) = format {
             self.response = self.stream(format);
             return self.response_chunk(bytes, true);
         }

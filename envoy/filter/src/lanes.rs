@@ -14,8 +14,8 @@ use crate::json::{quote, Doc};
 pub type Key = (u64, String, u64);
 
 #[derive(Debug)]
-pub(crate) struct Lane {
-    pub(crate) stream: Option<Stream>,
+struct Lane {
+    stream: Option<Stream>,
     /// Everything output so far (labels included), for APIs whose events repeat the whole text.
     emitted: String,
     /// The last input bytes and the stream offset of the first, so a hit's bytes can be hashed.
@@ -26,7 +26,7 @@ pub(crate) struct Lane {
 /// The lanes of a stream in order of first appearance, found by a borrowed key: a stream has a
 /// handful, and a lookup then allocates nothing.
 #[derive(Debug, Default)]
-pub(crate) struct LaneMap(Vec<(Key, Lane)>);
+struct LaneMap(Vec<(Key, Lane)>);
 
 impl LaneMap {
     fn position(&self, index: u64, field: &str, sub: u64) -> Option<usize> {
@@ -49,7 +49,7 @@ impl LaneMap {
         self.0.iter().map(|(k, _)| k)
     }
 
-    pub(crate) fn values(&self) -> impl Iterator<Item = &Lane> {
+    fn values(&self) -> impl Iterator<Item = &Lane> {
         self.0.iter().map(|(_, l)| l)
     }
 }
@@ -58,28 +58,85 @@ impl LaneMap {
 /// events read and write.
 #[derive(Debug)]
 pub struct Lanes {
-    pub(crate) filter: Filter,
-    pub(crate) label: Option<ExplicitLabel>,
-    pub(crate) lanes: LaneMap,
+    filter: Filter,
+    label: Option<ExplicitLabel>,
+    lanes: LaneMap,
     /// Tool-call arguments and other JSON arriving in pieces, held until whole (apps parse it).
-    pub(crate) held: BTreeMap<Key, String>,
-    pub(crate) labeled: Vec<u64>,
-    pub(crate) end_labeled: Vec<u64>,
-    pub(crate) keep_emitted: bool,
+    held: BTreeMap<Key, String>,
+    labeled: Vec<u64>,
+    end_labeled: Vec<u64>,
+    keep_emitted: bool,
     /// Members of the stream's first event (`id`, `model`, …) as raw JSON, for events of our own.
     pub template: Option<Vec<(String, String)>>,
     /// Why the stream was cut, if a keyword, personal information or a limit cut it.
     pub blocked: Option<Block>,
     /// The stream was cut at an event that could not be read.
-    pub(crate) unreadable_cut: bool,
+    unreadable_cut: bool,
     /// The stream ended (or was cut): nothing more goes out.
     pub finished: bool,
-    pub(crate) hits: Vec<(Hit, Vec<u8>)>,
-    pub(crate) pii: Vec<PiiKind>,
-    pub(crate) unreadable: Vec<Action>,
+    hits: Vec<(Hit, Vec<u8>)>,
+    pii: Vec<PiiKind>,
+    unreadable: Vec<Action>,
 }
 
 impl Lanes {
+    /// The lanes of one stream under `filter`; `keep_emitted` for APIs that repeat the whole text.
+    pub(crate) fn new(filter: Filter, label: Option<ExplicitLabel>, keep_emitted: bool) -> Lanes {
+        Lanes {
+            filter,
+            label,
+            lanes: LaneMap::default(),
+            held: BTreeMap::new(),
+            labeled: Vec::new(),
+            end_labeled: Vec::new(),
+            keep_emitted,
+            template: None,
+            blocked: None,
+            unreadable_cut: false,
+            finished: false,
+            hits: Vec::new(),
+            pii: Vec::new(),
+            unreadable: Vec::new(),
+        }
+    }
+
+    /// Bytes held in undecided text and held JSON.
+    pub(crate) fn carry(&self) -> usize {
+        self.lanes.values().filter_map(|l| l.stream.as_ref()).map(Stream::carry).sum::<usize>()
+            + self.held.values().map(String::len).sum::<usize>()
+    }
+
+    /// True when what cannot be inspected is refused (the policy's `on_limit`).
+    pub(crate) fn fails_closed(&self) -> bool {
+        self.filter.policy().on_limit == OnLimit::FailClosed
+    }
+
+    /// Records something that could not be read: blocked (and the stream cut, when `cut`) under
+    /// fail-closed, passed under fail-open.
+    pub(crate) fn note_unreadable(&mut self, cut: bool) {
+        if self.fails_closed() {
+            self.unreadable.push(Action::Block);
+            self.unreadable_cut |= cut;
+        } else {
+            self.unreadable.push(Action::Pass);
+        }
+    }
+
+    /// Hits decided so far and not yet taken, each with the bytes it matched.
+    pub(crate) fn take_hits(&mut self) -> Vec<(Hit, Vec<u8>)> {
+        core::mem::take(&mut self.hits)
+    }
+
+    /// Kinds of personal information found so far and not yet taken.
+    pub(crate) fn take_pii(&mut self) -> Vec<PiiKind> {
+        core::mem::take(&mut self.pii)
+    }
+
+    /// What was done with each thing that could not be read (block or pass).
+    pub(crate) fn take_unreadable(&mut self) -> Vec<Action> {
+        core::mem::take(&mut self.unreadable)
+    }
+
     /// Runs `text` through `key`'s lane; returns the text that has settled. A lane that was
     /// finished starts again: content after a finish is inspected like any other.
     pub fn feed(&mut self, key: &Key, text: &str) -> String {

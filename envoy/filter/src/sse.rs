@@ -5,14 +5,11 @@
 //! of one API mean is that API's module (`api/`).
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 
-use aigc_edge::policy::OnLimit;
-use aigc_edge::{Action, Block, ExplicitLabel, Filter, Hit, PiiKind, Stream};
+use aigc_edge::{Action, Block, ExplicitLabel, Filter, Hit, PiiKind};
 
 use crate::api::Api;
 use crate::json::Doc;
-use crate::lanes::LaneMap;
 pub use crate::lanes::{Key, Lanes};
 
 /// One event, as framed.
@@ -241,22 +238,7 @@ impl SseFilter {
         label: Option<ExplicitLabel>,
         event_limit: usize,
     ) -> SseFilter {
-        let lanes = Lanes {
-            filter,
-            label,
-            lanes: LaneMap::default(),
-            held: BTreeMap::new(),
-            labeled: Vec::new(),
-            end_labeled: Vec::new(),
-            keep_emitted: api.repeats_text(),
-            template: None,
-            blocked: None,
-            unreadable_cut: false,
-            finished: false,
-            hits: Vec::new(),
-            pii: Vec::new(),
-            unreadable: Vec::new(),
-        };
+        let lanes = Lanes::new(filter, label, api.repeats_text());
         let framing = Framing { lines: format == Format::Ndjson, ..Framing::default() };
         SseFilter { api, format, partial: Vec::new(), framing, started: false, event_limit, lanes }
     }
@@ -273,28 +255,22 @@ impl SseFilter {
 
     /// Bytes held in incomplete events, undecided text and held JSON.
     pub fn carry(&self) -> usize {
-        self.partial.len()
-            + self.lanes.lanes.values().filter_map(|l| l.stream.as_ref()).map(Stream::carry).sum::<usize>()
-            + self.lanes.held.values().map(String::len).sum::<usize>()
+        self.partial.len() + self.lanes.carry()
     }
 
     /// Hits decided so far and not yet taken, each with the bytes it matched.
     pub fn take_hits(&mut self) -> Vec<(Hit, Vec<u8>)> {
-        std::mem::take(&mut self.lanes.hits)
+        self.lanes.take_hits()
     }
 
     /// Kinds of personal information found so far and not yet taken.
     pub fn take_pii(&mut self) -> Vec<PiiKind> {
-        std::mem::take(&mut self.lanes.pii)
+        self.lanes.take_pii()
     }
 
     /// Events that could not be read, with what was done with each (block or pass).
     pub fn take_unreadable(&mut self) -> Vec<Action> {
-        std::mem::take(&mut self.lanes.unreadable)
-    }
-
-    fn fail_closed(&self) -> bool {
-        self.lanes.filter.policy().on_limit == OnLimit::FailClosed
+        self.lanes.take_unreadable()
     }
 
     /// Takes a body chunk; returns the bytes to send on. After a block, everything is dropped.
@@ -330,13 +306,12 @@ impl SseFilter {
         self.partial.drain(..from);
         if self.partial.len() > self.event_limit {
             // An event that does not end: cut (fail-closed) or passed unread (fail-open).
-            if self.fail_closed() {
-                self.lanes.unreadable.push(Action::Block);
+            self.lanes.note_unreadable(false);
+            if self.lanes.fails_closed() {
                 self.lanes.blocked = Some(Block::CarryLimit { limit: self.event_limit });
                 self.api.stream_block(&mut self.lanes, &mut out, "\n");
                 return out;
             }
-            self.lanes.unreadable.push(Action::Pass);
             out.append(&mut self.partial);
             self.framing = Framing { lines: self.format == Format::Ndjson, ..Framing::default() };
         }
@@ -404,13 +379,11 @@ impl SseFilter {
 
     /// An event that cannot be read: the stream is cut (fail-closed) or it passes unread.
     fn unreadable(&mut self, raw: &[u8], out: &mut Vec<u8>, newline: &str) {
-        if self.fail_closed() {
-            self.lanes.unreadable.push(Action::Block);
-            self.lanes.unreadable_cut = true;
+        self.lanes.note_unreadable(true);
+        if self.lanes.cut() {
             self.api.stream_block(&mut self.lanes, out, newline);
             self.lanes.finished = true;
         } else {
-            self.lanes.unreadable.push(Action::Pass);
             out.extend_from_slice(raw);
         }
     }
