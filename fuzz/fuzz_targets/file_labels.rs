@@ -1,6 +1,6 @@
-//! Every file parser: read, write, propagate, verify. Errors are fine; panics are not.
+//! Every file parser: read, write, propagate, verify, carry metadata. Errors are fine; panics are not.
 #![no_main]
-use aigc_edge::files::{propagate, read_labels, verify, write_label, Provenance};
+use aigc_edge::files::{carry_metadata, propagate, read_labels, verify, write_label, Provenance};
 use aigc_edge::ImplicitLabel;
 use libfuzzer_sys::fuzz_target;
 
@@ -15,4 +15,9 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let _ = propagate(data, "PLAT", "p", Provenance::Declared, None);
+    // Either side of a re-encode may be hostile: the first half as original, the rest encoded.
+    let (original, encoded) = data.split_at(data.len() / 2);
+    if let Ok(out) = carry_metadata(original, encoded) {
+        assert!(out.len() <= original.len() + encoded.len(), "carrying never invents bytes");
+    }
 });

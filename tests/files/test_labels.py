@@ -11,7 +11,7 @@ import unittest
 from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CLI = os.path.join(ROOT, "target", "release", "aigc-edge")
+CLI = os.environ.get("AIGC_CLI", os.path.join(ROOT, "target", "release", "aigc-edge"))
 PRODUCER = "001191110102MACQD9K64010000"
 
 
@@ -111,6 +111,103 @@ class Labels(unittest.TestCase):
             self.assertLess(darkest, 350)     # darkened backdrop on a light image
             self.assertGreater(brightest, 600)  # white text
         self.assertEqual(json.loads(run("verify", out_big).stdout)[0]["verdict"], "compliant")
+
+    # Tags that describe the file or its encoding rather than what it says: they may change.
+    ENCODING_GROUPS = {"ExifTool", "System", "File", "Composite", "PNG"}
+
+    def tags_by_group(self, path):
+        out = subprocess.run(["exiftool", "-j", "-G1", "-struct", path], capture_output=True, text=True, check=True)
+        return json.loads(out.stdout)[0]
+
+    def icc(self, path):
+        return subprocess.run(["exiftool", "-b", "-ICC_Profile", path], capture_output=True, check=True).stdout
+
+    def assert_visible_keeps_metadata(self, src, corner_check, *extra):
+        out = os.path.join(self.dir, "visible-" + os.path.basename(src))
+        run("label", src, "-o", out, "--producer", PRODUCER, "--visible", "AI生成", *extra)
+        before, after = self.tags_by_group(src), self.tags_by_group(out)
+        self.assertEqual(after["File:FileType"], before["File:FileType"])
+        for tag, value in before.items():
+            if tag.split(":")[0] in self.ENCODING_GROUPS or tag == "SourceFile":
+                continue
+            if tag == "IFD0:Orientation":
+                # The pixels come out upright, and the tag says so.
+                self.assertEqual(after[tag], "Horizontal (normal)")
+                continue
+            self.assertEqual(after.get(tag), value, f"{tag} lost or changed")
+        icc = self.icc(src)
+        self.assertGreater(len(icc), 100)
+        self.assertEqual(self.icc(out), icc, "the colour profile is byte-identical")
+        self.assertEqual(json.loads(run("verify", out).stdout)[0]["verdict"], "compliant")
+        from PIL import ImageOps
+        with Image.open(src) as a, Image.open(out) as b:
+            upright = ImageOps.exif_transpose(a).convert("RGB")
+            b = b.convert("RGB")
+            self.assertEqual(upright.size, b.size, "stored upright, as the viewer saw it")
+            w, h = b.size
+            changed = [(x, y) for y in range(0, h, 3) for x in range(0, w, 3)
+                       if sum(abs(p - q) for p, q in zip(upright.getpixel((x, y)), b.getpixel((x, y)))) > 60]
+            self.assertTrue(changed)
+            corner_check(changed, w, h)
+        return out
+
+    def bottom_right(self, changed, w, h):
+        self.assertGreater(min(x for x, _ in changed), w // 2)
+        self.assertGreater(min(y for _, y in changed), h // 2)
+
+    def photo(self, w, h):
+        img = Image.new("RGB", (w, h))
+        img.putdata([((x * 255) // w, (y * 255) // h, 128) for y in range(h) for x in range(w)])
+        return img
+
+    def srgb_profile(self):
+        from PIL import ImageCms
+        return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+    def test_visible_label_keeps_exif_icc_and_xmp_of_a_phone_jpeg(self):
+        src = os.path.join(self.dir, "phone.jpg")
+        exif = Image.Exif()
+        exif[0x0112] = 6  # stored sideways: the viewer turns it 90 degrees clockwise
+        exif[0x010F], exif[0x0110] = "PhoneMaker", "Phone 15"
+        exif[0x0131] = "camera firmware 1.2"
+        exif.get_ifd(0x8769)[0x9003] = "2026:11:30 10:00:00"
+        self.photo(400, 300).save(src, quality=90, exif=exif, icc_profile=self.srgb_profile())
+        subprocess.run(["exiftool", "-q", "-overwrite_original", "-XMP-dc:Creator=Someone", "-IPTC:Keywords=beach",
+                        "-Comment=shot on a phone", "-GPSLatitude=31.2", "-GPSLatitudeRef=N", src], check=True)
+        out = self.assert_visible_keeps_metadata(src, self.bottom_right, "--quality", "85")
+        with Image.open(out) as b:
+            self.assertEqual(b.format, "JPEG")
+            self.assertEqual(b.size, (300, 400))
+
+    def test_visible_label_keeps_text_chunks_and_profile_of_a_png(self):
+        from PIL import PngImagePlugin
+        src = os.path.join(self.dir, "meta.png")
+        info = PngImagePlugin.PngInfo()
+        info.add_text("Author", "Someone")
+        info.add_itxt("Description", "一张图片", lang="zh")
+        exif = Image.Exif()
+        exif[0x0112] = 3  # upside down
+        self.photo(400, 300).save(src, pnginfo=info, icc_profile=self.srgb_profile(), exif=exif)
+        out = self.assert_visible_keeps_metadata(src, self.bottom_right)
+        with Image.open(out) as b:
+            self.assertEqual(b.format, "PNG")
+            self.assertEqual(b.text.get("Author"), "Someone")
+            self.assertEqual(b.text.get("Description"), "一张图片")
+
+    def test_visible_label_keeps_a_16_bit_png_16_bit(self):
+        src = os.path.join(self.dir, "deep.png")
+        deep = Image.new("I;16", (400, 300))
+        deep.putdata([(x * 163 + y * 97) % 65536 for y in range(300) for x in range(400)])
+        deep.save(src)
+        out = os.path.join(self.dir, "deep-labeled.png")
+        run("label", src, "-o", out, "--producer", PRODUCER, "--visible", "AI生成")
+        self.assertEqual(self.exiftool(out)["BitDepth"], 16)
+        with Image.open(src) as a, Image.open(out) as b:
+            self.assertEqual((a.mode, b.mode), ("I;16", "I;16"))
+            pa, pb = a.tobytes(), b.tobytes()
+            same = sum(1 for i in range(0, len(pa), 2) if pa[i:i + 2] == pb[i:i + 2])
+            # Every sample outside the label keeps its 16-bit value.
+            self.assertGreater(same, 400 * 300 * 0.8)
 
     def test_audio_round_trip(self):
         for name in ["a.wav", "a.mp3"]:

@@ -5,14 +5,14 @@ use super::*;
 const F: FileFormat = FileFormat::Jpeg;
 const XMP_HEADER: &[u8] = b"http://ns.adobe.com/xap/1.0/\0";
 
-struct Segment {
-    at: usize,
-    marker: u8,
-    data: core::ops::Range<usize>,
+pub(super) struct Segment {
+    pub(super) at: usize,
+    pub(super) marker: u8,
+    pub(super) data: core::ops::Range<usize>,
 }
 
 /// Segments up to the start of scan; the rest is entropy-coded data, copied unchanged.
-fn segments(b: &[u8]) -> Result<(Vec<Segment>, usize)> {
+pub(super) fn segments(b: &[u8]) -> Result<(Vec<Segment>, usize)> {
     let mut out = Vec::new();
     let mut at = 2;
     loop {
@@ -43,37 +43,14 @@ fn segments(b: &[u8]) -> Result<(Vec<Segment>, usize)> {
 
 /// `(value offset, value length)` of an EXIF UserComment in a TIFF block.
 fn user_comment(tiff: &[u8]) -> Option<(usize, usize)> {
-    let little = match tiff.get(..2)? {
-        b"II" => true,
-        b"MM" => false,
-        _ => return None,
-    };
-    let u16_at =
-        |o: usize| {
-            tiff.get(o..o + 2).map(|s| {
-                if little {
-                    u16::from_le_bytes([s[0], s[1]])
-                } else {
-                    u16::from_be_bytes([s[0], s[1]])
-                }
-            })
-        };
-    let u32_at = |o: usize| if little { le32(tiff, o) } else { be32(tiff, o) };
-    let find_tag = |ifd: usize, tag: u16| -> Option<(u16, u32, u32)> {
-        let n = usize::from(u16_at(ifd)?);
-        (0..n.min(512)).find_map(|i| {
-            let e = ifd + 2 + i * 12;
-            (u16_at(e)? == tag).then(|| Some((u16_at(e + 2)?, u32_at(e + 4)?, u32_at(e + 8)?))).flatten()
-        })
-    };
-    let ifd0 = u32_at(4)? as usize;
-    let (_, _, exif_ifd) = find_tag(ifd0, 0x8769)?;
-    let (kind, count, offset) = find_tag(exif_ifd as usize, 0x9286)?;
-    let count = count as usize;
-    if kind != 7 || count <= 4 {
+    let t = exif::Tiff::new(tiff)?;
+    let exif_ifd = t.find(t.ifd0()?, exif::EXIF_IFD)?.value as usize;
+    let comment = t.find(exif_ifd, exif::USER_COMMENT)?;
+    let count = comment.count as usize;
+    if comment.kind != 7 || count <= 4 {
         return None;
     }
-    let start = offset as usize;
+    let start = comment.value as usize;
     tiff.get(start..start.checked_add(count)?)?;
     Some((start, count))
 }

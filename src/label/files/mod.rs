@@ -20,6 +20,8 @@ use core::fmt;
 use super::xmp;
 use super::{ImplicitLabel, ParsedLabel};
 
+pub use carry::carry_metadata;
+
 /// A file format the label code knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FileFormat {
@@ -150,7 +152,7 @@ impl fmt::Display for FileError {
             Some(format) => {
                 write!(f, "malformed {} at byte {}: {}", format.as_str().to_uppercase(), self.offset, self.message)
             }
-            None => write!(f, "unknown file format: {}", self.message),
+            None => f.write_str(&self.message),
         }
     }
 }
@@ -189,7 +191,7 @@ pub fn read_labels(bytes: &[u8]) -> Result<(FileFormat, Vec<FoundLabel>)> {
     let format = FileFormat::detect(bytes).ok_or_else(|| FileError {
         format: None,
         offset: 0,
-        message: "not PNG, JPEG, WebP, GIF, MP3, WAV, MP4 or UTF-8 text".into(),
+        message: "unknown file format: not PNG, JPEG, WebP, GIF, MP3, WAV, MP4 or UTF-8 text".into(),
     })?;
     let labels = match format {
         FileFormat::Png => png::read(bytes)?,
@@ -210,7 +212,7 @@ pub fn write_label(bytes: &[u8], label: &ImplicitLabel) -> Result<Vec<u8>> {
     let format = FileFormat::detect(bytes).ok_or_else(|| FileError {
         format: None,
         offset: 0,
-        message: "not PNG, JPEG, WebP, GIF, MP3, WAV, MP4 or UTF-8 text".into(),
+        message: "unknown file format: not PNG, JPEG, WebP, GIF, MP3, WAV, MP4 or UTF-8 text".into(),
     })?;
     label.validate().map_err(|e| FileError::new(format, 0, e.to_string()))?;
     let json = label.to_json();
@@ -375,6 +377,8 @@ pub fn verify(bytes: &[u8], key: Option<&[u8]>) -> Result<(FileFormat, Vec<Found
     Ok((format, labels, verdict))
 }
 
+mod carry;
+mod exif;
 mod mp4;
 
 mod text;

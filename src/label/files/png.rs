@@ -6,14 +6,14 @@ use crate::dictionary::crc32;
 const F: FileFormat = FileFormat::Png;
 const XMP_KEYWORD: &[u8] = b"XML:com.adobe.xmp";
 
-struct Chunk {
-    at: usize,
-    kind: [u8; 4],
-    data: core::ops::Range<usize>,
-    end: usize,
+pub(super) struct Chunk {
+    pub(super) at: usize,
+    pub(super) kind: [u8; 4],
+    pub(super) data: core::ops::Range<usize>,
+    pub(super) end: usize,
 }
 
-fn chunks(b: &[u8]) -> Result<Vec<Chunk>> {
+pub(super) fn chunks(b: &[u8]) -> Result<Vec<Chunk>> {
     let mut out = Vec::new();
     let mut at = 8;
     loop {
@@ -69,7 +69,7 @@ pub(super) fn read(b: &[u8]) -> Result<Vec<FoundLabel>> {
     Ok(labels)
 }
 
-fn chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
+pub(super) fn chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len() + 12);
     out.extend_from_slice(&(data.len() as u32).to_be_bytes());
     out.extend_from_slice(kind);

@@ -1,0 +1,163 @@
+//! `label` and `verify`: GB 45438 labels in files.
+
+use aigc_edge::files::{FileFormat, Provenance, Verdict};
+use aigc_edge::label::visible::Corner;
+use clap::{ArgGroup, Args};
+use serde_json::{json, Value};
+
+use crate::io::{print, read_path, Failure, Input, Output};
+use crate::Status;
+
+#[derive(Args)]
+#[command(group(ArgGroup::new("who").required(true).args(["producer", "propagate"])))]
+pub(crate) struct LabelArgs {
+    /// The file to label; `-` reads standard input.
+    #[arg(value_name = "FILE")]
+    input: Input,
+    /// Where to write the labeled file; `-` writes standard output (the label then goes to stderr).
+    #[arg(short = 'o', long = "output", value_name = "OUT")]
+    output: Output,
+    /// The producer's code (ContentProducer).
+    #[arg(long, value_name = "CODE")]
+    producer: Option<String>,
+    /// The ProduceID; a random one by default.
+    #[arg(long, value_name = "ID", requires = "producer")]
+    produce_id: Option<String>,
+    /// A key that seals the label (the producer's or platform's signature field).
+    #[arg(long, value_name = "K")]
+    key_file: Option<std::path::PathBuf>,
+    /// Also watermark the text invisibly under --key-file (text files).
+    #[arg(long, requires_all = ["producer", "key_file"])]
+    watermark: bool,
+    /// Also draw TEXT on the image, at least 5% of its shortest side high (PNG, JPEG).
+    #[arg(long, value_name = "TEXT", requires = "producer")]
+    visible: Option<String>,
+    /// Where --visible draws: top-left, top-right, bottom-left, bottom-right.
+    #[arg(long, value_name = "CORNER", default_value = "bottom-right", value_parser = corner, requires = "visible")]
+    corner: Corner,
+    /// JPEG quality of the image --visible draws on (1-100).
+    #[arg(long, value_name = "Q", default_value_t = 92, value_parser = clap::value_parser!(u8).range(1..=100), requires = "visible")]
+    quality: u8,
+    /// Write the platform's propagation label (article 6) instead of the producer's.
+    #[arg(long, requires = "platform", conflicts_with_all = ["producer", "watermark", "visible"])]
+    propagate: bool,
+    /// The platform's code (PropagatePlatform).
+    #[arg(long, value_name = "CODE", requires = "propagate")]
+    platform: Option<String>,
+    /// The PropagateID; a random one by default.
+    #[arg(long, value_name = "ID", requires = "propagate")]
+    propagate_id: Option<String>,
+    /// The uploader declared the content generated.
+    #[arg(long, requires = "propagate", conflicts_with = "detected")]
+    declared: bool,
+    /// The platform detected the content as generated.
+    #[arg(long, requires = "propagate")]
+    detected: bool,
+}
+
+fn corner(s: &str) -> Result<Corner, String> {
+    s.parse().map_err(|e: aigc_edge::label::visible::DrawError| e.to_string())
+}
+
+#[derive(Args)]
+pub(crate) struct VerifyArgs {
+    /// Files to read; `-` reads standard input.
+    #[arg(value_name = "FILE", required = true)]
+    files: Vec<Input>,
+    /// The key that checks sealed labels and finds the text watermark.
+    #[arg(long, value_name = "K")]
+    key_file: Option<std::path::PathBuf>,
+}
+
+fn random_id() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        bytes.copy_from_slice(&nanos.to_le_bytes());
+    }
+    aigc_edge::label::produce_id(&bytes)
+}
+
+pub(crate) fn label(args: &LabelArgs) -> Result<Status, Failure> {
+    let mut bytes = args.input.read_all()?;
+    let key = args.key_file.as_deref().map(read_path).transpose()?;
+    let at = |e: aigc_edge::files::FileError| format!("{}: {e}", args.input);
+    let (out, label) = if args.propagate {
+        let platform = args.platform.as_deref().ok_or("--propagate needs --platform CODE")?;
+        let provenance = match (args.declared, args.detected) {
+            (true, _) => Provenance::Declared,
+            (_, true) => Provenance::Detected,
+            _ => Provenance::Unknown,
+        };
+        let id = args.propagate_id.clone().unwrap_or_else(random_id);
+        aigc_edge::files::propagate(&bytes, platform, &id, provenance, key.as_deref()).map_err(at)?
+    } else {
+        let producer = args.producer.as_deref().ok_or("label needs --producer CODE (or --propagate)")?;
+        let id = args.produce_id.clone().unwrap_or_else(random_id);
+        let mut label = aigc_edge::ImplicitLabel::generated(producer, &id).map_err(|e| e.to_string())?;
+        if let Some(k) = &key {
+            label.seal_producer(k);
+        }
+        if let Some(text) = &args.visible {
+            bytes = crate::visible::draw_visible(&bytes, text, args.corner, args.quality)
+                .map_err(|e| format!("{}: {e}", args.input))?;
+        }
+        if args.watermark {
+            // The body is marked before the label goes in, so the front matter stays plain.
+            let k = key.as_deref().ok_or("--watermark needs --key-file K")?;
+            let text = String::from_utf8(bytes).map_err(|_| "--watermark applies to text files only")?;
+            bytes = aigc_edge::watermark::embed(&text, &label.produce_id, k).map_err(|e| e.to_string())?.into_bytes();
+        }
+        (aigc_edge::files::write_label(&bytes, &label).map_err(at)?, label)
+    };
+    args.output.write(&out)?;
+    match args.output {
+        Output::Stdout => eprintln!("{}", label.to_json()),
+        Output::Path(_) => print(&label.to_json())?,
+    }
+    Ok(Status::Clean)
+}
+
+/// `verify`: [`Status::Found`] when some file is not compliant; an unreadable file is an error
+/// (exit 2) after every file was reported.
+pub(crate) fn verify(args: &VerifyArgs) -> Result<Status, Failure> {
+    let key = args.key_file.as_deref().map(read_path).transpose()?;
+    let mut reports = Vec::new();
+    let (mut not_compliant, mut unreadable) = (false, 0usize);
+    for input in &args.files {
+        let name = input.to_string();
+        let checked = input.read_all().and_then(|bytes| {
+            let found = aigc_edge::files::verify(&bytes, key.as_deref()).map_err(|e| Failure::Error(e.to_string()))?;
+            Ok((bytes, found))
+        });
+        let (bytes, (format, labels, verdict)) = match checked {
+            Ok(checked) => checked,
+            Err(Failure::Error(e)) => {
+                reports.push(json!({"file": name, "error": e.trim_start_matches(&format!("{name}: "))}));
+                unreadable += 1;
+                continue;
+            }
+            Err(Failure::Closed) => return Err(Failure::Closed),
+        };
+        not_compliant |= verdict != Verdict::Compliant;
+        let mut report = json!({"file": name});
+        if let (Some(out), Value::Object(fields)) =
+            (report.as_object_mut(), aigc_edge::files::report_json(format, &labels, Some(&verdict)))
+        {
+            out.extend(fields);
+        }
+        if format == FileFormat::Text {
+            let text = String::from_utf8_lossy(&bytes);
+            report["watermark"] = match key.as_deref().and_then(|k| aigc_edge::watermark::detect(&text, k)) {
+                Some(d) => json!({"payload": d.payload, "copies": d.copies}),
+                None => json!("none"),
+            };
+        }
+        reports.push(report);
+    }
+    print(&serde_json::to_string_pretty(&reports).map_err(|e| e.to_string())?)?;
+    if unreadable > 0 {
+        return Err(format!("{unreadable} of {} files could not be read", args.files.len()).into());
+    }
+    Ok(Status::found_if(not_compliant))
+}
