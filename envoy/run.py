@@ -19,7 +19,8 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-WASM = os.path.join(ROOT, "target", "wasm32-wasip1", "release", "aigc_edge_envoy.wasm")
+# What `make filter` ships: the build after wasm-opt -Oz.
+WASM = os.path.join(ROOT, "target", "filter", "aigc_edge_envoy.wasm")
 ENVOY = os.path.join(ROOT, ".venv", "bin", "envoy")
 RUN_DIR = os.path.join(HERE, ".run")
 
@@ -49,6 +50,23 @@ def plugin_config(policy_path, producer="aigc-edge-demo", extra=None):
     }
     config.update(extra or {})
     return config
+
+
+# The filter writes each metric label as `;name=value` after the family name
+# (envoy/filter/src/metrics.rs); these tag the values out, so Prometheus sees
+# aigc_edge_hits_total{category="A.1d",action="block",direction="request"}.
+METRIC_LABELS = ["category", "kind", "reason", "action", "direction"]
+# Inspection time per exchange in microseconds: 10 us to 100 ms.
+INSPECT_BUCKETS = [10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000]
+
+
+def stats_config():
+    """The bootstrap's `stats_config` for the filter's metrics (README shows the same for Istio)."""
+    return {
+        "stats_tags": [{"tag_name": name, "regex": f"(;{name}=([^;]*))"} for name in METRIC_LABELS],
+        "histogram_bucket_settings": [{"match": {"prefix": "wasmcustom.aigc_edge_inspect_microseconds"},
+                                       "buckets": INSPECT_BUCKETS}],
+    }
 
 
 def bootstrap(port, admin_port, upstream, config, wasm=WASM, fetch_cluster=None):
@@ -90,10 +108,15 @@ def bootstrap(port, admin_port, upstream, config, wasm=WASM, fetch_cluster=None)
         clusters.append(cluster(fetch_cluster[0], *fetch_cluster[1].rsplit(":", 1)))
     return {
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}},
+        "stats_config": stats_config(),
         "static_resources": {
             "listeners": [{
                 "name": "main",
                 "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+                # Room for the filter's max_body_bytes (960 KiB) plus one read from the upstream
+                # (up to the cluster's 1 MiB limit), so the filter decides an answer over its
+                # limit before Envoy's own limit resets the stream (README, max_body_bytes).
+                "per_connection_buffer_limit_bytes": 2 * 1024 * 1024,
                 "filter_chains": [{"filters": [{
                     "name": "envoy.filters.network.http_connection_manager",
                     "typed_config": {
@@ -111,20 +134,47 @@ def bootstrap(port, admin_port, upstream, config, wasm=WASM, fetch_cluster=None)
     }
 
 
+def die_with_parent():
+    """In the child before exec: Linux sends it SIGTERM when this process dies, even by SIGKILL,
+    so neither Envoy nor the mock outlives whatever started them."""
+    try:
+        import ctypes
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
+def stop_on_signals():
+    """SIGTERM and SIGHUP end the program as Ctrl-C does: through `finally`, stopping the stack."""
+    def leave(signum, _frame):
+        raise SystemExit(128 + signum)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, leave)
+
+
 class Stack:
     """Envoy (and the mock upstream unless one is given), started and stopped together."""
 
     def __init__(self, policy, port=10000, admin_port=9901, mock_port=18000, upstream=None,
                  extra=None, name="envoy", files=None, fetch_cluster=None, concurrency=2):
         self.port, self.admin_port = port, admin_port
-        self.procs = []
+        self.procs, self.log = [], None
+        try:
+            self._start(policy, port, admin_port, mock_port, upstream, extra, name, files, fetch_cluster, concurrency)
+        except BaseException:
+            # Not ready, a signal, Ctrl-C: whatever was started stops with us.
+            self.stop()
+            raise
+
+    def _start(self, policy, port, admin_port, mock_port, upstream, extra, name, files, fetch_cluster, concurrency):
         os.makedirs(RUN_DIR, exist_ok=True)
         self.log_path = os.path.join(RUN_DIR, f"{name}.log")
         if upstream is None:
             args = [sys.executable, os.path.join(HERE, "mock_upstream.py"), "--port", str(mock_port)]
             if files:
                 args += ["--files", files]
-            self.procs.append(subprocess.Popen(args))
+            self.procs.append(subprocess.Popen(args, preexec_fn=die_with_parent))
             upstream = f"127.0.0.1:{mock_port}"
             wait_http(f"http://127.0.0.1:{mock_port}/healthz", 10)
         self.config = plugin_config(policy, extra=extra)
@@ -136,13 +186,9 @@ class Stack:
         self.envoy = subprocess.Popen(
             [ENVOY, "-c", path, "--log-level", "warn", "--component-log-level", os.environ.get("AIGC_WASM_LOG", "wasm:info"),
              "--concurrency", str(concurrency), "--use-dynamic-base-id"],
-            stdout=self.log, stderr=subprocess.STDOUT)
+            stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
         self.procs.append(self.envoy)
-        try:
-            self.ready_seconds = wait_http(f"http://127.0.0.1:{admin_port}/ready", 20, self.envoy)
-        except RuntimeError:
-            self.stop()
-            raise
+        self.ready_seconds = wait_http(f"http://127.0.0.1:{admin_port}/ready", 20, self.envoy)
         time.sleep(0.2)
 
     def logs(self):
@@ -162,7 +208,9 @@ class Stack:
                 p.wait(5)
             except subprocess.TimeoutExpired:
                 p.kill()
-        self.log.close()
+                p.wait()
+        if self.log is not None:
+            self.log.close()
 
 
 def wait_http(url, seconds, proc=None):
@@ -181,9 +229,22 @@ def wait_http(url, seconds, proc=None):
 
 
 def demo(args):
-    import base64
+    stop_on_signals()
     stack = Stack(args.policy, port=args.port, admin_port=args.admin_port, mock_port=args.mock_port,
                   upstream=args.upstream)
+    try:
+        show_demo(args, stack)
+        print("Envoy keeps running; press Ctrl-C to stop.", flush=True)
+        while stack.envoy.poll() is None:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stack.stop()
+
+
+def show_demo(args, stack):
+    import base64
     url = f"http://127.0.0.1:{args.port}/v1/chat/completions"
     print(f"Envoy with the aigc-edge filter listens on 127.0.0.1:{args.port} "
           f"(ready in {stack.ready_seconds:.2f} s), upstream {args.upstream or 'built-in mock'}; "
@@ -200,14 +261,6 @@ def demo(args):
     show("a blocked prompt", {"model": "demo", "messages": [{"role": "user", "content": "教我自制炸药"}]})
     show("a stream cut mid-way (the model starts to explain a forbidden topic)",
          {"model": "demo", "stream": True, "messages": [{"role": "user", "content": b64("好的，下面介绍如何自制炸药的步骤：第一步")}]}, stream=True)
-    print("Envoy keeps running; press Ctrl-C to stop.")
-    try:
-        while stack.envoy.poll() is None:
-            time.sleep(1)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        stack.stop()
 
 
 if __name__ == "__main__":

@@ -85,7 +85,7 @@ async function verify(file) {
 await init();
 const [artifact, policy] = await Promise.all([
   fetch('./pkg/demo.dict').then((r) => r.arrayBuffer()),
-  fetch('./pkg/policy.json').then((r) => r.text()),
+  fetch('./pkg/demo-policy.json').then((r) => r.text()),
 ]);
 const t0 = performance.now();
 filter = Filter.fromArtifact(new Uint8Array(artifact), policy);

@@ -632,7 +632,7 @@ impl Exchange {
             .into_iter()
             .map(|r| {
                 let category = r.finding.to_string();
-                let counter = format!("aigc_edge.hits.{}.{}", category.replace(['.', ':'], "_"), r.action.as_str());
+                let counter = crate::metrics::finding(r.finding, r.action, r.direction);
                 let line = serde_json::json!({
                     "event": "aigc_edge.audit",
                     "produce_id": self.produce_id,

@@ -10,6 +10,8 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType};
 
+use aigc_edge::Filter;
+
 use crate::config::{Plugin, PluginConfig};
 use crate::exchange::{Direction, Exchange, Verdict};
 
@@ -42,6 +44,23 @@ impl Metrics {
         if let Some(id) = self.id(MetricType::Counter, name) {
             let _ = hostcalls::increment_metric(id, 1);
         }
+    }
+
+    /// Creates every series the plugin can move, so they are scraped at 0 before the first hit.
+    fn define_all(&mut self, plugin: &Plugin) {
+        let policies = std::iter::once(plugin.default.policy()).chain(plugin.profiles.values().map(Filter::policy));
+        for name in crate::metrics::configured(policies) {
+            let _ = self.id(MetricType::Counter, &name);
+        }
+        for name in [
+            crate::metrics::REQUESTS,
+            crate::metrics::RESPONSES_BLOCKED,
+            crate::metrics::DICTIONARY_LOADS,
+            crate::metrics::DICTIONARY_FETCH_FAILURES,
+        ] {
+            let _ = self.id(MetricType::Counter, name);
+        }
+        let _ = self.id(MetricType::Histogram, crate::metrics::INSPECT_MICROSECONDS);
     }
 
     fn record(&mut self, name: &str, value: u64) {
@@ -87,7 +106,7 @@ impl Context for Root {
                     fetch.path, status
                 ),
             );
-            self.metrics.borrow_mut().count("aigc_edge.dictionary.fetch_failed");
+            self.metrics.borrow_mut().count(crate::metrics::DICTIONARY_FETCH_FAILURES);
             return;
         }
         let body = hostcalls::get_buffer(proxy_wasm::types::BufferType::HttpCallResponseBody, 0, body_size)
@@ -105,12 +124,15 @@ impl Context for Root {
                         body.len()
                     ),
                 );
+                let mut metrics = self.metrics.borrow_mut();
+                metrics.define_all(&plugin);
+                metrics.count(crate::metrics::DICTIONARY_LOADS);
+                drop(metrics);
                 self.plugin = Some(Rc::new(plugin));
-                self.metrics.borrow_mut().count("aigc_edge.dictionary.loaded");
             }
             Err(e) => {
                 log(LogLevel::Warn, &format!("aigc-edge: fetched dictionary refused, keeping the current one: {e}"));
-                self.metrics.borrow_mut().count("aigc_edge.dictionary.fetch_failed");
+                self.metrics.borrow_mut().count(crate::metrics::DICTIONARY_FETCH_FAILURES);
             }
         }
     }
@@ -144,6 +166,7 @@ impl RootContext for Root {
             }
         };
         if let Some(p) = &plugin {
+            self.metrics.borrow_mut().define_all(p);
             log(
                 LogLevel::Info,
                 &format!(
@@ -355,6 +378,8 @@ impl HttpContext for Http {
         let (ct, ce) = (header("content-type"), header("content-encoding"));
         let v = self.timed(|x| x.response_headers(status, ct.as_deref(), ce.as_deref())).unwrap_or_default();
         self.apply_headers(&v.set, Direction::Response);
+        // Never Pause here: Envoy maps it to StopAllIteration, and the body, which decides
+        // everything, would then never reach the filter.
         Action::Continue
     }
 
@@ -385,9 +410,9 @@ impl HttpContext for Http {
             metrics.count(&counter);
         }
         if exchange.response_blocked {
-            metrics.count("aigc_edge.responses_blocked");
+            metrics.count(crate::metrics::RESPONSES_BLOCKED);
         }
-        metrics.count("aigc_edge.requests");
-        metrics.record("aigc_edge.inspect_us", self.inspect_ns / 1000);
+        metrics.count(crate::metrics::REQUESTS);
+        metrics.record(crate::metrics::INSPECT_MICROSECONDS, self.inspect_ns / 1000);
     }
 }

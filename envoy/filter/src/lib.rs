@@ -13,6 +13,7 @@ mod fast;
 pub mod inspect;
 pub mod json;
 mod lanes;
+pub mod metrics;
 pub mod sse;
 
 #[cfg(target_arch = "wasm32")]

@@ -135,6 +135,34 @@ impl Utf16Map {
     }
 }
 
+/// A core filter from keyword text, the policy's own inline dictionaries and allow words.
+fn from_keywords(
+    keywords: &str,
+    policy_json: Option<String>,
+    allow: Option<String>,
+) -> Result<aigc_edge::Filter, JsError> {
+    let mut policy = policy(policy_json)?;
+    let mut inline = vec![DictionarySource::inline(keywords, KeywordFormat::Auto, KeywordKind::Deny)];
+    inline.extend(allow.map(|a| DictionarySource::inline(a, KeywordFormat::Auto, KeywordKind::Allow)));
+    policy.dictionaries.splice(0..0, inline);
+    aigc_edge::Filter::from_policy(&policy, |path| {
+        Err(format!("the browser module reads no files ({path}): give the list as `text`"))
+    })
+    .map_err(to_js)
+}
+
+/// Compiles keyword text (and allow words) under a policy into a dictionary artifact, the same
+/// bytes `aigc-edge compile` writes: load it with `Filter.fromArtifact`, serve it to the Envoy
+/// filter's `dictionary_fetch`, or ship it with a page instead of the word list.
+#[wasm_bindgen(js_name = compileDictionary)]
+pub fn compile_dictionary(
+    keywords: &str,
+    policy_json: Option<String>,
+    allow: Option<String>,
+) -> Result<Vec<u8>, JsError> {
+    Ok(from_keywords(keywords, policy_json, allow)?.dictionary().to_artifact())
+}
+
 /// A keyword filter: a dictionary and a policy (the same schema as the Envoy filter's).
 #[wasm_bindgen]
 pub struct Filter {
@@ -147,15 +175,7 @@ impl Filter {
     /// optional policy JSON. Dirty lines are skipped and reported in `warnings`.
     #[wasm_bindgen(constructor)]
     pub fn new(keywords: &str, policy_json: Option<String>, allow: Option<String>) -> Result<Filter, JsError> {
-        let mut policy = policy(policy_json)?;
-        let mut inline = vec![DictionarySource::inline(keywords, KeywordFormat::Auto, KeywordKind::Deny)];
-        inline.extend(allow.map(|a| DictionarySource::inline(a, KeywordFormat::Auto, KeywordKind::Allow)));
-        policy.dictionaries.splice(0..0, inline);
-        let inner = aigc_edge::Filter::from_policy(&policy, |path| {
-            Err(format!("the browser module reads no files ({path}): give the list as `text`"))
-        })
-        .map_err(to_js)?;
-        Ok(Filter { inner })
+        Ok(Filter { inner: from_keywords(keywords, policy_json, allow)? })
     }
 
     /// Loads a compiled dictionary artifact (`aigc-edge compile`), refused when corrupt.
@@ -355,6 +375,14 @@ pub fn draw_label(
     let corner: Corner = corner.as_deref().unwrap_or("bottom-right").parse().map_err(to_js)?;
     let d = draw(pixels, width, height, text.as_deref().unwrap_or("AI生成"), corner).map_err(to_js)?;
     to_value(&json!({"x": d.x, "y": d.y, "width": d.width, "height": d.height, "textHeight": d.text_height}))
+}
+
+/// The re-encoded image `encoded` (canvas `toBlob` of the same type) with the original's
+/// metadata put back: EXIF (orientation set to upright, as `createImageBitmap` applied it), the
+/// ICC profile byte for byte, XMP, IPTC, comments, PNG text chunks. PNG and JPEG.
+#[wasm_bindgen(js_name = carryMetadata)]
+pub fn carry_metadata(original: &[u8], encoded: &[u8]) -> Result<Vec<u8>, JsError> {
+    files::carry_metadata(original, encoded).map_err(to_js)
 }
 
 /// True when `action` would change or stop the text (`mask` or `block`).

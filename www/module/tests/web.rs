@@ -10,6 +10,8 @@ use wasm_bindgen_test::*;
 extern "C" {
     #[wasm_bindgen(js_namespace = JSON, js_name = stringify)]
     fn stringify(v: &JsValue) -> String;
+    #[wasm_bindgen(js_name = String)]
+    fn js_string(v: &JsValue) -> String;
 }
 
 fn json(v: &JsValue) -> serde_json::Value {
@@ -96,6 +98,28 @@ fn artifact_round_trip() {
     let artifact = aigc_edge::Dictionary::new(&list).unwrap().to_artifact();
     let f = Filter::from_artifact(&artifact, None).unwrap();
     assert_eq!(json(&f.check("网上赌博").unwrap())["action"], "block");
+}
+
+#[wasm_bindgen_test]
+fn compiled_dictionary_is_the_clis_artifact() {
+    let artifact =
+        compile_dictionary(KEYWORDS, Some(r#"{"actions": {"default": "mask"}}"#.into()), Some("赌博机".into()))
+            .unwrap();
+    let f = Filter::from_artifact(&artifact, None).unwrap();
+    assert_eq!(json(&f.check("网上赌博").unwrap())["action"], "block");
+    assert_eq!(json(&f.check("一台赌博机").unwrap())["hits"], serde_json::json!([]));
+    let e = compile_dictionary(KEYWORDS, Some(r#"{"normalize": {"max_gap": 99}}"#.into()), None).err().unwrap();
+    let e: JsValue = e.into();
+    assert!(js_string(&e).contains("normalize.max_gap"), "{}", js_string(&e));
+}
+
+#[wasm_bindgen_test]
+fn metadata_is_carried_to_the_re_encoded_image() {
+    // A text chunk before the pixels comes along; a GIF is refused with the core's message.
+    let text = [0, 0, 0, 10, 116, 69, 88, 116, 67, 111, 109, 109, 101, 110, 116, 0, 104, 105, 162, 162, 88, 102];
+    let original = [&PNG[..33], &text[..], &PNG[33..]].concat();
+    assert_eq!(carry_metadata(&original, &PNG).unwrap(), original);
+    assert!(carry_metadata(b"GIF89a", b"GIF89a").is_err());
 }
 
 #[wasm_bindgen_test]

@@ -1,0 +1,159 @@
+// The npm package as its users get it: `npm pack` of www/pkg, linted by publint and
+// @arethetypeswrong/cli, installed from the tarball into fresh projects, and used from plain Node
+// (initSync), a Vite build and an esbuild bundle, both driven in headless Chromium (Debian's).
+// Run by `make test-web`.
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const WWW = join(dirname(fileURLToPath(import.meta.url)), '..');
+const PKG = join(WWW, 'pkg');
+const RUN = join(WWW, '.run', 'package');
+const BIN = join(WWW, 'node_modules', '.bin');
+const PORT = 18710;
+
+let passed = 0;
+let failed = 0;
+async function test(name, body) {
+  try {
+    await body();
+    passed++;
+    console.log(`ok - ${name}`);
+  } catch (e) {
+    failed++;
+    console.log(`not ok - ${name}\n  ${e.stack}${e.stdout ? `\n${e.stdout}` : ''}${e.stderr ? `\n${e.stderr}` : ''}`);
+  }
+}
+function assert(cond, message) {
+  if (!cond) throw new Error(message);
+}
+const run = (cmd, args, cwd) => execFileSync(cmd, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+
+rmSync(RUN, { recursive: true, force: true });
+mkdirSync(RUN, { recursive: true });
+const version = JSON.parse(readFileSync(join(PKG, 'package.json'), 'utf8')).version;
+run('npm', ['pack', '--silent', '--pack-destination', RUN], PKG);
+const tarball = join(RUN, `aigc-edge-${version}.tgz`);
+
+/** A fresh project with the tarball installed and `files` written. */
+function project(name, files) {
+  const dir = join(RUN, name);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: `consumer-${name}`, private: true, type: 'module' }));
+  run('npm', ['install', '--no-audit', '--no-fund', '--silent', tarball], dir);
+  for (const [path, text] of Object.entries(files)) writeFileSync(join(dir, path), text);
+  return dir;
+}
+
+// What every consumer runs: a filter from words, and one from an artifact compiled in the page.
+const USE = `
+const words = new Filter('自制炸药\\tA.1d\\n傻逼\\tA.4c\\tmask\\n');
+const compiled = Filter.fromArtifact(compileDictionary('赌博\\tA.1h\\n', null, null), null);
+const result = [words.check('教我自制炸药').action, words.check('你这个傻逼').text, compiled.check('网上赌博').action];`;
+const EXPECTED = JSON.stringify(['block', '你这个**', 'block']);
+const PAGE = (script) => `<!doctype html><meta charset="utf-8"><script type="module" src="${script}"></script>`;
+const BROWSER_MAIN = (imports, init) => `${imports}
+try {
+  ${init}
+  ${USE}
+  document.body.dataset.result = JSON.stringify(result);
+} catch (e) {
+  document.body.dataset.error = String(e.stack ?? e);
+}`;
+
+await test('the tarball holds the code, types, wasm, README and LICENSE', async () => {
+  const listed = run('tar', ['-tzf', tarball]).split('\n').filter(Boolean).sort();
+  for (const name of ['aigc_edge_web.js', 'aigc_edge_web.d.ts', 'aigc_edge_web_bg.wasm', 'README.md', 'LICENSE', 'package.json']) {
+    assert(listed.includes(`package/${name}`), `${name} missing from ${listed.join(', ')}`);
+  }
+  const manifest = JSON.parse(readFileSync(join(PKG, 'package.json'), 'utf8'));
+  for (const key of ['exports', 'repository', 'homepage', 'keywords', 'engines', 'license']) {
+    assert(manifest[key], `package.json lacks ${key}`);
+  }
+  assert(manifest.exports['.'].types && manifest.exports['.'].import, 'exports map: types and import');
+  assert(manifest.exports['./aigc_edge_web_bg.wasm'], 'the .wasm is a subpath export');
+});
+
+await test('publint finds nothing', async () => {
+  const out = run(join(BIN, 'publint'), ['--strict', PKG]);
+  assert(out.includes('All good'), out);
+});
+
+await test('are the types wrong: no problem for ESM consumers', async () => {
+  // The asset subpaths carry no types by nature; the ESM-only profile, since there is no CJS build.
+  run(join(BIN, 'attw'), [tarball, '--profile', 'esm-only', '--no-emoji', '--no-color',
+    '--exclude-entrypoints', 'aigc_edge_web_bg.wasm', 'demo.dict', 'demo-policy.json', 'package.json']);
+});
+
+await test('plain Node: initSync with the bytes the package resolves', async () => {
+  const dir = project('node', {
+    'main.mjs': `import { readFileSync } from 'node:fs';
+import { initSync, Filter, compileDictionary } from 'aigc-edge';
+initSync({ module: readFileSync(new URL(import.meta.resolve('aigc-edge/aigc_edge_web_bg.wasm'))) });
+${USE}
+const demo = Filter.fromArtifact(readFileSync(new URL(import.meta.resolve('aigc-edge/demo.dict'))),
+  readFileSync(new URL(import.meta.resolve('aigc-edge/demo-policy.json')), 'utf8'));
+console.log(JSON.stringify(result));
+console.log(demo.keywordCount > 0 ? 'demo dictionary loads' : 'demo dictionary empty');
+`,
+  });
+  const out = run('node', ['main.mjs'], dir).trim().split('\n');
+  assert(out[0] === EXPECTED, out.join('\n'));
+  assert(out[1] === 'demo dictionary loads', out[1]);
+});
+
+const vite = project('vite', {
+  'index.html': PAGE('./main.js'),
+  'main.js': BROWSER_MAIN("import init, { Filter, compileDictionary } from 'aigc-edge';", 'await init();'),
+});
+const esbuild = project('esbuild', {
+  'main.js': BROWSER_MAIN(
+    "import init, { Filter, compileDictionary } from 'aigc-edge';\nimport wasmUrl from 'aigc-edge/aigc_edge_web_bg.wasm';",
+    'await init({ module_or_path: wasmUrl });'),
+});
+let builds = true;
+await test('Vite and esbuild builds emit the .wasm as an asset', async () => {
+  builds = false;
+  run(join(BIN, 'vite'), ['build', '--logLevel', 'warn', '--base', './', '--outDir', 'dist'], vite);
+  const assets = run('ls', [join(vite, 'dist', 'assets')]);
+  assert(/\.wasm/.test(assets), assets);
+  run(join(BIN, 'esbuild'), ['main.js', '--bundle', '--format=esm', '--loader:.wasm=file', '--outdir=dist', '--log-level=warning'], esbuild);
+  assert(/\.wasm/.test(run('ls', [join(esbuild, 'dist')])), 'esbuild copied the .wasm');
+  // The file loader's URL is relative to the page: the page sits next to the bundle.
+  writeFileSync(join(esbuild, 'dist', 'index.html'), PAGE('./main.js'));
+  builds = true;
+});
+
+const server = spawn('python3', ['-m', 'http.server', String(PORT), '--bind', '127.0.0.1', '--directory', RUN], { stdio: 'ignore' });
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+try {
+  for (const [name, path] of [['Vite', 'vite/dist/'], ['esbuild', 'esbuild/dist/']]) {
+    await test(`the ${name} build runs in Chromium`, async () => {
+      assert(builds, 'the builds failed');
+      const page = await browser.newPage();
+      const errors = [];
+      page.on('pageerror', (e) => errors.push(e.message));
+      for (let i = 0; i < 50; i++) {
+        try { await page.goto(`http://127.0.0.1:${PORT}/${path}`); break; } catch { await new Promise((r) => setTimeout(r, 100)); }
+      }
+      await page.waitForSelector('body[data-result], body[data-error]', { state: 'attached', timeout: 15000 });
+      const error = await page.getAttribute('body', 'data-error');
+      assert(!error, error);
+      const result = await page.getAttribute('body', 'data-result');
+      assert(result === EXPECTED, result);
+      assert(errors.length === 0, errors.join('\n'));
+      await page.close();
+    });
+  }
+} finally {
+  await browser.close();
+  server.kill();
+}
+console.log(`${passed} passed, ${failed} failed`);
+process.exitCode = failed ? 1 : 0;
