@@ -1,5 +1,5 @@
 // The demo page: everything runs in the page, through the aigc-edge wasm module.
-import init, { Filter, drawLabel, labelFile, verifyFile } from './pkg/aigc_edge_web.js';
+import init, { Filter, carryMetadata, drawLabel, labelFile, verifyFile } from './pkg/aigc_edge_web.js';
 
 const $ = (id) => document.getElementById(id);
 const PRODUCER = 'aigc-edge-demo';
@@ -22,11 +22,31 @@ function highlight(text, hits) {
   return html + escape(text.slice(at));
 }
 
+// The page speaks Chinese: actions, verdicts and block reasons in its language.
+const ACTION_ZH = { pass: '通过', flag: '标记', mask: '屏蔽', block: '拦截' };
+const VERDICT_ZH = { compliant: '合规', 'non-compliant': '不合规', 'no label': '无标识' };
+const CATEGORY_ZH = {
+  'A.1a': '煽动颠覆国家政权', 'A.1b': '危害国家安全和利益', 'A.1c': '煽动分裂国家', 'A.1d': '宣扬恐怖主义、极端主义',
+  'A.1e': '宣扬民族仇恨', 'A.1f': '宣扬暴力、淫秽色情', 'A.1g': '传播虚假有害信息', 'A.1h': '其他法律法规禁止的内容',
+  'A.2a': '民族歧视', 'A.2b': '信仰歧视', 'A.2c': '国别歧视', 'A.2d': '地域歧视', 'A.2e': '性别歧视', 'A.2f': '年龄歧视',
+  'A.2g': '职业歧视', 'A.2h': '健康歧视', 'A.2i': '其他歧视', 'A.3a': '侵犯知识产权', 'A.3b': '违反商业道德',
+  'A.3c': '泄露商业秘密', 'A.3d': '垄断和不正当竞争', 'A.3e': '其他商业违法违规', 'A.4a': '危害身心健康',
+  'A.4b': '侵害肖像权', 'A.4c': '侵害名誉权', 'A.4d': '侵害荣誉权', 'A.4e': '侵害隐私权', 'A.4f': '侵害个人信息权益',
+  'A.4g': '侵犯其他合法权益', 'A.5a': '内容不准确', 'A.5b': '内容不可靠',
+};
+const SEVERITY = ['pass', 'flag', 'mask', 'block'];
+const worst = (a, b) => (SEVERITY.indexOf(b) > SEVERITY.indexOf(a) ? b : a);
+const categoryZh = (c) => (c ? `${c} ${CATEGORY_ZH[c] ?? ''}`.trim() : '未分类');
+
+function showDecision(action, hits, pii) {
+  $('decision').innerHTML = `<span class="badge ${action}" id="action" data-action="${action}">${ACTION_ZH[action]}</span> ` +
+    `${hits} 个命中` + (pii ? `，${pii} 处个人信息` : '');
+}
+
 function show(result, text) {
   $('highlight').innerHTML = highlight(text, result.hits);
   $('masked').textContent = result.text ?? text;
-  $('decision').innerHTML = `<span class="badge ${result.action}" id="action">${result.action}</span> ` +
-    `${result.hits.length} 个命中` + ((result.pii ?? []).length ? `，${result.pii.length} 处个人信息` : '');
+  showDecision(result.action, result.hits.length, (result.pii ?? []).length);
 }
 
 function check() {
@@ -34,51 +54,112 @@ function check() {
   show(filter.check(text), text);
 }
 
+// Why a stream stopped, in the page's language: the hit that blocked it.
+function blockReason(chunk, hits) {
+  const hit = [...chunk.hits, ...hits].reverse().find((h) => h.action === 'block');
+  return hit ? `命中「${hit.keyword}」（${categoryZh(hit.category)}）` : '超出检查上限';
+}
+
+let streaming = 0;
 async function stream() {
+  const run = ++streaming; // a new stream (or an edit) supersedes the one in progress
   const text = $('text').value;
   const s = filter.stream();
-  $('masked').textContent = '';
   const hits = [];
+  let fed = '';
+  let shown = '';
+  let pii = 0;
+  let action = 'pass';
+  const update = (chunk) => {
+    shown += chunk.output;
+    hits.push(...chunk.hits);
+    pii += (chunk.pii ?? []).length;
+    action = chunk.hits.reduce((a, h) => worst(a, h.action), action);
+    $('masked').textContent = shown;
+    $('highlight').innerHTML = highlight(fed, hits);
+    showDecision(action, hits.length, pii);
+  };
   for (const ch of text) {
+    fed += ch;
     const c = s.write(ch);
-    $('masked').textContent += c.output;
-    hits.push(...c.hits);
-    if (c.blocked) { $('masked').textContent += `\n[已中断：${c.blocked}]`; return; }
+    update(c);
+    if (c.blocked) {
+      showDecision('block', hits.length, pii);
+      $('masked').textContent = `${shown}\n[已中断：${blockReason(c, hits)}]`;
+      return;
+    }
     await new Promise((r) => setTimeout(r, 15));
+    if (run !== streaming) return;
   }
-  $('masked').textContent += s.finish().output;
+  update(s.finish());
+}
+
+const sniff = (b) => (b[0] === 0xff && b[1] === 0xd8 ? 'image/jpeg' : b[0] === 0x89 && b[1] === 0x50 ? 'image/png' : null);
+
+// Core messages are English; the page says what went wrong in its own language.
+function imageErrorZh(e) {
+  const m = String(e?.message ?? e);
+  if (m.includes('does not fit') || m.includes('too small')) return '图片太小，放不下高度不低于最短边 5% 的显式标识';
+  if (m.includes('CMYK')) return '暂不支持 CMYK JPEG';
+  if (m.includes('animated')) return '暂不支持动画 PNG';
+  return `无法读取该图片（${m}）`;
 }
 
 async function labelImage(file) {
-  const bitmap = await createImageBitmap(file);
-  const canvas = $('canvas');
-  canvas.width = bitmap.width;
-  canvas.height = bitmap.height;
-  const ctx = canvas.getContext('2d');
-  ctx.drawImage(bitmap, 0, 0);
-  const img = ctx.getImageData(0, 0, canvas.width, canvas.height);
-  const pixels = new Uint8Array(img.data.buffer);
-  const drawn = drawLabel(pixels, img.width, img.height, 'AI生成', 'bottom-right');
-  img.data.set(pixels);
-  ctx.putImageData(img, 0, 0);
-  const png = new Uint8Array(await (await new Promise((r) => canvas.toBlob(r, 'image/png'))).arrayBuffer());
-  const labeled = labelFile(png, PRODUCER);
   const link = $('download');
-  link.href = URL.createObjectURL(new Blob([labeled], { type: 'image/png' }));
-  link.hidden = false;
-  $('imagelabel').textContent = `显式标识高 ${drawn.textHeight}px；隐式标识已写入 PNG`;
+  const canvas = $('canvas');
+  // Nothing of the previous image stays on screen while this one is worked on or fails.
+  link.hidden = true;
+  if (link.href) URL.revokeObjectURL(link.href);
+  link.removeAttribute('href');
+  $('imagelabel').textContent = '处理中…';
+  $('imagelabel').className = '';
+  try {
+    const original = new Uint8Array(await file.arrayBuffer());
+    const type = sniff(original);
+    if (!type) throw new Error('只支持 PNG 和 JPEG 图片');
+    // createImageBitmap applies the EXIF orientation: the label lands where the viewer looks.
+    const bitmap = await createImageBitmap(new Blob([original], { type }));
+    const work = document.createElement('canvas');
+    work.width = bitmap.width;
+    work.height = bitmap.height;
+    const ctx = work.getContext('2d');
+    ctx.drawImage(bitmap, 0, 0);
+    const img = ctx.getImageData(0, 0, work.width, work.height);
+    const pixels = new Uint8Array(img.data.buffer);
+    const drawn = drawLabel(pixels, img.width, img.height, 'AI生成', 'bottom-right');
+    img.data.set(pixels);
+    ctx.putImageData(img, 0, 0);
+    // The same format back, with the original's EXIF, colour profile and text.
+    const blob = await new Promise((r) => work.toBlob(r, type, 0.92));
+    const encoded = new Uint8Array(await blob.arrayBuffer());
+    const labeled = labelFile(carryMetadata(original, encoded), PRODUCER);
+    canvas.width = work.width;
+    canvas.height = work.height;
+    canvas.getContext('2d').drawImage(work, 0, 0);
+    link.href = URL.createObjectURL(new Blob([labeled], { type }));
+    link.download = type === 'image/jpeg' ? 'labeled.jpg' : 'labeled.png';
+    link.hidden = false;
+    $('imagelabel').textContent = `显式标识高 ${drawn.textHeight}px；隐式标识已写入 ${type === 'image/jpeg' ? 'JPEG' : 'PNG'}，原图的 EXIF 与色彩配置保留`;
+  } catch (e) {
+    canvas.width = 0;
+    canvas.height = 0;
+    $('imagelabel').textContent = `无法标识：${imageErrorZh(e)}`;
+    $('imagelabel').className = 'error';
+  }
 }
 
 async function verify(file) {
+  $('fields').innerHTML = '';
+  $('verdict').textContent = '';
   const bytes = new Uint8Array(await file.arrayBuffer());
   try {
     const r = verifyFile(bytes);
-    $('verdict').innerHTML = `格式 ${r.format}：<span class="badge ${r.verdict === 'compliant' ? 'pass' : 'block'}" id="verdict-text">${r.verdict}</span> ` + escape(r.reasons.join('；'));
+    $('verdict').innerHTML = `格式 ${r.format}：<span class="badge ${r.verdict === 'compliant' ? 'pass' : 'block'}" id="verdict-text" data-verdict="${r.verdict}">${VERDICT_ZH[r.verdict] ?? r.verdict}</span> ` + escape(r.reasons.join('；'));
     const f = r.labels[0]?.fields ?? {};
     $('fields').innerHTML = Object.entries(f).map(([k, v]) => `<tr><td>${k}</td><td>${escape(v)}</td></tr>`).join('');
   } catch (e) {
-    $('fields').innerHTML = '';
-    $('verdict').innerHTML = `<span class="badge block" id="verdict-text">error</span> ${escape(e.message)}`;
+    $('verdict').innerHTML = `<span class="badge block" id="verdict-text" data-verdict="error">无法读取</span> ${escape(e.message)}`;
   }
 }
 
@@ -90,7 +171,7 @@ const [artifact, policy] = await Promise.all([
 const t0 = performance.now();
 filter = Filter.fromArtifact(new Uint8Array(artifact), policy);
 $('dict').textContent = `${filter.keywordCount} 个关键词，加载 ${(performance.now() - t0).toFixed(1)} ms`;
-$('text').addEventListener('input', check);
+$('text').addEventListener('input', () => { streaming++; check(); });
 $('stream').addEventListener('click', stream);
 $('image').addEventListener('change', (e) => e.target.files[0] && labelImage(e.target.files[0]));
 $('verify').addEventListener('change', (e) => e.target.files[0] && verify(e.target.files[0]));

@@ -1,11 +1,14 @@
 // Compiled with `tsc --noEmit` by `make test-web`: the generated .d.ts must describe the API
 // as JavaScript users call it.
-import init, { Filter, labelText, labelFile, verifyFile, drawLabel, detectWatermark, watermarkText } from '../pkg/aigc_edge_web.js';
+import init, { Filter, labelText, labelFile, verifyFile, drawLabel, detectWatermark, watermarkText, compileDictionary, carryMetadata } from '../pkg/aigc_edge_web.js';
 import type { CheckResult, StreamChunk, FileReport, Hit } from '../pkg/aigc_edge_web.js';
 
 export async function usage(artifact: Uint8Array, png: Uint8Array, image: ImageData): Promise<string[]> {
   await init();
   const filter: Filter = Filter.fromArtifact(artifact, '{"actions": {"default": "mask"}}');
+  const compiled: Uint8Array = compileDictionary('赌博\tA.1h\n', null, null);
+  const own: Filter = Filter.fromArtifact(compiled, null);
+  const kept: Uint8Array = carryMetadata(png, png);
   const result: CheckResult = filter.check('text');
   const hits: Hit[] = result.hits;
   const first: number = hits.length ? hits[0].start : -1;
@@ -17,5 +20,5 @@ export async function usage(artifact: Uint8Array, png: Uint8Array, image: ImageD
   const drawn = drawLabel(new Uint8Array(image.data.buffer), image.width, image.height, 'AI生成', 'top-left');
   const marked: string = watermarkText(labelText('答'), 'id-1', new Uint8Array([1, 2, 3]));
   const found = detectWatermark(marked, new Uint8Array([1, 2, 3]));
-  return [String(first), chunk.output + rest.output, report.verdict, String(drawn.textHeight), found?.payload ?? 'none', result.action];
+  return [String(own.keywordCount), String(kept.length), String(first), chunk.output + rest.output, report.verdict, String(drawn.textHeight), found?.payload ?? 'none', result.action];
 }
