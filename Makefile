@@ -84,7 +84,11 @@ WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/ {getline; gsub(/
 setup-web: setup-rust
 	@wasm-bindgen --version 2>/dev/null | grep -qx "wasm-bindgen $(WASM_BINDGEN_VERSION)" || \
 	  $(CARGO) install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION) --no-default-features
-	@test -d www/node_modules/playwright-core || (cd www && npm ci --no-audit --no-fund)
+	@$(MAKE) --no-print-directory www/node_modules/.package-lock.json
+
+# The page tests' npm packages, exactly as locked (again whenever the lock changes).
+www/node_modules/.package-lock.json: www/package-lock.json
+	cd www && npm ci --no-audit --no-fund
 
 # npm-ready package in www/pkg (package.json, .wasm, JS glue, .d.ts), plus the demo dictionary.
 web: setup-web cli
@@ -107,7 +111,7 @@ WASM_TEST := CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
 # wasm-bindgen-test in node and in headless Chromium, the TypeScript check, the demo page
 # driven by Playwright in Chromium, and the packed npm tarball linted (publint, attw) and
 # consumed by Node, a Vite build and an esbuild bundle.
-test-web: web setup-browser setup-venv
+test-web: web setup-browser setup-venv setup-media
 	$(WASM_TEST)
 	WASM_BINDGEN_USE_BROWSER=1 CHROMEDRIVER=/usr/bin/chromedriver \
 	  WASM_BINDGEN_TEST_WEBDRIVER_JSON=$(CURDIR)/www/module/webdriver.json $(WASM_TEST)

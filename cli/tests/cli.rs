@@ -9,15 +9,20 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn run(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_aigc-edge"))
+/// The binary started in the repository root with every stream piped.
+fn spawn(args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_aigc-edge"))
         .args(args)
         .current_dir(root())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("binary starts");
+        .expect("binary starts")
+}
+
+fn run(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = spawn(args);
     // The binary may exit before reading (a refused dictionary): a broken pipe is fine.
     let _ = child.stdin.take().expect("stdin").write_all(stdin);
     child.wait_with_output().expect("binary runs")
@@ -287,14 +292,7 @@ fn output_dash_writes_stdout() {
 
 #[test]
 fn a_closed_pipe_ends_quietly_with_exit_0() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_aigc-edge"))
-        .args(["check", "-k", KEYWORDS])
-        .current_dir(root())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("binary starts");
+    let mut child = spawn(&["check", "-k", KEYWORDS]);
     let mut stdin = child.stdin.take().expect("stdin");
     let writer = std::thread::spawn(move || {
         for _ in 0..200_000 {

@@ -5,7 +5,7 @@ import { spawn, execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { assert, launchChromium, open, summary, test } from './harness.mjs';
 
 const WWW = join(dirname(fileURLToPath(import.meta.url)), '..');
 const ROOT = join(WWW, '..');
@@ -13,35 +13,14 @@ const RUN = join(WWW, '.run');
 const PORT = 18700;
 mkdirSync(RUN, { recursive: true });
 
-let passed = 0;
-let failed = 0;
-async function test(name, body) {
-  try {
-    await body();
-    passed++;
-    console.log(`ok - ${name}`);
-  } catch (e) {
-    failed++;
-    console.log(`not ok - ${name}\n  ${e.stack}`);
-  }
-}
-function assert(cond, message) {
-  if (!cond) throw new Error(message);
-}
 
 const server = spawn('python3', ['-m', 'http.server', String(PORT), '--bind', '127.0.0.1', '--directory', WWW], { stdio: 'ignore' });
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launchChromium();
 try {
   const page = await browser.newPage({ acceptDownloads: true, viewport: { width: 1200, height: 1000 } });
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
-  for (let i = 0; i < 50; i++) {
-    try { await page.goto(`http://127.0.0.1:${PORT}/`); break; } catch { await new Promise((r) => setTimeout(r, 100)); }
-  }
+  await open(page, `http://127.0.0.1:${PORT}/`);
   await page.waitForSelector('body[data-ready="true"]', { timeout: 15000 });
 
   await test('dictionary loads from the compiled artifact', async () => {
@@ -172,5 +151,4 @@ img.save(${JSON.stringify(jpeg)}, quality=90, exif=exif, icc_profile=icc)`);
   await browser.close();
   server.kill();
 }
-console.log(`${passed} passed, ${failed} failed`);
-process.exitCode = failed ? 1 : 0;
+summary();

@@ -6,7 +6,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { assert, launchChromium, open, summary, test } from './harness.mjs';
 
 const WWW = join(dirname(fileURLToPath(import.meta.url)), '..');
 const PKG = join(WWW, 'pkg');
@@ -14,21 +14,6 @@ const RUN = join(WWW, '.run', 'package');
 const BIN = join(WWW, 'node_modules', '.bin');
 const PORT = 18710;
 
-let passed = 0;
-let failed = 0;
-async function test(name, body) {
-  try {
-    await body();
-    passed++;
-    console.log(`ok - ${name}`);
-  } catch (e) {
-    failed++;
-    console.log(`not ok - ${name}\n  ${e.stack}${e.stdout ? `\n${e.stdout}` : ''}${e.stderr ? `\n${e.stderr}` : ''}`);
-  }
-}
-function assert(cond, message) {
-  if (!cond) throw new Error(message);
-}
 const run = (cmd, args, cwd) => execFileSync(cmd, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 
 rmSync(RUN, { recursive: true, force: true });
@@ -127,11 +112,7 @@ await test('Vite and esbuild builds emit the .wasm as an asset', async () => {
 });
 
 const server = spawn('python3', ['-m', 'http.server', String(PORT), '--bind', '127.0.0.1', '--directory', RUN], { stdio: 'ignore' });
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launchChromium();
 try {
   for (const [name, path] of [['Vite', 'vite/dist/'], ['esbuild', 'esbuild/dist/']]) {
     await test(`the ${name} build runs in Chromium`, async () => {
@@ -139,9 +120,7 @@ try {
       const page = await browser.newPage();
       const errors = [];
       page.on('pageerror', (e) => errors.push(e.message));
-      for (let i = 0; i < 50; i++) {
-        try { await page.goto(`http://127.0.0.1:${PORT}/${path}`); break; } catch { await new Promise((r) => setTimeout(r, 100)); }
-      }
+      await open(page, `http://127.0.0.1:${PORT}/${path}`);
       await page.waitForSelector('body[data-result], body[data-error]', { state: 'attached', timeout: 15000 });
       const error = await page.getAttribute('body', 'data-error');
       assert(!error, error);
@@ -155,5 +134,4 @@ try {
   await browser.close();
   server.kill();
 }
-console.log(`${passed} passed, ${failed} failed`);
-process.exitCode = failed ? 1 : 0;
+summary();
