@@ -22,7 +22,7 @@ UPSTREAM ?=
 LINT_WASIP1 := -p aigc-edge -p aigc-edge-envoy -p aigc-edge-noop
 LINT_WEB := -p aigc-edge -p aigc-edge-web
 
-.PHONY: help lint oci setup-wasm-opt setup-rust setup-venv setup-media setup-web setup-browser web serve bench-web build cli filter demo test test-core test-e2e test-labels test-web fuzz bench bench-native bench-wasm bench-envoy clean
+.PHONY: help lint oci test-python bench-scale setup-wasm-opt setup-rust setup-venv setup-media setup-web setup-browser web serve bench-web build cli filter demo test test-core test-e2e test-labels test-web fuzz bench bench-native bench-wasm bench-envoy clean
 
 help:
 	@echo "make demo    build the Envoy filter and run Envoy with it in front of a demo upstream"
@@ -35,6 +35,8 @@ help:
 	@echo "make web     the npm package in www/pkg; make serve: the demo page on 127.0.0.1:8080"
 	@echo "make cli     build the aigc-edge command-line tool (target/release/aigc-edge)"
 	@echo "make fuzz    libFuzzer on every parser, FUZZ_SECONDS (60) each"
+	@echo "make test-python  the Python package (abi3 wheel) and its Ray scan, under pytest"
+	@echo "make bench-scale  documents/s: CLI, Python package, Ray with 1 and 2 workers, pure Python"
 	@echo "make filter  the Envoy filter after wasm-opt -Oz (target/filter/aigc_edge_envoy.wasm)"
 	@echo "make oci     the filter as an OCI image layout for Istio/Higress (target/oci)"
 
@@ -160,7 +162,18 @@ test-labels: setup-venv setup-media cli
 	@$(VENV)/bin/python -c "import PIL" 2>/dev/null || $(VENV)/bin/pip install --quiet pillow
 	$(PY) tests/files/test_labels.py
 
-test: setup-rust lint test-core test-labels test-e2e test-web
+# The Python package: the abi3 wheel built by maturin and installed in the venv, then pytest over
+# the API and a scan on a local Ray cluster (2 workers) against the CLI's report.
+PY_TEST_DEPS := "ray[data]==2.60.0" "maturin==1.16.0" pytest
+test-python: setup-venv cli
+	@$(PY) -c "import ray, maturin, pytest" 2>/dev/null || \
+	  $(VENV)/bin/pip install --quiet --disable-pip-version-check $(PY_TEST_DEPS)
+	rm -f target/wheels/aigc_edge-*.whl
+	$(VENV)/bin/maturin build --release --quiet -m python/Cargo.toml -o target/wheels
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps target/wheels/aigc_edge-*-abi3-*.whl
+	$(PY) -m pytest -q -p no:cacheprovider python/tests
+
+test: setup-rust lint test-core test-labels test-e2e test-web test-python
 	@echo "make test: all suites passed"
 
 bench: bench-native bench-wasm

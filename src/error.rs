@@ -27,6 +27,8 @@ pub enum ErrorKind {
     NormalizationMismatch { field: &'static str },
     /// The automaton outgrew its 32-bit state space.
     DictionaryTooLarge,
+    /// A corpus assessment's options or shipped state are not usable ([`crate::corpus`]).
+    Assessment { message: String },
 }
 
 impl Error {
@@ -81,6 +83,7 @@ impl fmt::Display for Error {
                  was compiled with; compile the dictionary with this policy"
             ),
             ErrorKind::DictionaryTooLarge => f.write_str("dictionary too large: automaton exceeds 2^31 states"),
+            ErrorKind::Assessment { message } => write!(f, "corpus assessment: {message}"),
         }
     }
 }

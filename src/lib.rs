@@ -171,6 +171,7 @@ decides: fail closed (block) or fail open (pass, and say so).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod category;
+pub mod corpus;
 pub mod dictionary;
 mod error;
 mod filter;
