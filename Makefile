@@ -173,6 +173,10 @@ test-python: setup-venv cli
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps target/wheels/aigc_edge-*-abi3-*.whl
 	$(PY) -m pytest -q -p no:cacheprovider python/tests
 
+# The corpus assessment at scale (needs ../shared/data): CLI, package, Ray 1 and 2 workers, pure Python.
+bench-scale: test-python
+	AIGC_DATA=$(DATA) $(PY) python/bench/bench_scale.py
+
 test: setup-rust lint test-core test-labels test-e2e test-web test-python
 	@echo "make test: all suites passed"
 

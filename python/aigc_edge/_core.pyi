@@ -47,6 +47,8 @@ class Assessment:
     ) -> None: ...
     def lines(self, filter: Filter, files: Sequence[str], numbers: Sequence[int], lines: Sequence[bytes]) -> None:
         """JSONL lines as parallel lists: file, line number (1-based), bytes."""
+    def jsonl(self, filter: Filter, file: str, first_line: int, data: bytes) -> None:
+        """A run of whole JSONL lines of `file`, the first being line `first_line`."""
     def documents(
         self,
         filter: Filter,

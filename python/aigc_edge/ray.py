@@ -8,7 +8,7 @@
     print(assessment.report_json())
 
 `read_documents` reads each file in one task (any path Ray's pyarrow filesystems read: local,
-s3://, gs://, hdfs://), numbering lines as the CLI does; `scan` runs `map_batches` over Arrow
+s3://, gs://, hdfs://), in runs of whole lines numbered as the CLI numbers them; `scan` runs `map_batches` over Arrow
 batches on an actor pool, each actor building its filter once from the compiled artifact, each
 batch giving a share of the assessment, and the driver merges the shares. A document's spot-check
 draw depends on the seed, its file and its line only, so the report is the CLI's, whatever the
@@ -18,9 +18,12 @@ from typing import Any, Dict, Optional, Sequence
 
 from ._core import Assessment, Filter
 
-#: The columns `scan` reads: `file` and `line` always; `json` (a raw JSONL line, parsed by the
-#: core exactly as the CLI parses it) or `text` and `source` (documents already read).
-COLUMNS = ("file", "line", "json", "text", "source")
+#: The columns `scan` reads: `file` and `line` always; then either `jsonl` (a run of whole JSONL
+#: lines, the first being `line`, parsed by the core exactly as the CLI parses them) or `text`
+#: and `source` (one document already read, e.g. a Parquet row).
+COLUMNS = ("file", "line", "jsonl", "text", "source")
+#: JSONL is read and handed to the core in runs of about this many bytes (whole lines).
+CHUNK_BYTES = 32 << 20
 
 
 def _open(path: str):
@@ -35,8 +38,22 @@ def _open(path: str):
     return fs, inner
 
 
+def _table(name, lines, jsonl, texts, sources):
+    import pyarrow as pa
+
+    n = len(lines)
+    return pa.table({
+        "file": pa.array([name] * n, pa.string()),
+        "line": pa.array(lines, pa.uint64()),
+        "jsonl": jsonl if jsonl is not None else pa.nulls(n, pa.large_binary()),
+        "text": texts if texts is not None else pa.nulls(n, pa.string()),
+        "source": sources if sources is not None else pa.nulls(n, pa.string()),
+    })
+
+
 def _read_file(batch, text_field: str, source_field: str):
-    """One file (a batch of one `file` row) as rows of COLUMNS."""
+    """One file (a batch of one `file` row), yielded as tables of COLUMNS: Parquet a row per
+    document, JSONL in runs of whole lines of about CHUNK_BYTES (memory stays bounded)."""
     import pyarrow as pa
 
     (name,) = batch.column("file").to_pylist()
@@ -48,26 +65,22 @@ def _read_file(batch, text_field: str, source_field: str):
         n = table.num_rows
         texts = table.column(text_field) if text_field in table.column_names else pa.nulls(n, pa.string())
         sources = table.column(source_field) if source_field in table.column_names else pa.nulls(n, pa.string())
-        return pa.table({
-            "file": pa.array([name] * n, pa.string()),
-            "line": pa.array(range(1, n + 1), pa.uint64()),
-            "json": pa.nulls(n, pa.binary()),
-            "text": texts.cast(pa.string()),
-            "source": sources.cast(pa.string()),
-        })
+        yield _table(name, list(range(1, n + 1)), None, texts.cast(pa.string()), sources.cast(pa.string()))
+        return
+    line, rest = 1, b""
     with fs.open_input_stream(path) as f:
-        data = f.read()
-    lines = data.split(b"\n")
-    if data.endswith(b"\n"):
-        lines.pop()  # the last line's newline ends it; it does not start another
-    n = len(lines)
-    return pa.table({
-        "file": pa.array([name] * n, pa.string()),
-        "line": pa.array(range(1, n + 1), pa.uint64()),
-        "json": pa.array(lines, pa.binary()),
-        "text": pa.nulls(n, pa.string()),
-        "source": pa.nulls(n, pa.string()),
-    })
+        while True:
+            data = f.read(CHUNK_BYTES)
+            if not data:
+                break
+            data = rest + data
+            cut = data.rfind(b"\n") + 1
+            run, rest = data[:cut], data[cut:]
+            if run:
+                yield _table(name, [line], pa.array([run], pa.large_binary()), None, None)
+                line += run.count(b"\n")
+    if rest:
+        yield _table(name, [line], pa.array([rest], pa.large_binary()), None, None)
 
 
 def read_documents(paths: Sequence[str], *, text_field: str = "text", source_field: str = "source"):
@@ -91,32 +104,33 @@ class _AssessBatch:
 
     def __call__(self, batch):
         share = Assessment(self.files, **self.options)
-        files = batch.column("file").to_pylist()
-        numbers = batch.column("line").to_pylist()
-        raw = batch.column("json").to_pylist() if "json" in batch.column_names else [None] * len(files)
-        texts = batch.column("text").to_pylist() if "text" in batch.column_names else [None] * len(files)
-        sources = batch.column("source").to_pylist() if "source" in batch.column_names else [None] * len(files)
-        jsonl = [i for i, r in enumerate(raw) if r is not None]
-        if jsonl:
-            share.lines(self.filter, [files[i] for i in jsonl], [numbers[i] for i in jsonl], [raw[i] for i in jsonl])
-        read = [i for i, r in enumerate(raw) if r is None and texts[i] is not None]
-        if read:
-            share.documents(self.filter, [files[i] for i in read], [numbers[i] for i in read],
-                            [texts[i] for i in read], [sources[i] for i in read])
+        columns = {name: batch.column(name).to_pylist() if name in batch.column_names else [None] * batch.num_rows
+                   for name in COLUMNS}
+        documents = []
+        for file, line, jsonl, text, source in zip(*(columns[name] for name in COLUMNS)):
+            if jsonl is not None:
+                share.jsonl(self.filter, file, line, jsonl)
+            elif text is not None:
+                documents.append((file, line, text, source))
+        if documents:
+            share.documents(self.filter, *map(list, zip(*documents)))
         return {"state": [share.to_bytes()]}
 
 
 def scan(dataset, files: Sequence[str], *, artifact: bytes, policy: Optional[str] = None, text_field: str = "text",
          source_field: str = "source", sample: int = 4000, seed: int = 0, threshold: float = 0.05,
-         workers: int = 2, batch_size: int = 65536) -> Assessment:
+         workers: int = 2, batch_size: Optional[int] = None) -> Assessment:
     """Assesses `dataset` (rows of COLUMNS, e.g. from `read_documents(files)`) on `workers`
-    actors; `files` are the file names as the report lists them. Returns the merged
+    actors, a share per batch (`batch_size` rows; by default each block as read: a run of
+    JSONL lines, a Parquet file's documents); `files` are the file names as the report lists them. Returns the merged
     `Assessment`: `report()`, `report_json()`, `rejected_sources`."""
     options = {"text_field": text_field, "source_field": source_field, "sample": sample, "seed": seed,
                "threshold": threshold}
     total = Assessment(list(files), **options)  # refuses bad options before any work starts
+    import ray
+
     shares = dataset.map_batches(
-        _AssessBatch, batch_format="pyarrow", batch_size=batch_size, concurrency=workers,
+        _AssessBatch, batch_format="pyarrow", batch_size=batch_size, compute=ray.data.ActorPoolStrategy(size=workers),
         fn_constructor_kwargs={"artifact": artifact, "policy": policy, "files": list(files), "options": options})
     for batch in shares.iter_batches(batch_format="pyarrow", batch_size=None):
         for state in batch.column("state").to_pylist():

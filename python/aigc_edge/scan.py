@@ -54,7 +54,8 @@ def main(argv=None):
     parser.add_argument("--threshold", type=float, default=0.05)
     parser.add_argument("--address", help="an existing Ray cluster (ray://host:10001 or host:6379)")
     parser.add_argument("--workers", type=int, default=2, help="actors that match (default 2)")
-    parser.add_argument("--batch-size", type=int, default=65536, help="documents per batch")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="rows per batch (default: each block as read: a run of JSONL lines, a Parquet file)")
     args = parser.parse_args(argv)
     try:
         policy = _policy_text(args.policy)

@@ -191,6 +191,22 @@ impl Assessment {
         Ok(())
     }
 
+    /// A run of JSONL lines of `file` (`data`, whole lines), the first being line `first_line`;
+    /// split and numbered as the CLI reads a file (a last newline ends a line, it does not
+    /// start one). GIL released.
+    fn jsonl(&mut self, py: Python<'_>, filter: &Filter, file: &str, first_line: u64, data: &[u8]) {
+        let inner = &mut self.inner;
+        py.detach(|| {
+            let body = data.strip_suffix(b"\n").unwrap_or(data);
+            if data.is_empty() {
+                return;
+            }
+            for (i, line) in body.split(|&b| b == b'\n').enumerate() {
+                inner.line(&filter.inner, file, first_line + i as u64, line);
+            }
+        });
+    }
+
     /// Documents already read (Parquet, a data frame): parallel lists of files, line (row)
     /// numbers, texts and sources; GIL released.
     fn documents(

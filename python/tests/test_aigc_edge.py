@@ -147,6 +147,14 @@ def test_assessment_in_one_process_equals_the_cli(tmp_path):
         for k, share in enumerate(shares):
             share.lines(f, [path] * len(lines[k::3]), numbers[k::3], lines[k::3])
     assert same(whole.report(), expected)
+    runs = Assessment(paths, sample=40, seed=3)
+    for path in paths:
+        with open(path, "rb") as fh:
+            data = fh.read()
+        cut = data.index(b"\n", len(data) // 2) + 1  # two runs of whole lines
+        runs.jsonl(f, path, data[:cut].count(b"\n") + 1, data[cut:])
+        runs.jsonl(f, path, 1, data[:cut])
+    assert same(runs.report(), expected)
     merged = Assessment(paths, sample=40, seed=3)
     for share in shares:
         merged.merge(share.to_bytes())
