@@ -18,6 +18,11 @@ WASM_OPT_FLAGS := -Oz --strip-debug --enable-bulk-memory --enable-sign-ext --ena
 	--enable-mutable-globals
 POLICY ?= envoy/demo/policy.json
 UPSTREAM ?=
+# A guard model for `make demo GUARD=host:port` (Qwen3Guard-Gen behind vLLM, or any OpenAI
+# moderation endpoint with GUARD_PROTOCOL=openai_moderation).
+GUARD ?=
+GUARD_PROTOCOL ?= qwen3guard
+GUARD_MODEL ?=
 
 LINT_WASIP1 := -p aigc-edge -p aigc-edge-envoy -p aigc-edge-noop
 LINT_WEB := -p aigc-edge -p aigc-edge-web
@@ -140,7 +145,8 @@ setup-venv: $(VENV)/.ready
 
 # README's main command: Envoy with the filter in front of the mock (or UPSTREAM=host:port).
 demo: setup-venv filter
-	$(PY) envoy/run.py --policy $(POLICY) $(if $(UPSTREAM),--upstream $(UPSTREAM))
+	$(PY) envoy/run.py --policy $(POLICY) $(if $(UPSTREAM),--upstream $(UPSTREAM)) \
+	  $(if $(GUARD),--guard $(GUARD) --guard-protocol $(GUARD_PROTOCOL) $(if $(GUARD_MODEL),--guard-model $(GUARD_MODEL)))
 
 test-e2e: setup-venv oci cli
 	@command -v curl >/dev/null || (apt-get update -qq && apt-get install -y -qq curl)
@@ -148,6 +154,7 @@ test-e2e: setup-venv oci cli
 	  $(VENV)/bin/pip install --quiet --disable-pip-version-check h2 prometheus-client pyyaml
 	$(PY) envoy/tests/test_e2e.py -v
 	$(PY) envoy/tests/test_adversarial.py -v
+	$(PY) envoy/tests/test_guard.py -v
 	$(PY) envoy/tests/test_packaging.py -v
 
 test-core:

@@ -55,7 +55,7 @@ def plugin_config(policy_path, producer="aigc-edge-demo", extra=None):
 # The filter writes each metric label as `;name=value` after the family name
 # (envoy/filter/src/metrics.rs); these tag the values out, so Prometheus sees
 # aigc_edge_hits_total{category="A.1d",action="block",direction="request"}.
-METRIC_LABELS = ["category", "kind", "reason", "action", "direction"]
+METRIC_LABELS = ["category", "kind", "reason", "action", "direction", "outcome"]
 # Inspection time per exchange in microseconds: 10 us to 100 ms.
 INSPECT_BUCKETS = [10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000]
 
@@ -69,7 +69,7 @@ def stats_config():
     }
 
 
-def bootstrap(port, admin_port, upstream, config, wasm=WASM, fetch_cluster=None):
+def bootstrap(port, admin_port, upstream, config, wasm=WASM, fetch_cluster=None, guard_cluster=None):
     host, upstream_port = upstream.rsplit(":", 1)
     wasm_filter = {
         "name": "envoy.filters.http.wasm",
@@ -104,8 +104,9 @@ def bootstrap(port, admin_port, upstream, config, wasm=WASM, fetch_cluster=None)
                 "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
                     {"endpoint": {"address": {"socket_address": {"address": h, "port_value": int(p)}}}}]}]}}
     clusters = [cluster("upstream", host, upstream_port)]
-    if fetch_cluster:
-        clusters.append(cluster(fetch_cluster[0], *fetch_cluster[1].rsplit(":", 1)))
+    for extra in (fetch_cluster, guard_cluster):
+        if extra:
+            clusters.append(cluster(extra[0], *extra[1].rsplit(":", 1)))
     return {
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}},
         "stats_config": stats_config(),
@@ -157,17 +158,19 @@ class Stack:
     """Envoy (and the mock upstream unless one is given), started and stopped together."""
 
     def __init__(self, policy, port=10000, admin_port=9901, mock_port=18000, upstream=None,
-                 extra=None, name="envoy", files=None, fetch_cluster=None, concurrency=2):
+                 extra=None, name="envoy", files=None, fetch_cluster=None, concurrency=2, guard=None):
         self.port, self.admin_port = port, admin_port
         self.procs, self.log = [], None
         try:
-            self._start(policy, port, admin_port, mock_port, upstream, extra, name, files, fetch_cluster, concurrency)
+            self._start(policy, port, admin_port, mock_port, upstream, extra, name, files, fetch_cluster, concurrency,
+                        guard)
         except BaseException:
             # Not ready, a signal, Ctrl-C: whatever was started stops with us.
             self.stop()
             raise
 
-    def _start(self, policy, port, admin_port, mock_port, upstream, extra, name, files, fetch_cluster, concurrency):
+    def _start(self, policy, port, admin_port, mock_port, upstream, extra, name, files, fetch_cluster, concurrency,
+               guard):
         os.makedirs(RUN_DIR, exist_ok=True)
         self.log_path = os.path.join(RUN_DIR, f"{name}.log")
         if upstream is None:
@@ -178,9 +181,16 @@ class Stack:
             upstream = f"127.0.0.1:{mock_port}"
             wait_http(f"http://127.0.0.1:{mock_port}/healthz", 10)
         self.config = plugin_config(policy, extra=extra)
+        guard_cluster = None
+        if guard:
+            # guard = (host:port of the guard model, the plugin's `guard` object without `cluster`)
+            address, settings = guard
+            self.config["guard"] = dict({"cluster": "guard"}, **settings)
+            guard_cluster = ("guard", address)
         path = os.path.join(RUN_DIR, f"{name}.json")
         with open(path, "w", encoding="utf-8") as f:
-            json.dump(bootstrap(port, admin_port, upstream, self.config, fetch_cluster=fetch_cluster), f, ensure_ascii=False, indent=1)
+            json.dump(bootstrap(port, admin_port, upstream, self.config, fetch_cluster=fetch_cluster,
+                                guard_cluster=guard_cluster), f, ensure_ascii=False, indent=1)
         self.log = open(self.log_path, "w")
         self.started = time.monotonic()
         self.envoy = subprocess.Popen(
@@ -230,8 +240,10 @@ def wait_http(url, seconds, proc=None):
 
 def demo(args):
     stop_on_signals()
+    guard = (args.guard, {"protocol": args.guard_protocol, **({"model": args.guard_model} if args.guard_model else {})}) \
+        if args.guard else None
     stack = Stack(args.policy, port=args.port, admin_port=args.admin_port, mock_port=args.mock_port,
-                  upstream=args.upstream)
+                  upstream=args.upstream, guard=guard)
     try:
         show_demo(args, stack)
         print("Envoy keeps running; press Ctrl-C to stop.", flush=True)
@@ -270,4 +282,7 @@ if __name__ == "__main__":
     parser.add_argument("--port", type=int, default=10000)
     parser.add_argument("--admin-port", type=int, default=9901)
     parser.add_argument("--mock-port", type=int, default=18000)
+    parser.add_argument("--guard", metavar="HOST:PORT", help="a guard model (e.g. Qwen3Guard-Gen behind vLLM)")
+    parser.add_argument("--guard-protocol", default="qwen3guard", choices=["qwen3guard", "openai_moderation"])
+    parser.add_argument("--guard-model", help="the model name the guard server expects")
     demo(parser.parse_args())

@@ -175,6 +175,7 @@ pub mod corpus;
 pub mod dictionary;
 mod error;
 mod filter;
+pub mod guard;
 pub mod keywords;
 pub mod label;
 mod mask;

@@ -65,6 +65,8 @@ pub struct Outcome {
     pub body: Option<Vec<u8>>,
     /// Each checked text with its decision, for the audit log.
     pub decisions: Vec<(String, Decision)>,
+    /// Every text checked, for the guard model.
+    pub texts: Vec<String>,
 }
 
 /// Inspects a body that is not JSON (JSON goes through [`inspect_json`], which also labels).
@@ -113,6 +115,7 @@ pub fn inspect_other(filter: &Filter, bytes: &[u8], body: &Body) -> Outcome {
 }
 
 fn note(out: &mut Outcome, text: &str, d: Decision) {
+    out.texts.push(text.to_string());
     if !d.hits.is_empty() || !d.pii.is_empty() || d.limit_exceeded {
         out.decisions.push((text.to_string(), d));
     }

@@ -41,6 +41,103 @@ pub struct PluginConfig {
     pub mode: Mode,
     /// Most bytes of a request or non-streamed response body buffered for inspection.
     pub max_body_bytes: Option<usize>,
+    /// A guard model asked after the keywords pass (the classification layer). Parsed by
+    /// `parse_config` (the model part by the core's `Guard::from_json`), not by this derive.
+    #[serde(skip)]
+    pub guard: Option<GuardConfig>,
+}
+
+/// See [`PluginConfig::guard`]: where the guard model is, and when it is asked.
+#[derive(Clone, Debug)]
+pub struct GuardConfig {
+    /// The Envoy cluster serving the guard model.
+    pub cluster: String,
+    /// `:authority` of the calls; the cluster name by default.
+    pub authority: String,
+    /// Path of the calls; the protocol's default path (`/v1/chat/completions`, `/v1/moderations`).
+    pub path: String,
+    /// Most milliseconds a call may take; past it `on_error` decides.
+    pub timeout_ms: u64,
+    /// A call that fails, times out or answers what cannot be read: refused (`fail_closed`,
+    /// the default) or let through (`fail_open`), logged and counted either way.
+    pub on_error: aigc_edge::policy::OnLimit,
+    /// Ask about prompts.
+    pub requests: bool,
+    /// Ask about non-streamed answers (judged with their prompt).
+    pub responses: bool,
+    /// The model's contract and how its verdicts act (the core's).
+    pub model: aigc_edge::guard::Guard,
+}
+
+/// The Envoy side of a `guard` object (the rest is the core's [`aigc_edge::guard::Guard`]).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GuardPlacement {
+    cluster: String,
+    #[serde(default)]
+    authority: Option<String>,
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default = "default_guard_timeout")]
+    timeout_ms: u64,
+    #[serde(default)]
+    on_error: aigc_edge::policy::OnLimit,
+    #[serde(default = "yes")]
+    requests: bool,
+    #[serde(default = "yes")]
+    responses: bool,
+}
+
+fn default_guard_timeout() -> u64 {
+    2000
+}
+
+fn yes() -> bool {
+    true
+}
+
+const GUARD_PLACEMENT: [&str; 7] = ["cluster", "authority", "path", "timeout_ms", "on_error", "requests", "responses"];
+
+/// The `guard` object: placement fields here, the rest through the core's parser; errors name
+/// `guard.FIELD`.
+fn guard_from_value(value: &serde_json::Value) -> Result<GuardConfig, ConfigError> {
+    let bad = |field: &str, why: &str| {
+        let at = if field.is_empty() { "guard".to_string() } else { format!("guard.{field}") };
+        ConfigError(format!("invalid plugin configuration field `{at}`: {why}"))
+    };
+    let object = value.as_object().ok_or_else(|| bad("", "expected an object"))?;
+    let (placement, model): (serde_json::Map<_, _>, serde_json::Map<_, _>) =
+        object.clone().into_iter().partition(|(k, _)| GUARD_PLACEMENT.contains(&k.as_str()));
+    let placement: GuardPlacement =
+        serde_path_to_error::deserialize(serde_json::Value::Object(placement)).map_err(|e| {
+            let message = e.inner().to_string();
+            // A missing field is reported at the object; name the field itself.
+            let missing = message.strip_prefix("missing field `").and_then(|m| m.split('`').next()).map(str::to_string);
+            bad(&missing.unwrap_or_else(|| e.path().to_string().replace('.', "")), &message)
+        })?;
+    let model = aigc_edge::guard::Guard::from_json(&serde_json::Value::Object(model).to_string()).map_err(|e| {
+        ConfigError(e.within("guard").to_string().replace("invalid policy", "invalid plugin configuration"))
+    })?;
+    if placement.cluster.is_empty() {
+        return Err(bad("cluster", "must name the Envoy cluster serving the guard model"));
+    }
+    let path = placement.path.unwrap_or_else(|| model.protocol.default_path().to_string());
+    if !path.starts_with('/') {
+        return Err(bad("path", "must start with /"));
+    }
+    if placement.timeout_ms == 0 || placement.timeout_ms > 60_000 {
+        return Err(bad("timeout_ms", "must be between 1 and 60000"));
+    }
+    Ok(GuardConfig {
+        authority: placement.authority.unwrap_or_else(|| placement.cluster.clone()),
+        cluster: placement.cluster,
+        path,
+        timeout_ms: placement.timeout_ms,
+        on_error: placement.on_error,
+        requests: placement.requests,
+        responses: placement.responses,
+        model,
+    })
 }
 
 /// See [`PluginConfig::dictionary_fetch`].
@@ -313,11 +410,14 @@ fn parse_config(de: &mut serde_json::Deserializer<serde_json::de::SliceRead<'_>>
         }
         None => {}
     }
+    let guard = object.get("guard").map(guard_from_value).transpose()?;
     let mut rest = object.clone();
     rest.remove("policy");
     rest.remove("profiles");
+    rest.remove("guard");
     let mut config: PluginConfig = serde_json::from_value(serde_json::Value::Object(rest))
         .map_err(|e| ConfigError(format!("invalid plugin configuration: {e}")))?;
+    config.guard = guard;
     for (key, policy) in policies {
         match key.strip_prefix("profiles.") {
             Some(name) => {

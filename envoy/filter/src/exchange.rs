@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use crate::api::Api;
 use crate::body::{self, Body};
 use crate::config::{Mode, Plugin};
+use crate::guard::{Asking, GuardCall, Outcome};
 use crate::json::{quote, Doc};
 use crate::sse::{Format, SseFilter};
 
@@ -28,6 +29,9 @@ pub enum Verdict {
     Replace { body: Vec<u8>, headers: Vec<(String, Option<String>)> },
     /// Answer locally and stop.
     Reply { status: u16, body: String },
+    /// Ask the guard model (the keywords passed): the glue sends the call, waits, and hands
+    /// the answer to [`Exchange::guard_answer`] for the verdict.
+    Ask(GuardCall),
 }
 
 /// Header changes, and whether the body is buffered whole before it is decided.
@@ -79,6 +83,8 @@ pub enum Finding {
     Unreadable,
     /// A generated file whose format carries no label.
     UnlabeledFile,
+    /// The guard model could not be asked or its answer not read.
+    GuardError,
 }
 
 impl Finding {
@@ -97,6 +103,7 @@ impl fmt::Display for Finding {
             Finding::Limit => f.write_str("limit"),
             Finding::Unreadable => f.write_str("unreadable"),
             Finding::UnlabeledFile => f.write_str("unlabeled-file"),
+            Finding::GuardError => f.write_str("guard-error"),
         }
     }
 }
@@ -110,8 +117,29 @@ pub struct AuditRecord {
     pub finding: Finding,
     /// The action taken.
     pub action: Action,
-    /// SHA-256 of the matched bytes, hex.
+    /// SHA-256 of the matched bytes (of the judged text, for the guard), hex.
     pub match_sha256: String,
+    /// Which layer found it.
+    pub layer: Layer,
+}
+
+/// The filtering layer behind an audit record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layer {
+    /// The keyword dictionary (and personal-information detectors, limits).
+    Keyword,
+    /// The guard model.
+    Guard,
+}
+
+impl Layer {
+    /// `keyword` or `guard`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layer::Keyword => "keyword",
+            Layer::Guard => "guard",
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -173,6 +201,8 @@ pub struct Exchange {
     pub audit: Vec<AuditRecord>,
     /// Set when the response was blocked or cut.
     pub response_blocked: bool,
+    /// The guard model's part: texts asked about, the call in flight, outcomes.
+    pub asking: Asking,
 }
 
 /// Generated files the filter labels: images, audio and video.
@@ -219,6 +249,7 @@ impl Exchange {
             response: ResponseMode::Pass,
             audit: Vec::new(),
             response_blocked: false,
+            asking: Asking::default(),
             plugin,
         }
     }
@@ -308,7 +339,8 @@ impl Exchange {
 
     /// Records a finding with no matched text to hash.
     fn note(&mut self, direction: Direction, finding: Finding, action: Action) {
-        self.audit.push(AuditRecord { direction, finding, action, match_sha256: String::new() });
+        let layer = if finding == Finding::GuardError { Layer::Guard } else { Layer::Keyword };
+        self.audit.push(AuditRecord { direction, finding, action, match_sha256: String::new(), layer });
     }
 
     fn record(&mut self, direction: Direction, text: &str, d: &Decision) {
@@ -318,6 +350,7 @@ impl Exchange {
                 finding: Finding::of(h),
                 action: h.action,
                 match_sha256: sha256_hex(text.as_bytes().get(h.start..h.end).unwrap_or(&[])),
+                layer: Layer::Keyword,
             });
         }
         let pii_action = self.filter.policy().pii.action;
@@ -327,6 +360,7 @@ impl Exchange {
                 finding: Finding::Pii(p.kind),
                 action: pii_action,
                 match_sha256: sha256_hex(text.as_bytes().get(p.start..p.end).unwrap_or(&[])),
+                layer: Layer::Keyword,
             });
         }
         if d.limit_exceeded {
@@ -353,6 +387,7 @@ impl Exchange {
                 }
                 let inspection = body::inspect_json(&self.filter, &doc, self.plugin.config.inspect.roles);
                 self.record_all(Direction::Request, &inspection.decisions);
+                self.asking.inspected_all(Direction::Request, &inspection.texts);
                 (inspection.action, body::rewrite_json(&doc, &inspection, Vec::new()))
             }
             Ok(other) => self.inspect_other(Direction::Request, bytes, &other),
@@ -364,15 +399,95 @@ impl Exchange {
                 self.check_as_text(Direction::Request, bytes)
             }
         };
-        if !self.enforcing() {
-            return Verdict::Continue;
-        }
-        match (action, new_body) {
-            (Action::Block, _) => {
+        if action == Action::Block {
+            // The keyword layer is decisive on a hit: no guard call.
+            return if self.enforcing() {
                 Verdict::Reply { status: 400, body: self.api.error_body("prompt blocked by content policy", "prompt") }
-            }
-            (_, Some(body)) => Verdict::Replace { headers: Vec::new(), body },
+            } else {
+                Verdict::Continue
+            };
+        }
+        let verdict = match new_body {
+            Some(body) if self.enforcing() => Verdict::Replace { headers: Vec::new(), body },
             _ => Verdict::Continue,
+        };
+        self.ask_guard(Direction::Request, verdict)
+    }
+
+    /// Asks the guard model about `direction`'s texts when it is configured for them;
+    /// `otherwise` is the verdict if it lets them pass.
+    fn ask_guard(&mut self, direction: Direction, otherwise: Verdict) -> Verdict {
+        let plugin = self.plugin.clone();
+        let Some(guard) = &plugin.config.guard else { return otherwise };
+        let asked = match direction {
+            Direction::Request => guard.requests,
+            Direction::Response => guard.responses && self.is_success(),
+        };
+        let text = self.asking.text(direction);
+        if !asked || text.trim().is_empty() {
+            return otherwise;
+        }
+        let prompt = self.asking.text(Direction::Request);
+        let context = (direction == Direction::Response && !prompt.is_empty()).then_some(prompt);
+        let body = guard.model.request(text, context);
+        self.asking.wait(direction, otherwise);
+        Verdict::Ask(GuardCall { body })
+    }
+
+    /// The guard's answer (its status and body, or why there is none) to the call the last
+    /// [`Verdict::Ask`] asked for: the verdict the glue applies. Below the acting severity the
+    /// keyword layer's verdict stands; above it the policy's action for the mapped category;
+    /// no usable answer, `on_error`.
+    pub fn guard_answer(&mut self, answer: Result<(u16, Vec<u8>), String>) -> Verdict {
+        let Some((direction, otherwise)) = self.asking.take_waiting() else { return Verdict::Continue };
+        let plugin = self.plugin.clone();
+        let Some(guard) = &plugin.config.guard else { return otherwise };
+        let judged = answer.and_then(|(status, body)| {
+            if !(200..300).contains(&status) {
+                return Err(format!("the guard answered status {status}"));
+            }
+            guard.model.read(&body).map_err(|e| e.to_string())
+        });
+        let (action, message) = match judged {
+            Ok(judgement) => match guard.model.decide(&judgement, self.filter.policy()) {
+                None => {
+                    self.asking.outcomes.push(Outcome::Passed);
+                    return otherwise;
+                }
+                Some(decided) => {
+                    self.asking.outcomes.push(Outcome::Acted);
+                    self.audit.push(AuditRecord {
+                        direction,
+                        finding: decided.category.map_or(Finding::Uncategorized, Finding::Risk),
+                        action: decided.action,
+                        match_sha256: sha256_hex(self.asking.text(direction).as_bytes()),
+                        layer: Layer::Guard,
+                    });
+                    (decided.action, "blocked by content policy")
+                }
+            },
+            Err(why) => {
+                self.asking.outcomes.push(Outcome::Failed);
+                self.asking.failures.push(why);
+                let action = match guard.on_error {
+                    OnLimit::FailClosed => Action::Block,
+                    OnLimit::FailOpen => Action::Pass,
+                };
+                self.note(direction, Finding::GuardError, action);
+                (action, "refused: the content classifier could not judge it")
+            }
+        };
+        if action != Action::Block || !self.enforcing() {
+            return otherwise;
+        }
+        match direction {
+            Direction::Request => {
+                Verdict::Reply { status: 400, body: self.api.error_body(&format!("prompt {message}"), "prompt") }
+            }
+            Direction::Response => {
+                self.response_blocked = true;
+                self.blocked_response(&format!("response {message}"))
+            }
         }
     }
 
@@ -380,6 +495,7 @@ impl Exchange {
     fn inspect_other(&mut self, direction: Direction, bytes: &[u8], read: &Body) -> (Action, Option<Vec<u8>>) {
         let outcome = body::inspect_other(&self.filter, bytes, read);
         self.record_all(direction, &outcome.decisions);
+        self.asking.inspected_all(direction, &outcome.texts);
         (outcome.action, outcome.body)
     }
 
@@ -503,6 +619,7 @@ impl Exchange {
                 finding: Finding::of(&hit),
                 action: hit.action,
                 match_sha256: sha256_hex(&matched),
+                layer: Layer::Keyword,
             });
         }
         let pii_action = self.filter.policy().pii.action;
@@ -558,6 +675,7 @@ impl Exchange {
             Ok(Body::Json(doc)) => {
                 let inspection = body::inspect_json(&self.filter, &doc, crate::config::Roles::All);
                 self.record_all(Direction::Response, &inspection.decisions);
+                self.asking.inspected_all(Direction::Response, &inspection.texts);
                 let extra =
                     if inspection.action < Action::Block { self.answer_labels(&doc, &inspection) } else { Vec::new() };
                 (inspection.action, body::rewrite_json(&doc, &inspection, extra))
@@ -571,17 +689,18 @@ impl Exchange {
                 self.check_as_text(Direction::Response, bytes)
             }
         };
-        if !self.enforcing() {
-            return Verdict::Continue;
-        }
         if action == Action::Block {
+            if !self.enforcing() {
+                return Verdict::Continue;
+            }
             self.response_blocked = true;
             return self.blocked_response("response blocked by content policy");
         }
-        match new_body {
-            Some(body) => Verdict::Replace { body, headers: Vec::new() },
-            None => Verdict::Continue,
-        }
+        let verdict = match new_body {
+            Some(body) if self.enforcing() => Verdict::Replace { body, headers: Vec::new() },
+            _ => Verdict::Continue,
+        };
+        self.ask_guard(Direction::Response, verdict)
     }
 
     /// The labels of a 2xx JSON answer, as edits over what inspection rewrote: the explicit
@@ -641,6 +760,7 @@ impl Exchange {
                     "direction": r.direction.as_str(),
                     "category": category,
                     "action": r.action.as_str(),
+                    "layer": r.layer.as_str(),
                     "match_sha256": r.match_sha256,
                 })
                 .to_string();

@@ -14,6 +14,7 @@ use aigc_edge::Filter;
 
 use crate::config::{Plugin, PluginConfig};
 use crate::exchange::{Direction, Exchange, Verdict};
+use crate::guard::GuardCall;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
@@ -59,6 +60,12 @@ impl Metrics {
             crate::metrics::DICTIONARY_FETCH_FAILURES,
         ] {
             let _ = self.id(MetricType::Counter, name);
+        }
+        if plugin.config.guard.is_some() {
+            for outcome in [crate::guard::Outcome::Passed, crate::guard::Outcome::Acted, crate::guard::Outcome::Failed]
+            {
+                let _ = self.id(MetricType::Counter, &crate::metrics::guard_call(outcome));
+            }
         }
         let _ = self.id(MetricType::Histogram, crate::metrics::INSPECT_MICROSECONDS);
     }
@@ -207,6 +214,7 @@ impl RootContext for Root {
             exchange: None,
             buffer_request: false,
             inspect_ns: 0,
+            guard_call: None,
         }))
     }
 
@@ -221,6 +229,9 @@ struct Http {
     exchange: Option<Exchange>,
     buffer_request: bool,
     inspect_ns: u64,
+    /// The guard call in flight: its token, the direction it holds, and the size of that
+    /// direction's buffered body (what the answer's verdict replaces).
+    guard_call: Option<(u32, Direction, usize)>,
 }
 
 /// The host buffer holding a body travelling `direction`.
@@ -286,6 +297,31 @@ impl Http {
                 Action::Continue
             }
             Verdict::Reply { status, body } => reply(status, &body),
+            Verdict::Ask(call) => self.ask_guard(call, direction, size),
+        }
+    }
+
+    /// Sends a guard call and holds `direction` until its answer; a call that cannot even be
+    /// sent (no such cluster) is answered at once as a failure, for `on_error` to decide.
+    fn ask_guard(&mut self, call: GuardCall, direction: Direction, size: usize) -> Action {
+        let Some(guard) = self.plugin.as_ref().and_then(|p| p.config.guard.clone()) else { return Action::Continue };
+        let headers = vec![
+            (":method", "POST"),
+            (":path", guard.path.as_str()),
+            (":authority", guard.authority.as_str()),
+            ("content-type", "application/json"),
+        ];
+        let timeout = Duration::from_millis(guard.timeout_ms);
+        match hostcalls::dispatch_http_call(&guard.cluster, headers, Some(&call.body), vec![], timeout) {
+            Ok(token) => {
+                self.guard_call = Some((token, direction, size));
+                Action::Pause
+            }
+            Err(status) => {
+                let why = format!("guard cluster {:?} could not be called ({status:?})", guard.cluster);
+                let v = self.timed(|x| x.guard_answer(Err(why))).unwrap_or(Verdict::Continue);
+                self.finish_verdict(v, direction, size)
+            }
         }
     }
 
@@ -327,7 +363,58 @@ fn reply(status: u16, body: &str) -> Action {
     Action::Pause
 }
 
-impl Context for Http {}
+impl Context for Http {
+    fn on_http_call_response(&mut self, token: u32, _headers: usize, body_size: usize, _trailers: usize) {
+        let Some((expected, direction, size)) = self.guard_call else { return };
+        if token != expected {
+            return;
+        }
+        self.guard_call = None;
+        let status = hostcalls::get_map_value(proxy_wasm::types::MapType::HttpCallResponseHeaders, ":status")
+            .ok()
+            .flatten()
+            .and_then(|s| s.parse::<u16>().ok());
+        // No status: the call timed out or the connection failed (Envoy answers with nothing).
+        let answer = match status {
+            Some(status) => Ok((
+                status,
+                hostcalls::get_buffer(proxy_wasm::types::BufferType::HttpCallResponseBody, 0, body_size)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default(),
+            )),
+            None => Err("no answer from the guard (timeout or connection failure)".to_string()),
+        };
+        let v = self.timed(|x| x.guard_answer(answer)).unwrap_or(Verdict::Continue);
+        if let Some(exchange) = self.exchange.as_mut() {
+            for why in exchange.asking.failures.drain(..) {
+                log(LogLevel::Warn, &format!("aigc-edge: guard call failed: {why}"));
+            }
+        }
+        let resume = |d: Direction| match d {
+            Direction::Request => hostcalls::resume_http_request(),
+            Direction::Response => hostcalls::resume_http_response(),
+        };
+        match v {
+            Verdict::Reply { status, body } => {
+                reply(status, &body);
+            }
+            Verdict::Replace { body, headers } => {
+                let _ = hostcalls::set_buffer(body_buffer(direction), 0, size, &body);
+                self.apply_headers(&headers, direction);
+                let _ = resume(direction);
+            }
+            Verdict::Ask(call) => {
+                if self.ask_guard(call, direction, size) == Action::Continue {
+                    let _ = resume(direction);
+                }
+            }
+            Verdict::Continue | Verdict::Pause => {
+                let _ = resume(direction);
+            }
+        }
+    }
+}
 
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
@@ -411,6 +498,9 @@ impl HttpContext for Http {
         }
         if exchange.response_blocked {
             metrics.count(crate::metrics::RESPONSES_BLOCKED);
+        }
+        for outcome in exchange.asking.outcomes.drain(..) {
+            metrics.count(&crate::metrics::guard_call(outcome));
         }
         metrics.count(crate::metrics::REQUESTS);
         metrics.record(crate::metrics::INSPECT_MICROSECONDS, self.inspect_ns / 1000);

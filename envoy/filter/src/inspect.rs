@@ -99,6 +99,8 @@ pub struct Inspection {
     pub rewritten: BTreeMap<usize, String>,
     /// Each checked text with its decision, for the audit log.
     pub decisions: Vec<(String, Decision)>,
+    /// Every text checked (a message's parts as one), for the guard model.
+    pub texts: Vec<String>,
     /// Messages whose text changed (a top-level key and an element of its list, if any):
     /// their `logprobs` must go.
     pub changed_units: Vec<(String, Option<usize>)>,
@@ -207,9 +209,11 @@ fn inspect_into(
         if changed {
             out.changed_units.push((name.0.to_string(), name.1));
         }
+        let text = parts.concat();
         if !d.hits.is_empty() || !d.pii.is_empty() || d.limit_exceeded {
-            out.decisions.push((parts.concat(), d));
+            out.decisions.push((text.clone(), d));
         }
+        out.texts.push(text);
     }
     for i in nested {
         let text = doc.str(i);
@@ -219,6 +223,7 @@ fn inspect_into(
                 inspect_into(filter, &inner, Roles::All, depth + 1, &|_| false, &mut sub);
                 out.action = out.action.max(sub.action);
                 out.decisions.append(&mut sub.decisions);
+                out.texts.append(&mut sub.texts);
                 if !sub.rewritten.is_empty() {
                     out.rewritten.insert(i, inner.rewrite_text(&mut sub.edits(&inner)));
                 }
@@ -233,6 +238,7 @@ fn inspect_into(
                 if !d.hits.is_empty() || !d.pii.is_empty() || d.limit_exceeded {
                     out.decisions.push((text.to_string(), d));
                 }
+                out.texts.push(text.to_string());
             }
         }
     }

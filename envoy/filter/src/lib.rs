@@ -10,6 +10,7 @@ pub mod body;
 pub mod config;
 pub mod exchange;
 mod fast;
+pub mod guard;
 pub mod inspect;
 pub mod json;
 mod lanes;

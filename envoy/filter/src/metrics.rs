@@ -34,7 +34,12 @@ pub const INSPECT_MICROSECONDS: &str = "aigc_edge_inspect_microseconds";
 pub const INSPECT_BUCKETS: [u32; 13] =
     [10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000];
 /// The labels the filter writes, for the bootstrap's `stats_tags`.
-pub const LABELS: [&str; 5] = ["category", "kind", "reason", "action", "direction"];
+pub const LABELS: [&str; 6] = ["category", "kind", "reason", "action", "direction", "outcome"];
+
+/// The counter of guard-model calls by what they came to (`passed`, `acted`, `failed`).
+pub fn guard_call(outcome: crate::guard::Outcome) -> String {
+    format!("aigc_edge_guard_calls_total;outcome={}", outcome.as_str())
+}
 
 /// The counter for one finding acted on.
 pub fn finding(finding: Finding, action: Action, direction: Direction) -> String {
@@ -45,6 +50,7 @@ pub fn finding(finding: Finding, action: Action, direction: Direction) -> String
         Finding::Limit => ("aigc_edge_uninspected_total", "reason", "limit".to_string()),
         Finding::Unreadable => ("aigc_edge_uninspected_total", "reason", "unreadable".to_string()),
         Finding::UnlabeledFile => ("aigc_edge_uninspected_total", "reason", "unlabeled_file".to_string()),
+        Finding::GuardError => ("aigc_edge_uninspected_total", "reason", "guard_error".to_string()),
     };
     format!("{family};{label}={value};action={};direction={}", action.as_str(), direction.as_str())
 }

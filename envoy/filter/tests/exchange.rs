@@ -430,3 +430,129 @@ fn generated_files_get_the_implicit_label() {
     assert_eq!(x.response_body(b"\x00<svg/>"), Verdict::Continue);
     assert!(x.audit_lines()[0].contains("unlabeled-file"));
 }
+
+/// A guard answer in the qwen3guard format.
+fn qwen(content: &str) -> Result<(u16, Vec<u8>), String> {
+    Ok((200, json!({"choices": [{"message": {"role": "assistant", "content": content}}]}).to_string().into_bytes()))
+}
+
+fn guarded(extra: Value) -> Rc<Plugin> {
+    let mut guard = json!({"cluster": "guard", "model": "Qwen3Guard-Gen-0.6B"});
+    if let (Some(g), Some(e)) = (guard.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            g.insert(k.clone(), v.clone());
+        }
+    }
+    plugin(json!({"guard": guard}))
+}
+
+fn chat_body(prompt: &str) -> Vec<u8> {
+    json!({"model": "m", "messages": [{"role": "system", "content": "你是助手"}, {"role": "user", "content": prompt}]})
+        .to_string()
+        .into_bytes()
+}
+
+#[test]
+fn prompts_go_to_the_guard_after_the_keywords_pass() {
+    let p = guarded(json!({}));
+    type Answer = Result<(u16, Vec<u8>), String>;
+    #[rustfmt::skip]
+    let cases: [(&str, Value, Answer, Option<u16>, &str); 9] = [
+        ("clean, guard says safe", json!({}), qwen("Safety: Safe\nCategories: None"), None, ""),
+        ("guard says unsafe", json!({}), qwen("Safety: Unsafe\nCategories: Violent"), Some(400), "prompt blocked by content policy"),
+        ("controversial does not act by default", json!({}), qwen("Safety: Controversial\nCategories: Violent"), None, ""),
+        ("a category the policy flags passes, recorded", json!({"categories": {"Rumours": "A.1g"}}), qwen("Safety: Unsafe\nCategories: Rumours"), None, ""),
+        ("a category of its own, uncategorized: blocked as the policy says", json!({}), qwen("Safety: Unsafe\nCategories: Something New"), Some(400), "blocked"),
+        ("guard times out, fail_closed", json!({}), Err("no answer".into()), Some(400), "could not judge it"),
+        ("guard answers garbage, fail_closed", json!({}), Ok((200, b"<html>".to_vec())), Some(400), "could not judge it"),
+        ("guard answers 503, fail_closed", json!({}), Ok((503, b"{}".to_vec())), Some(400), "could not judge it"),
+        ("guard times out, fail_open", json!({"on_error": "fail_open"}), Err("no answer".into()), None, ""),
+    ];
+    for (name, extra, answer, status, message) in cases {
+        let p = if extra.as_object().is_some_and(|o| o.is_empty()) { Rc::clone(&p) } else { guarded(extra) };
+        let mut x = exchange(&p, "/v1/chat/completions");
+        x.request_headers(true, Some("application/json"), None);
+        let Verdict::Ask(call) = x.request_body(&chat_body("请介绍一下如何做菜")) else {
+            panic!("{name}: the guard is asked")
+        };
+        // Every message goes, as the text the keyword layer read.
+        let asked: Value = serde_json::from_slice(&call.body).unwrap();
+        assert_eq!(asked["messages"][0]["content"], "你是助手\n请介绍一下如何做菜", "{name}");
+        assert_eq!(asked["model"], "Qwen3Guard-Gen-0.6B");
+        match (x.guard_answer(answer), status) {
+            (Verdict::Reply { status: got, body }, Some(want)) => {
+                assert_eq!(got, want, "{name}");
+                assert!(body.contains(message), "{name}: {body}");
+            }
+            (Verdict::Continue, None) => {}
+            (other, _) => panic!("{name}: {other:?}"),
+        }
+        let lines = x.audit_lines();
+        if name.contains("recorded") {
+            assert!(
+                lines.iter().any(|l| l.contains(r#""category":"A.1g""#) && l.contains(r#""layer":"guard""#)),
+                "{lines:?}"
+            );
+        }
+        if message.contains("could not judge") || name.contains("fail_open") {
+            assert!(lines.iter().any(|l| l.contains("guard-error")), "{name}: {lines:?}");
+        }
+    }
+}
+
+#[test]
+fn a_keyword_block_is_decisive_and_a_mask_waits_for_the_guard() {
+    let p = guarded(json!({}));
+    let mut x = exchange(&p, "/v1/chat/completions");
+    x.request_headers(true, Some("application/json"), None);
+    assert!(matches!(x.request_body(&chat_body("教我自制炸药")), Verdict::Reply { status: 400, .. }), "no guard call");
+    let mut x = exchange(&p, "/v1/chat/completions");
+    x.request_headers(true, Some("application/json"), None);
+    assert!(matches!(x.request_body(&chat_body("你是傻逼")), Verdict::Ask(_)));
+    match x.guard_answer(qwen("Safety: Safe")) {
+        Verdict::Replace { body, .. } => assert!(String::from_utf8(body).unwrap().contains("你是**")),
+        other => panic!("the masked prompt goes on: {other:?}"),
+    }
+}
+
+#[test]
+fn answers_are_judged_with_their_prompt() {
+    let p = guarded(json!({}));
+    let mut x = exchange(&p, "/v1/chat/completions");
+    x.request_headers(true, Some("application/json"), None);
+    assert!(matches!(x.request_body(&chat_body("讲个故事")), Verdict::Ask(_)));
+    assert_eq!(x.guard_answer(qwen("Safety: Safe")), Verdict::Continue);
+    x.response_headers(200, Some("application/json"), None);
+    let answer = json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": "从前有座山"}, "finish_reason": "stop"}]});
+    let Verdict::Ask(call) = x.response_body(answer.to_string().as_bytes()) else { panic!("the answer is judged") };
+    let asked: Value = serde_json::from_slice(&call.body).unwrap();
+    assert_eq!(
+        asked["messages"],
+        json!([{"role": "user", "content": "你是助手\n讲个故事"}, {"role": "assistant", "content": "从前有座山"}])
+    );
+    match x.guard_answer(qwen("Safety: Unsafe\nCategories: Sexual Content or Sexual Acts\nRefusal: No")) {
+        Verdict::Replace { body, .. } => {
+            let body = String::from_utf8(body).unwrap();
+            assert!(body.contains("content_filter") && !body.contains("从前有座山"), "{body}");
+        }
+        other => panic!("a refusal replaces the answer: {other:?}"),
+    }
+    assert!(x.response_blocked);
+}
+
+#[test]
+fn guard_configuration_errors_name_the_field() {
+    for (guard, field) in [
+        (json!({"model": "x"}), "`guard.cluster`"),
+        (json!({"cluster": "g", "timeout_ms": 0}), "`guard.timeout_ms`"),
+        (json!({"cluster": "g", "path": "v1"}), "`guard.path`"),
+        (json!({"cluster": "g", "severity": "low"}), "`guard.severity`"),
+        (json!({"cluster": "g", "categories": {"Violent": "Z"}}), "`guard.categories.Violent`"),
+        (json!({"cluster": "g", "on_error": "maybe"}), "`guard.on_error`"),
+        (json!({"cluster": "g", "protocol": "llama"}), "`guard.protocol`"),
+    ] {
+        let config = json!({"keywords": KEYWORDS, "guard": guard});
+        let e = PluginConfig::from_json(config.to_string().as_bytes()).unwrap_err().to_string();
+        assert!(e.contains(field), "{guard}: {e}");
+    }
+}

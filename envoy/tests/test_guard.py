@@ -1,0 +1,151 @@
+"""The guard-model layer end to end: real Envoy (V8) with the filter, the mock upstream and the
+guard stand-in (both protocols). Run by `make test-e2e`."""
+import base64
+import json
+import os
+import sys
+import threading
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+import run  # noqa: E402
+from guard_standin import StandIn  # noqa: E402
+from test_e2e import curl  # noqa: E402
+
+POLICY = os.path.join(run.HERE, "demo", "policy.json")
+PORT, ADMIN, MOCK, GUARD = 10500, 9950, 18500, 18950
+
+
+def b64(text):
+    return "reply-b64:" + base64.b64encode(text.encode()).decode()
+
+
+def chat(prompt):
+    return {"model": "m", "messages": [{"role": "user", "content": prompt}]}
+
+
+class GuardLayer(unittest.TestCase):
+    stacks = []
+
+    @classmethod
+    def setUpClass(cls):
+        cls.guard = StandIn(GUARD)
+        cls.moderation = StandIn(GUARD + 1)
+
+        def stack(offset, name, **settings):
+            s = run.Stack(POLICY, port=PORT + offset, admin_port=ADMIN + offset, mock_port=MOCK + offset, name=name,
+                          guard=(f"127.0.0.1:{GUARD + settings.pop('guard_offset', 0)}", settings))
+            cls.stacks.append(s)
+            return f"http://127.0.0.1:{PORT + offset}/v1/chat/completions", s
+
+        cls.url, cls.stack = stack(0, "guard", model="Qwen3Guard-Gen-0.6B", timeout_ms=500)
+        cls.open_url, _ = stack(1, "guard-open", on_error="fail_open", timeout_ms=500)
+        cls.moderation_url, _ = stack(2, "guard-moderation", protocol="openai_moderation", guard_offset=1)
+        cls.strict_url, _ = stack(3, "guard-strict", severity="controversial")
+        cls.nocluster_url, cls.nocluster = (None, None)
+
+    @classmethod
+    def tearDownClass(cls):
+        for s in cls.stacks:
+            s.stop()
+        cls.guard.stop()
+        cls.moderation.stop()
+
+    def asked(self, guard, text):
+        return [c for c in guard.calls if text in c["text"]]
+
+    def test_a_prompt_the_guard_finds_unsafe_is_refused_like_a_keyword_block(self):
+        status, headers, body = curl(self.url, chat("请告诉我炸弹的做法"))
+        self.assertEqual(status, 400)
+        error = json.loads(body)["error"]
+        self.assertEqual((error["type"], error["code"], error["param"]), ("content_filter", "content_filter", "prompt"))
+        call = self.asked(self.guard, "炸弹的做法")[-1]
+        self.assertEqual((call["path"], call["model"]), ("/v1/chat/completions", "Qwen3Guard-Gen-0.6B"))
+        time.sleep(0.3)
+        audit = [json.loads(l[l.index("{"):]) for l in self.stack.logs().splitlines() if "aigc_edge.audit" in l]
+        self.assertTrue(any(a["layer"] == "guard" and a["category"] == "A.1f" and a["action"] == "block" for a in audit), audit)
+
+    def test_a_clean_exchange_asks_about_prompt_and_answer_and_passes(self):
+        status, headers, body = curl(self.url, chat(b64("今天天气晴朗，适合散步。")))
+        self.assertEqual(status, 200)
+        self.assertIn("今天天气晴朗", body)
+        self.assertIn("x-aigc-label", headers)
+        answer = self.asked(self.guard, "今天天气晴朗，适合散步。")
+        self.assertTrue(any(c["prompt"] for c in answer), "the answer is judged with its prompt as context")
+
+    def test_an_answer_the_guard_finds_unsafe_is_replaced_by_a_refusal(self):
+        status, _, body = curl(self.url, chat(b64("好的，这是一段黄色小说：……")))
+        self.assertEqual(status, 200)  # the headers had left; the body says content_filter
+        doc = json.loads(body)
+        self.assertEqual(doc["choices"][0]["finish_reason"], "content_filter")
+        self.assertNotIn("黄色小说", body)
+
+    def test_keywords_stay_first_and_decisive(self):
+        before = len(self.guard.calls)
+        status, _, _ = curl(self.url, chat("教我自制炸药"))
+        self.assertEqual(status, 400)
+        self.assertEqual(len(self.asked(self.guard, "自制炸药")), 0, "no guard call on a keyword block")
+        self.assertEqual(len(self.guard.calls), before)
+
+    def test_on_error_fail_closed_and_fail_open(self):
+        for marker in ("GUARD-500", "GUARD-GARBAGE", "GUARD-NOFORMAT", "GUARD-SLOW"):
+            with self.subTest(marker=marker):
+                started = time.monotonic()
+                status, _, body = curl(self.url, chat(f"你好 {marker}"))
+                self.assertEqual(status, 400, body)
+                self.assertIn("could not judge", body)
+                self.assertLess(time.monotonic() - started, 2.5, "timeout_ms bounds the wait")
+                status, _, _ = curl(self.open_url, chat(f"你好 {marker}"))
+                self.assertEqual(status, 200)
+
+    def test_openai_moderation_protocol(self):
+        status, _, _ = curl(self.moderation_url, chat("请告诉我炸弹的做法"))
+        self.assertEqual(status, 400)
+        self.assertEqual(self.asked(self.moderation, "炸弹的做法")[-1]["path"], "/v1/moderations")
+        status, _, _ = curl(self.moderation_url, chat("你好"))
+        self.assertEqual(status, 200)
+
+    def test_the_acting_severity_is_configurable(self):
+        self.assertEqual(curl(self.url, chat("谈谈擦边话题"))[0], 200, "controversial does not act by default")
+        self.assertEqual(curl(self.strict_url, chat("谈谈擦边话题"))[0], 400)
+
+    def test_a_missing_cluster_fails_closed(self):
+        s = run.Stack(POLICY, port=PORT + 5, admin_port=ADMIN + 5, mock_port=MOCK + 5, name="guard-nocluster",
+                      extra={"guard": {"cluster": "no_such_cluster"}})
+        try:
+            status, _, body = curl(f"http://127.0.0.1:{PORT + 5}/v1/chat/completions", chat("你好"))
+            self.assertEqual(status, 400, body)
+            time.sleep(0.3)
+            self.assertIn("guard", s.logs())
+        finally:
+            s.stop()
+
+    def test_concurrent_exchanges_each_get_their_own_verdict(self):
+        results = {}
+
+        def one(i):
+            prompt = f"第{i}个问题：" + ("炸弹的做法" if i % 3 == 0 else "今天吃什么")
+            results[i] = curl(self.url, chat(prompt))[0]
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(24)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(results, {i: 400 if i % 3 == 0 else 200 for i in range(24)})
+
+    def test_guard_metrics(self):
+        curl(self.url, chat("你好 GUARD-500"))
+        from prometheus_client.parser import text_string_to_metric_families
+        families = {f.name: f for f in text_string_to_metric_families(self.stack.stats())}
+        calls = {s.labels["outcome"]: s.value for s in families["aigc_edge_guard_calls"].samples}
+        self.assertGreaterEqual(calls["failed"], 1)
+        self.assertIn("passed", calls)
+        self.assertIn("acted", calls)
+
+
+if __name__ == "__main__":
+    unittest.main()
