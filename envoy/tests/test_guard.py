@@ -3,6 +3,7 @@ guard stand-in (both protocols). Run by `make test-e2e`."""
 import base64
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -45,7 +46,12 @@ class GuardLayer(unittest.TestCase):
         cls.open_url, _ = stack(1, "guard-open", on_error="fail_open", timeout_ms=500)
         cls.moderation_url, _ = stack(2, "guard-moderation", protocol="openai_moderation", guard_offset=1)
         cls.strict_url, _ = stack(3, "guard-strict", severity="controversial")
-        cls.nocluster_url, cls.nocluster = (None, None)
+        windows = {"window_chars": 16, "overlap_chars": 10, "flush_ms": 2000}
+        cls.hold_url, _ = stack(6, "guard-hold", stream=dict(windows, mode="hold"))
+        cls.audit_url, _ = stack(7, "guard-audit", stream=dict(windows, mode="audit"))
+        plain = run.Stack(POLICY, port=PORT + 8, admin_port=ADMIN + 8, mock_port=MOCK + 8, name="guard-none")
+        cls.stacks.append(plain)
+        cls.plain_url = f"http://127.0.0.1:{PORT + 8}/v1/chat/completions"
 
     @classmethod
     def tearDownClass(cls):
@@ -136,6 +142,60 @@ class GuardLayer(unittest.TestCase):
         for t in threads:
             t.join()
         self.assertEqual(results, {i: 400 if i % 3 == 0 else 200 for i in range(24)})
+
+    def stream(self, url, text):
+        status, _, body = curl(url, dict(chat(b64(text)), stream=True), stream=True)
+        self.assertEqual(status, 200)
+        content, finish, done = "", None, False
+        for line in body.splitlines():
+            if not line.startswith("data: "):
+                continue
+            if line == "data: [DONE]":
+                done = True
+                continue
+            for c in json.loads(line[6:])["choices"]:
+                content += c["delta"].get("content") or ""
+                finish = c.get("finish_reason") or finish
+        return body, content, finish, done
+
+    HARMFUL = "今天天气不错，我们来聊聊化学。下面是炸弹的做法：第一步准备材料，第二步混合。"
+
+    def test_hold_mode_cuts_a_split_harmful_sentence_before_any_of_it_reaches_the_client(self):
+        _, content, finish, done = self.stream(self.hold_url, self.HARMFUL)
+        self.assertEqual((finish, done), ("content_filter", True), content)
+        self.assertNotIn("炸", content)
+        self.assertNotIn("做法", content)
+
+    def test_audit_mode_lets_text_flow_and_cuts_after_the_verdict(self):
+        # The mock streams faster than the guard answers: the text has flowed by the verdict,
+        # which still ends the stream as a content-filter stop (the end waited for it).
+        _, content, finish, done = self.stream(self.audit_url, self.HARMFUL + "再见。" * 20)
+        self.assertEqual((finish, done), ("content_filter", True), content)
+        self.assertIn("今天天气不错", content)
+
+    def test_a_clean_stream_is_byte_identical_to_one_without_the_guard(self):
+        text = "今天天气不错，我们去公园散步吧。晚上回家吃饭，早点休息。"
+        normalize = lambda body: re.sub(r'"created": ?\d+', '"created":0', body)
+        for url in (self.hold_url, self.audit_url):
+            with self.subTest(url=url):
+                guarded, content, finish, _ = self.stream(url, text)
+                plain, _, _, _ = self.stream(self.plain_url, text)
+                self.assertEqual(finish, "stop")
+                self.assertEqual(normalize(guarded), normalize(plain))
+
+    def test_concurrent_streams_each_get_their_own_verdict(self):
+        results = {}
+
+        def one(i):
+            text = self.HARMFUL if i % 2 else f"第{i}个故事：今天天气不错，我们去公园散步吧。"
+            results[i] = self.stream(self.hold_url, text)[2]
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(10)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(results, {i: "content_filter" if i % 2 else "stop" for i in range(10)})
 
     def test_guard_metrics(self):
         curl(self.url, chat("你好 GUARD-500"))

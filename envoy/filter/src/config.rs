@@ -65,6 +65,8 @@ pub struct GuardConfig {
     pub requests: bool,
     /// Ask about non-streamed answers (judged with their prompt).
     pub responses: bool,
+    /// How streamed answers are judged: windows, overlap, `hold` or `audit`.
+    pub stream: crate::guard::StreamSettings,
     /// The model's contract and how its verdicts act (the core's).
     pub model: aigc_edge::guard::Guard,
 }
@@ -86,6 +88,8 @@ struct GuardPlacement {
     requests: bool,
     #[serde(default = "yes")]
     responses: bool,
+    #[serde(default)]
+    stream: crate::guard::StreamSettings,
 }
 
 fn default_guard_timeout() -> u64 {
@@ -96,7 +100,8 @@ fn yes() -> bool {
     true
 }
 
-const GUARD_PLACEMENT: [&str; 7] = ["cluster", "authority", "path", "timeout_ms", "on_error", "requests", "responses"];
+const GUARD_PLACEMENT: [&str; 8] =
+    ["cluster", "authority", "path", "timeout_ms", "on_error", "requests", "responses", "stream"];
 
 /// The `guard` object: placement fields here, the rest through the core's parser; errors name
 /// `guard.FIELD`.
@@ -113,7 +118,8 @@ fn guard_from_value(value: &serde_json::Value) -> Result<GuardConfig, ConfigErro
             let message = e.inner().to_string();
             // A missing field is reported at the object; name the field itself.
             let missing = message.strip_prefix("missing field `").and_then(|m| m.split('`').next()).map(str::to_string);
-            bad(&missing.unwrap_or_else(|| e.path().to_string().replace('.', "")), &message)
+            let path = e.path().to_string();
+            bad(&missing.unwrap_or(if path == "." { String::new() } else { path }), &message)
         })?;
     let model = aigc_edge::guard::Guard::from_json(&serde_json::Value::Object(model).to_string()).map_err(|e| {
         ConfigError(e.within("guard").to_string().replace("invalid policy", "invalid plugin configuration"))
@@ -128,7 +134,15 @@ fn guard_from_value(value: &serde_json::Value) -> Result<GuardConfig, ConfigErro
     if placement.timeout_ms == 0 || placement.timeout_ms > 60_000 {
         return Err(bad("timeout_ms", "must be between 1 and 60000"));
     }
+    let stream = placement.stream;
+    if stream.window_chars == 0 || stream.overlap_chars >= stream.window_chars {
+        return Err(bad("stream.overlap_chars", "needs window_chars > 0 and overlap_chars < window_chars"));
+    }
+    if stream.flush_ms == 0 {
+        return Err(bad("stream.flush_ms", "must be greater than 0"));
+    }
     Ok(GuardConfig {
+        stream,
         authority: placement.authority.unwrap_or_else(|| placement.cluster.clone()),
         cluster: placement.cluster,
         path,

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use crate::api::Api;
 use crate::body::{self, Body};
 use crate::config::{Mode, Plugin};
-use crate::guard::{Asking, GuardCall, Outcome};
+use crate::guard::{Asking, GuardCall, Outcome, StreamGuard};
 use crate::json::{quote, Doc};
 use crate::sse::{Format, SseFilter};
 
@@ -203,6 +203,12 @@ pub struct Exchange {
     pub response_blocked: bool,
     /// The guard model's part: texts asked about, the call in flight, outcomes.
     pub asking: Asking,
+    /// The guard model's part of a streamed answer.
+    stream_guard: Option<StreamGuard>,
+    /// The stream's end waits for the guard's last verdicts (the glue paused it).
+    pub stream_end_waiting: bool,
+    /// The host's clock, in milliseconds, as of the last body callback.
+    now_ms: u64,
 }
 
 /// Generated files the filter labels: images, audio and video.
@@ -250,6 +256,9 @@ impl Exchange {
             audit: Vec::new(),
             response_blocked: false,
             asking: Asking::default(),
+            stream_guard: None,
+            stream_end_waiting: false,
+            now_ms: 0,
             plugin,
         }
     }
@@ -639,7 +648,109 @@ impl Exchange {
         if !self.enforcing() {
             return Verdict::Continue;
         }
-        Verdict::Replace { body: out, headers: Vec::new() }
+        self.stream_through_guard(out, end_of_stream || cut)
+    }
+
+    /// The host's clock (milliseconds), before each body callback: stream windows close when
+    /// they have been open `guard.stream.flush_ms`.
+    pub fn tick(&mut self, now_ms: u64) {
+        self.now_ms = now_ms;
+    }
+
+    /// A stream's output through the guard layer, when it judges streams: what may go out now
+    /// (in `hold` mode, what judged windows let out), or `Pause` at the end while verdicts
+    /// are awaited.
+    fn stream_through_guard(&mut self, out: Vec<u8>, end: bool) -> Verdict {
+        let plugin = self.plugin.clone();
+        let (Some(guard), true) = (&plugin.config.guard, self.is_success()) else {
+            return Verdict::Replace { body: out, headers: Vec::new() };
+        };
+        if !guard.responses {
+            return Verdict::Replace { body: out, headers: Vec::new() };
+        }
+        let released = match &mut self.response {
+            ResponseMode::Sse(sse) => sse.take_released(),
+            _ => String::new(),
+        };
+        let prompt = self.asking.text(Direction::Request).to_string();
+        let ask = |text: &str| guard.model.request(text, (!prompt.is_empty()).then_some(prompt.as_str()));
+        let now = self.now_ms;
+        let sg = self.stream_guard.get_or_insert_with(|| StreamGuard::new(guard.stream));
+        sg.push(out, &released, now, end, &ask);
+        if end && sg.waiting() {
+            self.stream_end_waiting = true;
+            return Verdict::Pause;
+        }
+        Verdict::Replace { body: sg.take_ready(), headers: Vec::new() }
+    }
+
+    /// The stream windows' guard calls to send, taken: `(window id, call)`.
+    pub fn take_stream_calls(&mut self) -> Vec<(u64, GuardCall)> {
+        self.stream_guard.as_mut().map(StreamGuard::take_calls).unwrap_or_default()
+    }
+
+    /// The guard's answer about stream window `id`. An unsafe verdict (or a failure under
+    /// `fail_closed`) cuts the stream with the API's own end; returns the bytes to send when
+    /// the stream's end was waiting for this verdict (the glue replaces its buffer and
+    /// resumes), else `None` (what is cleared goes out with the next chunk).
+    pub fn stream_guard_answer(&mut self, id: u64, answer: Result<(u16, Vec<u8>), String>) -> Option<Verdict> {
+        let plugin = self.plugin.clone();
+        let guard = plugin.config.guard.as_ref()?;
+        let judged = answer.and_then(|(status, body)| {
+            if !(200..300).contains(&status) {
+                return Err(format!("the guard answered status {status}"));
+            }
+            guard.model.read(&body).map_err(|e| e.to_string())
+        });
+        let (safe, decided) = match judged {
+            Ok(judgement) => match guard.model.decide(&judgement, self.filter.policy()) {
+                None => {
+                    self.asking.outcomes.push(Outcome::Passed);
+                    (true, None)
+                }
+                Some(d) => {
+                    self.asking.outcomes.push(Outcome::Acted);
+                    (d.action != Action::Block, Some(d))
+                }
+            },
+            Err(why) => {
+                self.asking.outcomes.push(Outcome::Failed);
+                self.asking.failures.push(why);
+                let action = match guard.on_error {
+                    OnLimit::FailClosed => Action::Block,
+                    OnLimit::FailOpen => Action::Pass,
+                };
+                self.note(Direction::Response, Finding::GuardError, action);
+                (action != Action::Block, None)
+            }
+        };
+        let sg = self.stream_guard.as_mut()?;
+        let was_cut = sg.cut;
+        let text = sg.answer(id, safe);
+        if let Some(d) = decided {
+            self.audit.push(AuditRecord {
+                direction: Direction::Response,
+                finding: d.category.map_or(Finding::Uncategorized, Finding::Risk),
+                action: d.action,
+                match_sha256: sha256_hex(text.as_bytes()),
+                layer: Layer::Guard,
+            });
+        }
+        let sg = self.stream_guard.as_mut()?;
+        if sg.cut && !was_cut {
+            self.response_blocked = true;
+            if let ResponseMode::Sse(sse) = &mut self.response {
+                let end = sse.cut_now();
+                let sg = self.stream_guard.as_mut()?;
+                sg.push_ready(end);
+            }
+        }
+        let sg = self.stream_guard.as_mut()?;
+        if self.stream_end_waiting && !sg.waiting() {
+            self.stream_end_waiting = false;
+            return Some(Verdict::Replace { body: sg.take_ready(), headers: Vec::new() });
+        }
+        None
     }
 
     /// The whole buffered response body.

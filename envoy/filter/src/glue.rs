@@ -215,6 +215,8 @@ impl RootContext for Root {
             buffer_request: false,
             inspect_ns: 0,
             guard_call: None,
+            stream_calls: HashMap::new(),
+            stream_end_size: 0,
         }))
     }
 
@@ -232,6 +234,10 @@ struct Http {
     /// The guard call in flight: its token, the direction it holds, and the size of that
     /// direction's buffered body (what the answer's verdict replaces).
     guard_call: Option<(u32, Direction, usize)>,
+    /// Guard calls about stream windows: token → window id.
+    stream_calls: HashMap<u32, u64>,
+    /// Size of the stream's last chunk, buffered while its end waits for verdicts.
+    stream_end_size: usize,
 }
 
 /// The host buffer holding a body travelling `direction`.
@@ -301,18 +307,38 @@ impl Http {
         }
     }
 
+    /// Sends the guard calls about stream windows (the stream flows on meanwhile); a call that
+    /// cannot be sent is answered at once as a failure.
+    fn send_stream_calls(&mut self) {
+        let Some(guard) = self.plugin.as_ref().and_then(|p| p.config.guard.clone()) else { return };
+        let calls = self.exchange.as_mut().map(Exchange::take_stream_calls).unwrap_or_default();
+        for (id, call) in calls {
+            match dispatch_guard(&guard, &call) {
+                Ok(token) => {
+                    self.stream_calls.insert(token, id);
+                }
+                Err(status) => {
+                    let why = format!("guard cluster {:?} could not be called ({status:?})", guard.cluster);
+                    let released = self.timed(|x| x.stream_guard_answer(id, Err(why))).flatten();
+                    self.release_stream_end(released);
+                }
+            }
+        }
+    }
+
+    /// The stream's end, released by the guard's last verdict: its buffer replaced, resumed.
+    fn release_stream_end(&mut self, released: Option<Verdict>) {
+        if let Some(Verdict::Replace { body, .. }) = released {
+            let _ = hostcalls::set_buffer(body_buffer(Direction::Response), 0, self.stream_end_size, &body);
+            let _ = hostcalls::resume_http_response();
+        }
+    }
+
     /// Sends a guard call and holds `direction` until its answer; a call that cannot even be
     /// sent (no such cluster) is answered at once as a failure, for `on_error` to decide.
     fn ask_guard(&mut self, call: GuardCall, direction: Direction, size: usize) -> Action {
         let Some(guard) = self.plugin.as_ref().and_then(|p| p.config.guard.clone()) else { return Action::Continue };
-        let headers = vec![
-            (":method", "POST"),
-            (":path", guard.path.as_str()),
-            (":authority", guard.authority.as_str()),
-            ("content-type", "application/json"),
-        ];
-        let timeout = Duration::from_millis(guard.timeout_ms);
-        match hostcalls::dispatch_http_call(&guard.cluster, headers, Some(&call.body), vec![], timeout) {
+        match dispatch_guard(&guard, &call) {
             Ok(token) => {
                 self.guard_call = Some((token, direction, size));
                 Action::Pause
@@ -354,6 +380,18 @@ impl Http {
 }
 
 /// Answers locally (a refused prompt) and stops the request.
+/// Sends one call to the guard model's cluster; its answer comes to `on_http_call_response`.
+fn dispatch_guard(guard: &crate::config::GuardConfig, call: &GuardCall) -> Result<u32, proxy_wasm::types::Status> {
+    let headers = vec![
+        (":method", "POST"),
+        (":path", guard.path.as_str()),
+        (":authority", guard.authority.as_str()),
+        ("content-type", "application/json"),
+    ];
+    let timeout = Duration::from_millis(guard.timeout_ms);
+    hostcalls::dispatch_http_call(&guard.cluster, headers, Some(&call.body), vec![], timeout)
+}
+
 fn reply(status: u16, body: &str) -> Action {
     let _ = hostcalls::send_http_response(
         u32::from(status),
@@ -363,13 +401,18 @@ fn reply(status: u16, body: &str) -> Action {
     Action::Pause
 }
 
+impl Http {
+    fn log_guard_failures(&mut self) {
+        if let Some(exchange) = self.exchange.as_mut() {
+            for why in exchange.asking.failures.drain(..) {
+                log(LogLevel::Warn, &format!("aigc-edge: guard call failed: {why}"));
+            }
+        }
+    }
+}
+
 impl Context for Http {
     fn on_http_call_response(&mut self, token: u32, _headers: usize, body_size: usize, _trailers: usize) {
-        let Some((expected, direction, size)) = self.guard_call else { return };
-        if token != expected {
-            return;
-        }
-        self.guard_call = None;
         let status = hostcalls::get_map_value(proxy_wasm::types::MapType::HttpCallResponseHeaders, ":status")
             .ok()
             .flatten()
@@ -385,12 +428,19 @@ impl Context for Http {
             )),
             None => Err("no answer from the guard (timeout or connection failure)".to_string()),
         };
-        let v = self.timed(|x| x.guard_answer(answer)).unwrap_or(Verdict::Continue);
-        if let Some(exchange) = self.exchange.as_mut() {
-            for why in exchange.asking.failures.drain(..) {
-                log(LogLevel::Warn, &format!("aigc-edge: guard call failed: {why}"));
-            }
+        if let Some(id) = self.stream_calls.remove(&token) {
+            let released = self.timed(|x| x.stream_guard_answer(id, answer)).flatten();
+            self.log_guard_failures();
+            self.release_stream_end(released);
+            return;
         }
+        let Some((expected, direction, size)) = self.guard_call else { return };
+        if token != expected {
+            return;
+        }
+        self.guard_call = None;
+        let v = self.timed(|x| x.guard_answer(answer)).unwrap_or(Verdict::Continue);
+        self.log_guard_failures();
         let resume = |d: Direction| match d {
             Direction::Request => hostcalls::resume_http_request(),
             Direction::Response => hostcalls::resume_http_response(),
@@ -479,7 +529,20 @@ impl HttpContext for Http {
             .ok()
             .flatten()
             .unwrap_or_default();
-        let v = self.timed(|x| x.response_chunk(&chunk, end_of_stream)).unwrap_or(Verdict::Continue);
+        let now_ms =
+            now().and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok()).map_or(0, |d| d.as_millis() as u64);
+        let v = self
+            .timed(|x| {
+                x.tick(now_ms);
+                x.response_chunk(&chunk, end_of_stream)
+            })
+            .unwrap_or(Verdict::Continue);
+        self.send_stream_calls();
+        if self.exchange.as_ref().is_some_and(|x| x.stream_end_waiting) {
+            // The end waits for the guard's last verdicts; their answer releases it.
+            self.stream_end_size = body_size;
+            return Action::Pause;
+        }
         if v == Verdict::Pause && body_size > self.max_body() {
             // Buffering starts with a chunk already over the limit: decided now, before Envoy's
             // own buffer limit resets the stream.

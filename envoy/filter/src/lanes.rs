@@ -72,6 +72,11 @@ pub struct Lanes {
     pub blocked: Option<Block>,
     /// The stream was cut at an event that could not be read.
     unreadable_cut: bool,
+    /// The stream was cut on the guard model's verdict.
+    guard_cut: bool,
+    /// Text the lanes released since the last `take_released` (what the client reads), for
+    /// the guard model's windows.
+    released: String,
     /// The stream ended (or was cut): nothing more goes out.
     pub finished: bool,
     hits: Vec<(Hit, Vec<u8>)>,
@@ -93,6 +98,8 @@ impl Lanes {
             template: None,
             blocked: None,
             unreadable_cut: false,
+            guard_cut: false,
+            released: String::new(),
             finished: false,
             hits: Vec::new(),
             pii: Vec::new(),
@@ -191,6 +198,7 @@ impl Lanes {
             self.blocked = chunk.blocked;
         }
         let s = String::from_utf8_lossy(&chunk.output).into_owned();
+        self.released.push_str(&s);
         if self.keep_emitted {
             if let Some(lane) = lane {
                 lane.emitted.push_str(&s);
@@ -302,7 +310,17 @@ impl Lanes {
 
     /// True once the stream must be cut: blocked, or unreadable under fail-closed.
     pub fn cut(&self) -> bool {
-        self.blocked.is_some() || self.unreadable_cut
+        self.blocked.is_some() || self.unreadable_cut || self.guard_cut
+    }
+
+    /// Cuts the stream on the guard model's verdict: nothing more goes out.
+    pub(crate) fn cut_by_guard(&mut self) {
+        self.guard_cut = true;
+    }
+
+    /// The text released since the last call.
+    pub(crate) fn take_released(&mut self) -> String {
+        core::mem::take(&mut self.released)
     }
 
     /// The explicit label's prefix for choice `index`, the first time only.

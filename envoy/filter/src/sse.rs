@@ -273,6 +273,23 @@ impl SseFilter {
         self.lanes.take_unreadable()
     }
 
+    /// The text released to the client since the last call (the guard model judges it).
+    pub fn take_released(&mut self) -> String {
+        self.lanes.take_released()
+    }
+
+    /// Ends the stream now, on the guard model's verdict: the API's own end (a content-filter
+    /// finish and `[DONE]` for chat); everything after is dropped.
+    pub fn cut_now(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        // Also after the upstream's own end: that end is what the guard layer held back.
+        if !self.lanes.cut() {
+            self.lanes.cut_by_guard();
+            self.api.stream_block(&mut self.lanes, &mut out, "\n");
+        }
+        out
+    }
+
     /// Takes a body chunk; returns the bytes to send on. After a block, everything is dropped.
     pub fn push(&mut self, chunk: &[u8], end_of_stream: bool) -> Vec<u8> {
         let mut out = Vec::new();

@@ -556,3 +556,112 @@ fn guard_configuration_errors_name_the_field() {
         assert!(e.contains(field), "{guard}: {e}");
     }
 }
+
+/// A stream through the guard layer: every call answered at once by `unsafe_if` (a text
+/// containing it is Violent), as the glue would hand the answers back.
+fn run_guarded_stream(p: &Rc<Plugin>, chunks: &[&[u8]], unsafe_if: &str) -> Vec<u8> {
+    let mut x = exchange(p, "/v1/chat/completions");
+    x.response_headers(200, Some("text/event-stream"), None);
+    let mut out = Vec::new();
+    let answer_all = |x: &mut Exchange, out: &mut Vec<u8>| {
+        for (id, call) in x.take_stream_calls() {
+            let asked: Value = serde_json::from_slice(&call.body).unwrap();
+            let text = asked["messages"].as_array().unwrap().last().unwrap()["content"].as_str().unwrap().to_string();
+            let verdict = if text.contains(unsafe_if) { "Safety: Unsafe\nCategories: Violent" } else { "Safety: Safe" };
+            if let Some(Verdict::Replace { body, .. }) = x.stream_guard_answer(id, qwen(verdict)) {
+                out.extend(body);
+            }
+        }
+    };
+    for (i, chunk) in chunks.iter().enumerate() {
+        x.tick(i as u64);
+        match x.response_chunk(chunk, i + 1 == chunks.len()) {
+            Verdict::Replace { body, .. } => out.extend(body),
+            Verdict::Pause => assert!(x.stream_end_waiting && i + 1 == chunks.len(), "only the end waits"),
+            other => panic!("{other:?}"),
+        }
+        answer_all(&mut x, &mut out);
+    }
+    assert!(!x.stream_end_waiting, "the last verdict released the end");
+    out
+}
+
+fn stream_guarded(mode: &str) -> Rc<Plugin> {
+    guarded(json!({"stream": {"mode": mode, "window_chars": 16, "overlap_chars": 10, "flush_ms": 1000000}}))
+}
+
+#[test]
+fn hold_mode_cuts_a_harmful_sentence_split_across_windows_before_any_of_it_goes_out() {
+    // The harmful sentence "炸弹的做法" straddles a window boundary (16 chars) and events.
+    let pieces = ["今天天气不错，", "我们来聊聊化学。", "下面是炸", "弹的做法：", "第一步准备材料", "，第二步混合。"];
+    let body = chat_sse(&pieces, "\n");
+    for mode in ["hold", "audit"] {
+        let p = stream_guarded(mode);
+        for cut in 0..=body.len() {
+            let out = run_guarded_stream(&p, &[&body[..cut], &body[cut..]], "炸弹的做法");
+            let (content, finish, done) = read_chat(&out);
+            assert_eq!(finish.as_deref(), Some("content_filter"), "{mode} cut at {cut}: {content}");
+            assert!(done, "{mode} cut at {cut}: the stream ends properly");
+            let full = format!("AI生成\n\n{}", pieces.concat());
+            assert!(full.starts_with(&content), "{mode} cut at {cut}: what went out is the text's start: {content}");
+            if mode == "hold" {
+                assert!(!content.contains('炸') && !content.contains("做法"), "hold, cut at {cut}: {content}");
+            }
+        }
+        // Event by event, as a model streams.
+        let events: Vec<&[u8]> = body.split_inclusive(|&b| b == b'\n').collect();
+        let (content, finish, _) = read_chat(&run_guarded_stream(&p, &events, "炸弹的做法"));
+        assert_eq!(finish.as_deref(), Some("content_filter"), "{mode}: {content}");
+        if mode == "hold" {
+            assert!(!content.contains('炸'), "{content}");
+        } else {
+            // Audit mode lets text flow until the verdict, then nothing more.
+            assert!(content.starts_with("AI生成\n\n今天天气不错"), "{content}");
+            assert!(!content.contains("第二步"), "{content}");
+        }
+    }
+}
+
+#[test]
+fn a_clean_stream_through_the_guard_is_byte_identical() {
+    let body = chat_sse(&["今天天气不错，", "我们去公园", "散步吧。", "晚上回家吃饭。"], "\n");
+    let plain = run_stream(&plugin(json!({})), "/v1/chat/completions", &[&body]);
+    for mode in ["hold", "audit"] {
+        let p = stream_guarded(mode);
+        for cut in (0..=body.len()).step_by(7) {
+            let out = run_guarded_stream(&p, &[&body[..cut], &body[cut..]], "炸弹的做法");
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                String::from_utf8(plain.clone()).unwrap(),
+                "{mode} cut at {cut}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_slow_stream_is_judged_and_released_as_time_passes() {
+    let p = guarded(json!({"stream": {"mode": "hold", "window_chars": 1000, "overlap_chars": 10, "flush_ms": 50}}));
+    let body = chat_sse(&["第一句话", "第二句话", "第三句话", "第四句话", "第五句话"], "\n");
+    let events: Vec<&[u8]> = body.split_inclusive(|&b| b == b'\n').filter(|e| e != b"\n").collect();
+    let mut x = exchange(&p, "/v1/chat/completions");
+    x.response_headers(200, Some("text/event-stream"), None);
+    let (mut out, mut before_end) = (Vec::new(), 0);
+    for (i, event) in events.iter().enumerate() {
+        x.tick(i as u64 * 100); // a token every 100 ms: each window closes by time
+        let last = i + 1 == events.len();
+        if let Verdict::Replace { body, .. } = x.response_chunk(&[*event, b"\n".as_slice()].concat(), last) {
+            out.extend(body);
+        }
+        for (id, _) in x.take_stream_calls() {
+            if let Some(Verdict::Replace { body, .. }) = x.stream_guard_answer(id, qwen("Safety: Safe")) {
+                out.extend(body);
+            }
+        }
+        if !last {
+            before_end = out.len();
+        }
+    }
+    assert!(read_chat(&out[..before_end]).0.contains("第二句话"), "released before the stream ended");
+    assert_eq!(read_chat(&out).0, "AI生成\n\n第一句话第二句话第三句话第四句话第五句话");
+}
