@@ -72,7 +72,16 @@ struct SourceStats {
     documents: u64,
     flagged: u64,
     categories: BTreeMap<String, u64>,
+    /// Documents the guard model found harmful (with a guard).
+    #[serde(default)]
+    guard_flagged: u64,
+    /// Documents harmful by keywords or by the guard (with a guard).
+    #[serde(default)]
+    combined_flagged: u64,
 }
+
+/// A classification model's verdict on one document: `true` when harmful.
+pub type Judge<'a> = &'a mut dyn FnMut(&str) -> bool;
 
 /// A document in the spot check.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -114,13 +123,24 @@ pub struct Assessment {
     /// The `options.sample` smallest draws so far, unordered.
     sample: Vec<Drawn>,
     bad_lines: Vec<BadLine>,
+    /// A guard model judged the documents too.
+    #[serde(default)]
+    guarded: bool,
 }
 
 impl Assessment {
     /// An empty assessment of `files` (their names as the report lists them). Options are
     /// taken as given; [`Options::validate`] says what is wrong with them.
     pub fn new(options: Options, files: Vec<String>) -> Assessment {
-        Assessment { options, files, documents: 0, sources: BTreeMap::new(), sample: Vec::new(), bad_lines: Vec::new() }
+        Assessment {
+            options,
+            files,
+            documents: 0,
+            sources: BTreeMap::new(),
+            sample: Vec::new(),
+            bad_lines: Vec::new(),
+            guarded: false,
+        }
     }
 
     /// The options it judges by.
@@ -132,6 +152,13 @@ impl Assessment {
     /// with a string text field, else a bad line with the parser's message. Blank lines are
     /// skipped.
     pub fn line(&mut self, filter: &Filter, file: &str, line: u64, bytes: &[u8]) {
+        self.line_judged(filter, file, line, bytes, None);
+    }
+
+    /// [`Assessment::line`], with a guard model's verdict on each document too: the report
+    /// then gives per source the share harmful by keywords, by the guard and combined, and the
+    /// 5% rule applies to the combined share.
+    pub fn line_judged(&mut self, filter: &Filter, file: &str, line: u64, bytes: &[u8], judge: Option<Judge<'_>>) {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return;
         }
@@ -144,16 +171,39 @@ impl Assessment {
             return self.bad(file, line, error);
         };
         let source = record.get(&self.options.source_field).and_then(Value::as_str).unwrap_or("(none)");
-        self.document(filter, file, line, text, source);
+        self.document_judged(filter, file, line, text, source, judge);
     }
 
     /// One document already read (from Parquet, a data frame): its text and source.
     pub fn document(&mut self, filter: &Filter, file: &str, line: u64, text: &str, source: &str) {
+        self.document_judged(filter, file, line, text, source, None);
+    }
+
+    /// [`Assessment::document`] with a guard model's verdict too.
+    pub fn document_judged(
+        &mut self,
+        filter: &Filter,
+        file: &str,
+        line: u64,
+        text: &str,
+        source: &str,
+        judge: Option<Judge<'_>>,
+    ) {
         let decision = filter.check(text);
-        let flagged = !decision.hits.is_empty();
+        let keyword_flagged = !decision.hits.is_empty();
+        let guard_flagged = judge.map(|j| j(text));
+        self.guarded |= guard_flagged.is_some();
+        let flagged = keyword_flagged || guard_flagged == Some(true);
         let stats = self.sources.entry(source.to_string()).or_default();
         stats.documents += 1;
+        if guard_flagged == Some(true) {
+            stats.guard_flagged += 1;
+        }
         if flagged {
+            stats.combined_flagged += 1;
+        }
+        let flagged_by_keywords = keyword_flagged;
+        if flagged_by_keywords {
             stats.flagged += 1;
             for h in &decision.hits {
                 let c = h.category.map_or("uncategorized".to_string(), |c| c.to_string());
@@ -193,10 +243,13 @@ impl Assessment {
     /// Adds another worker's assessment of the same corpus (same options and files).
     pub fn merge(&mut self, other: Assessment) {
         self.documents += other.documents;
+        self.guarded |= other.guarded;
         for (name, s) in other.sources {
             let mine = self.sources.entry(name).or_default();
             mine.documents += s.documents;
             mine.flagged += s.flagged;
+            mine.guard_flagged += s.guard_flagged;
+            mine.combined_flagged += s.combined_flagged;
             for (c, n) in s.categories {
                 *mine.categories.entry(c).or_default() += n;
             }
@@ -207,18 +260,23 @@ impl Assessment {
         }
     }
 
-    fn share(s: &SourceStats) -> f64 {
-        if s.documents > 0 {
-            s.flagged as f64 / s.documents as f64
+    fn ratio(n: u64, of: u64) -> f64 {
+        if of > 0 {
+            n as f64 / of as f64
         } else {
             0.0
         }
     }
 
+    /// The share the 5% rule judges: by keywords, or combined when a guard judged too.
+    fn share(&self, s: &SourceStats) -> f64 {
+        Self::ratio(if self.guarded { s.combined_flagged } else { s.flagged }, s.documents)
+    }
+
     /// The sources over the threshold, by name.
     pub fn rejected_sources(&self) -> Vec<&str> {
         let threshold = self.options.threshold;
-        self.sources.iter().filter(|(_, s)| Self::share(s) > threshold).map(|(n, _)| n.as_str()).collect()
+        self.sources.iter().filter(|(_, s)| self.share(s) > threshold).map(|(n, _)| n.as_str()).collect()
     }
 
     /// The report `aigc-edge scan` prints: files, documents, per source (documents, flagged,
@@ -230,14 +288,20 @@ impl Assessment {
             .sources
             .iter()
             .map(|(name, s)| {
-                let share = Self::share(s);
-                let report = json!({
+                let share = self.share(s);
+                let mut report = json!({
                     "documents": s.documents,
                     "flagged": s.flagged,
-                    "harmful_ratio": share,
+                    "harmful_ratio": Self::ratio(s.flagged, s.documents),
                     "collect": share <= threshold,
                     "categories": s.categories,
                 });
+                if self.guarded {
+                    report["guard_flagged"] = json!(s.guard_flagged);
+                    report["guard_harmful_ratio"] = json!(Self::ratio(s.guard_flagged, s.documents));
+                    report["combined_flagged"] = json!(s.combined_flagged);
+                    report["combined_harmful_ratio"] = json!(share);
+                }
                 (name, report)
             })
             .collect();

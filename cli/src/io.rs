@@ -11,6 +11,7 @@ use aigc_edge::{Action, Filter};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
+use crate::guard::GuardClient;
 use crate::Status;
 
 /// Why a command stopped early.
@@ -230,16 +231,43 @@ fn unreadable_action(filter: &Filter) -> Action {
     }
 }
 
+/// The decision on one line as the report prints it, the guard's verdict added when asked
+/// (the keywords stay first: a line they block is not sent), and the action that stands.
+struct Decided {
+    action: Action,
+    report: String,
+    /// The masked text, when the keywords changed anything.
+    masked: Option<String>,
+    /// The guard blocked it: there is no span to mask, the line is withheld.
+    guard_blocked: bool,
+}
+
+fn decide(filter: &Filter, guard: Option<&GuardClient>, text: &str) -> Decided {
+    let decision = filter.check(text);
+    let Some(guard) = guard.filter(|_| decision.action < Action::Block) else {
+        let report = decision.to_json();
+        return Decided { action: decision.action, report, masked: decision.text, guard_blocked: false };
+    };
+    let verdict = guard.judge(text, filter.policy());
+    let action = decision.action.max(verdict.action());
+    let mut report: serde_json::Value = serde_json::from_str(&decision.to_json()).unwrap_or_default();
+    report["flagged"] = json!(report["flagged"].as_bool().unwrap_or(false) || verdict.action() > Action::Pass);
+    report["action"] = json!(action.as_str());
+    report["guard"] = verdict.to_json();
+    let guard_blocked = verdict.action() == Action::Block;
+    Decided { action, report: report.to_string(), masked: decision.text, guard_blocked }
+}
+
 /// `check`: one JSON verdict per line; [`Status::Found`] when any line is blocked.
-pub(crate) fn check(filter: &Filter, inputs: &[Input]) -> Result<Status, Failure> {
+pub(crate) fn check(filter: &Filter, guard: Option<&GuardClient>, inputs: &[Input]) -> Result<Status, Failure> {
     let mut blocked = false;
     let unreadable = unreadable_action(filter);
     for_each_line(inputs, |line, out| {
         let verdict = match line.text {
             Ok(text) => {
-                let decision = filter.check(text);
-                blocked |= decision.action == Action::Block;
-                decision.to_json()
+                let decided = decide(filter, guard, text);
+                blocked |= decided.action == Action::Block;
+                decided.report
             }
             Err(_) => {
                 blocked |= unreadable == Action::Block;
@@ -254,16 +282,19 @@ pub(crate) fn check(filter: &Filter, inputs: &[Input]) -> Result<Status, Failure
 
 /// `mask`: each line masked, with its own line ending (a last line without one stays without);
 /// [`Status::Found`] when any line is blocked. A line that is not UTF-8 is withheld (an empty
-/// line) under fail_closed and passed as it is under fail_open.
-pub(crate) fn mask(filter: &Filter, inputs: &[Input]) -> Result<Status, Failure> {
+/// line) under fail_closed and passed as it is under fail_open; a line the guard blocks is
+/// withheld too (a verdict has no span to mask).
+pub(crate) fn mask(filter: &Filter, guard: Option<&GuardClient>, inputs: &[Input]) -> Result<Status, Failure> {
     let mut blocked = false;
     let unreadable = unreadable_action(filter);
     for_each_line(inputs, |line, out| {
         match line.text {
             Ok(text) => {
-                let decision = filter.check(text);
-                blocked |= decision.action == Action::Block;
-                out.write_all(decision.text.as_deref().unwrap_or(text).as_bytes())?;
+                let decided = decide(filter, guard, text);
+                blocked |= decided.action == Action::Block;
+                if !decided.guard_blocked {
+                    out.write_all(decided.masked.as_deref().unwrap_or(text).as_bytes())?;
+                }
             }
             Err(raw) if unreadable == Action::Pass => out.write_all(raw)?,
             Err(_) => blocked = true,

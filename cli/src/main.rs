@@ -6,6 +6,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod files;
+mod guard;
 mod io;
 mod load;
 mod scan;
@@ -81,6 +82,8 @@ struct LineArgs {
     files: Vec<Input>,
     #[command(flatten)]
     dictionary: DictionaryArgs,
+    #[command(flatten)]
+    guard: guard::GuardArgs,
 }
 
 #[derive(Args)]
@@ -113,8 +116,8 @@ impl Status {
 
 fn run(command: Command) -> Result<Status, Failure> {
     match command {
-        Command::Check(args) => io::check(&load::filter(&args.dictionary)?, &args.files),
-        Command::Mask(args) => io::mask(&load::filter(&args.dictionary)?, &args.files),
+        Command::Check(args) => io::check(&load::filter(&args.dictionary)?, args.guard.client()?.as_ref(), &args.files),
+        Command::Mask(args) => io::mask(&load::filter(&args.dictionary)?, args.guard.client()?.as_ref(), &args.files),
         Command::Compile(args) => load::compile(&args.dictionary, &args.output),
         Command::Scan(args) => scan::scan(&args),
         Command::Label(args) => files::label(&args),

@@ -31,6 +31,8 @@ pub(crate) struct ScanArgs {
     threshold: f64,
     #[command(flatten)]
     dictionary: DictionaryArgs,
+    #[command(flatten)]
+    guard: crate::guard::GuardArgs,
 }
 
 fn share(s: &str) -> Result<f64, String> {
@@ -49,6 +51,8 @@ pub(crate) fn scan(args: &ScanArgs) -> Result<Status, Failure> {
         threshold: args.threshold,
     };
     let filter = crate::load::filter(&args.dictionary)?;
+    let guard = args.guard.client()?;
+    let mut guard_errors = 0u64;
     let inputs = Input::or_stdin(&args.files);
     let names: Vec<String> = inputs.iter().map(ToString::to_string).collect();
     let progress = Progress::over(&inputs, false);
@@ -56,7 +60,17 @@ pub(crate) fn scan(args: &ScanArgs) -> Result<Status, Failure> {
     for (input, name) in inputs.iter().zip(&names) {
         for (i, line) in input.open(&progress)?.split(b'\n').enumerate() {
             let line = line.map_err(|e| io_failure(input, e))?;
-            assessment.line(&filter, name, i as u64 + 1, &line);
+            match &guard {
+                None => assessment.line(&filter, name, i as u64 + 1, &line),
+                Some(g) => {
+                    let mut judge = |text: &str| {
+                        let verdict = g.judge(text, filter.policy());
+                        guard_errors += u64::from(matches!(verdict, crate::guard::Verdict::Failed(..)));
+                        verdict.harmful()
+                    };
+                    assessment.line_judged(&filter, name, i as u64 + 1, &line, Some(&mut judge));
+                }
+            }
             if i % 4096 == 0 {
                 progress.message(format!("{} documents", assessment.documents()));
             }
@@ -64,6 +78,11 @@ pub(crate) fn scan(args: &ScanArgs) -> Result<Status, Failure> {
     }
     progress.message(format!("{} documents", assessment.documents()));
     progress.finish();
-    print(&serde_json::to_string_pretty(&assessment.report()).map_err(|e| e.to_string())?)?;
+    let mut report = assessment.report();
+    if guard.is_some() {
+        // Documents the guard could not judge count as harmful under fail_closed.
+        report["guard_errors"] = serde_json::json!(guard_errors);
+    }
+    print(&serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?)?;
     Ok(Status::found_if(!assessment.rejected_sources().is_empty()))
 }

@@ -207,5 +207,82 @@ class GuardLayer(unittest.TestCase):
         self.assertIn("acted", calls)
 
 
+class GuardCli(unittest.TestCase):
+    """`aigc-edge check/mask/scan --guard URL`: the same protocols from the command line."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.guard = StandIn(GUARD + 10)
+        cls.url = f"http://127.0.0.1:{GUARD + 10}"
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.guard.stop()
+
+    def cli(self, *args, stdin=""):
+        import subprocess
+        return subprocess.run([run.ROOT + "/target/release/aigc-edge", *args], input=stdin.encode(), capture_output=True)
+
+    def test_check_adds_the_guards_verdict(self):
+        lines = ["你好", "请告诉我炸弹的做法", "教我自制炸药", "你好 GUARD-500"]
+        out = self.cli("check", "--policy", POLICY, "--guard", self.url, stdin="\n".join(lines) + "\n")
+        self.assertEqual(out.returncode, 1, out.stderr)
+        got = [json.loads(l) for l in out.stdout.decode().splitlines()]
+        self.assertEqual((got[0]["action"], got[0]["guard"]["safety"]), ("pass", "safe"))
+        self.assertEqual((got[1]["flagged"], got[1]["action"]), (True, "block"))
+        self.assertEqual(got[1]["guard"], {"safety": "unsafe", "categories": ["Violent"], "category": "A.1f", "action": "block"})
+        self.assertNotIn("guard", got[2], "the keywords are decisive: no call")
+        self.assertEqual(got[2]["action"], "block")
+        self.assertEqual(got[3]["action"], "block")
+        self.assertIn("status 500", got[3]["guard"]["error"])
+        self.assertEqual(len(self.guard.calls), 3)
+        open_ = self.cli("check", "--policy", POLICY, "--guard", self.url, "--guard-on-error", "fail_open", stdin=lines[3])
+        self.assertEqual((open_.returncode, json.loads(open_.stdout)["action"]), (0, "pass"))
+
+    def test_mask_withholds_what_the_guard_blocks(self):
+        out = self.cli("mask", "--policy", POLICY, "--guard", self.url, stdin="你这个傻逼\n请告诉我炸弹的做法\n好的\n")
+        self.assertEqual(out.stdout.decode(), "你这个**\n\n好的\n")
+        self.assertEqual(out.returncode, 1)
+
+    def test_openai_moderation_from_the_cli(self):
+        moderation = StandIn(GUARD + 11)
+        try:
+            out = self.cli("check", "--policy", POLICY, "--guard", f"http://127.0.0.1:{GUARD + 11}",
+                           "--guard-protocol", "openai_moderation", stdin="请告诉我炸弹的做法")
+            self.assertEqual(json.loads(out.stdout)["guard"]["categories"], ["violence"])
+            self.assertEqual(moderation.calls[-1]["path"], "/v1/moderations")
+        finally:
+            moderation.stop()
+
+    def test_scan_reports_keyword_guard_and_combined_shares(self):
+        import tempfile
+        docs = [{"text": "请告诉我炸弹的做法" if i % 10 == 0 else ("教我自制炸药" if i % 25 == 1 else "今天很好"),
+                 "source": "web"} for i in range(100)]
+        with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False, encoding="utf-8") as f:
+            f.write("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs))
+        try:
+            out = self.cli("scan", "--policy", POLICY, "--guard", self.url, f.name)
+            report = json.loads(out.stdout)
+            web = report["sources"]["web"]
+            self.assertEqual((web["flagged"], web["guard_flagged"], web["combined_flagged"]), (4, 10, 14), web)
+            self.assertEqual(web["combined_harmful_ratio"], 0.14)
+            self.assertFalse(web["collect"])
+            self.assertEqual(report["rejected_sources"], ["web"])
+            self.assertEqual(report["guard_errors"], 0)
+            self.assertEqual(out.returncode, 1)
+            plain = json.loads(self.cli("scan", "--policy", POLICY, f.name).stdout)
+            self.assertNotIn("guard_flagged", plain["sources"]["web"], "without a guard, the report is as before")
+        finally:
+            os.unlink(f.name)
+
+    def test_bad_guard_options_are_refused(self):
+        for args, message in ((["--guard", "ftp://x"], "http:// or https://"),
+                              (["--guard", self.url, "--guard-protocol", "llama"], "qwen3guard or openai_moderation"),
+                              (["--guard-model", "m"], "--guard <URL>")):
+            out = self.cli("check", "--policy", POLICY, *args, stdin="你好")
+            self.assertEqual(out.returncode, 2)
+            self.assertIn(message, out.stderr.decode())
+
+
 if __name__ == "__main__":
     unittest.main()
