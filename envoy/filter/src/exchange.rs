@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use crate::api::Api;
 use crate::body::{self, Body};
 use crate::config::{Mode, Plugin};
-use crate::guard::{Asking, GuardCall, Outcome, StreamGuard};
+use crate::guard::{Asking, GuardCall, StreamGuard};
 use crate::json::{quote, Doc};
 use crate::sse::{Format, SseFilter};
 
@@ -143,7 +143,7 @@ impl Layer {
 }
 
 #[derive(Debug)]
-enum ResponseMode {
+pub(crate) enum ResponseMode {
     /// Not inspected.
     Pass,
     /// Not yet known: the first bytes decide between a stream and a whole body, whatever the
@@ -181,13 +181,13 @@ pub fn looks_like_sse(bytes: &[u8]) -> bool {
 /// State of one request/response pair.
 #[derive(Debug)]
 pub struct Exchange {
-    plugin: Rc<Plugin>,
-    filter: Filter,
+    pub(crate) plugin: Rc<Plugin>,
+    pub(crate) filter: Filter,
     /// The profile in force.
     pub profile: String,
     /// Why the request is refused before its body (an unknown or forbidden profile).
     refusal: Option<String>,
-    api: Api,
+    pub(crate) api: Api,
     inspected: bool,
     /// Unique per response; labels, audit records and complaints cite it.
     pub produce_id: String,
@@ -196,7 +196,7 @@ pub struct Exchange {
     request_type: Option<String>,
     response_type: Option<String>,
     status: u16,
-    response: ResponseMode,
+    pub(crate) response: ResponseMode,
     /// Records waiting for the glue to log.
     pub audit: Vec<AuditRecord>,
     /// Set when the response was blocked or cut.
@@ -204,11 +204,11 @@ pub struct Exchange {
     /// The guard model's part: texts asked about, the call in flight, outcomes.
     pub asking: Asking,
     /// The guard model's part of a streamed answer.
-    stream_guard: Option<StreamGuard>,
+    pub(crate) stream_guard: Option<StreamGuard>,
     /// The stream's end waits for the guard's last verdicts (the glue paused it).
     pub stream_end_waiting: bool,
     /// The host's clock, in milliseconds, as of the last body callback.
-    now_ms: u64,
+    pub(crate) now_ms: u64,
 }
 
 /// Generated files the filter labels: images, audio and video.
@@ -221,7 +221,7 @@ fn is_encoded(content_encoding: Option<&str>) -> bool {
     content_encoding.is_some_and(|e| !e.trim().is_empty() && !e.trim().eq_ignore_ascii_case("identity"))
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -263,7 +263,7 @@ impl Exchange {
         }
     }
 
-    fn enforcing(&self) -> bool {
+    pub(crate) fn enforcing(&self) -> bool {
         self.plugin.config.mode == Mode::Enforce
     }
 
@@ -347,7 +347,7 @@ impl Exchange {
     }
 
     /// Records a finding with no matched text to hash.
-    fn note(&mut self, direction: Direction, finding: Finding, action: Action) {
+    pub(crate) fn note(&mut self, direction: Direction, finding: Finding, action: Action) {
         let layer = if finding == Finding::GuardError { Layer::Guard } else { Layer::Keyword };
         self.audit.push(AuditRecord { direction, finding, action, match_sha256: String::new(), layer });
     }
@@ -423,83 +423,6 @@ impl Exchange {
         self.ask_guard(Direction::Request, verdict)
     }
 
-    /// Asks the guard model about `direction`'s texts when it is configured for them;
-    /// `otherwise` is the verdict if it lets them pass.
-    fn ask_guard(&mut self, direction: Direction, otherwise: Verdict) -> Verdict {
-        let plugin = self.plugin.clone();
-        let Some(guard) = &plugin.config.guard else { return otherwise };
-        let asked = match direction {
-            Direction::Request => guard.requests,
-            Direction::Response => guard.responses && self.is_success(),
-        };
-        let text = self.asking.text(direction);
-        if !asked || text.trim().is_empty() {
-            return otherwise;
-        }
-        let prompt = self.asking.text(Direction::Request);
-        let context = (direction == Direction::Response && !prompt.is_empty()).then_some(prompt);
-        let body = guard.model.request(text, context);
-        self.asking.wait(direction, otherwise);
-        Verdict::Ask(GuardCall { body })
-    }
-
-    /// The guard's answer (its status and body, or why there is none) to the call the last
-    /// [`Verdict::Ask`] asked for: the verdict the glue applies. Below the acting severity the
-    /// keyword layer's verdict stands; above it the policy's action for the mapped category;
-    /// no usable answer, `on_error`.
-    pub fn guard_answer(&mut self, answer: Result<(u16, Vec<u8>), String>) -> Verdict {
-        let Some((direction, otherwise)) = self.asking.take_waiting() else { return Verdict::Continue };
-        let plugin = self.plugin.clone();
-        let Some(guard) = &plugin.config.guard else { return otherwise };
-        let judged = answer.and_then(|(status, body)| {
-            if !(200..300).contains(&status) {
-                return Err(format!("the guard answered status {status}"));
-            }
-            guard.model.read(&body).map_err(|e| e.to_string())
-        });
-        let (action, message) = match judged {
-            Ok(judgement) => match guard.model.decide(&judgement, self.filter.policy()) {
-                None => {
-                    self.asking.outcomes.push(Outcome::Passed);
-                    return otherwise;
-                }
-                Some(decided) => {
-                    self.asking.outcomes.push(Outcome::Acted);
-                    self.audit.push(AuditRecord {
-                        direction,
-                        finding: decided.category.map_or(Finding::Uncategorized, Finding::Risk),
-                        action: decided.action,
-                        match_sha256: sha256_hex(self.asking.text(direction).as_bytes()),
-                        layer: Layer::Guard,
-                    });
-                    (decided.action, "blocked by content policy")
-                }
-            },
-            Err(why) => {
-                self.asking.outcomes.push(Outcome::Failed);
-                self.asking.failures.push(why);
-                let action = match guard.on_error {
-                    OnLimit::FailClosed => Action::Block,
-                    OnLimit::FailOpen => Action::Pass,
-                };
-                self.note(direction, Finding::GuardError, action);
-                (action, "refused: the content classifier could not judge it")
-            }
-        };
-        if action != Action::Block || !self.enforcing() {
-            return otherwise;
-        }
-        match direction {
-            Direction::Request => {
-                Verdict::Reply { status: 400, body: self.api.error_body(&format!("prompt {message}"), "prompt") }
-            }
-            Direction::Response => {
-                self.response_blocked = true;
-                self.blocked_response(&format!("response {message}"))
-            }
-        }
-    }
-
     /// A body that is not JSON: inspected, recorded; its action and new bytes.
     fn inspect_other(&mut self, direction: Direction, bytes: &[u8], read: &Body) -> (Action, Option<Vec<u8>>) {
         let outcome = body::inspect_other(&self.filter, bytes, read);
@@ -527,7 +450,7 @@ impl Exchange {
         ImplicitLabel::generated(&self.plugin.config.label.producer, &self.produce_id).ok()
     }
 
-    fn is_success(&self) -> bool {
+    pub(crate) fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
     }
 
@@ -651,108 +574,6 @@ impl Exchange {
         self.stream_through_guard(out, end_of_stream || cut)
     }
 
-    /// The host's clock (milliseconds), before each body callback: stream windows close when
-    /// they have been open `guard.stream.flush_ms`.
-    pub fn tick(&mut self, now_ms: u64) {
-        self.now_ms = now_ms;
-    }
-
-    /// A stream's output through the guard layer, when it judges streams: what may go out now
-    /// (in `hold` mode, what judged windows let out), or `Pause` at the end while verdicts
-    /// are awaited.
-    fn stream_through_guard(&mut self, out: Vec<u8>, end: bool) -> Verdict {
-        let plugin = self.plugin.clone();
-        let (Some(guard), true) = (&plugin.config.guard, self.is_success()) else {
-            return Verdict::Replace { body: out, headers: Vec::new() };
-        };
-        if !guard.responses {
-            return Verdict::Replace { body: out, headers: Vec::new() };
-        }
-        let released = match &mut self.response {
-            ResponseMode::Sse(sse) => sse.take_released(),
-            _ => String::new(),
-        };
-        let prompt = self.asking.text(Direction::Request).to_string();
-        let ask = |text: &str| guard.model.request(text, (!prompt.is_empty()).then_some(prompt.as_str()));
-        let now = self.now_ms;
-        let sg = self.stream_guard.get_or_insert_with(|| StreamGuard::new(guard.stream));
-        sg.push(out, &released, now, end, &ask);
-        if end && sg.waiting() {
-            self.stream_end_waiting = true;
-            return Verdict::Pause;
-        }
-        Verdict::Replace { body: sg.take_ready(), headers: Vec::new() }
-    }
-
-    /// The stream windows' guard calls to send, taken: `(window id, call)`.
-    pub fn take_stream_calls(&mut self) -> Vec<(u64, GuardCall)> {
-        self.stream_guard.as_mut().map(StreamGuard::take_calls).unwrap_or_default()
-    }
-
-    /// The guard's answer about stream window `id`. An unsafe verdict (or a failure under
-    /// `fail_closed`) cuts the stream with the API's own end; returns the bytes to send when
-    /// the stream's end was waiting for this verdict (the glue replaces its buffer and
-    /// resumes), else `None` (what is cleared goes out with the next chunk).
-    pub fn stream_guard_answer(&mut self, id: u64, answer: Result<(u16, Vec<u8>), String>) -> Option<Verdict> {
-        let plugin = self.plugin.clone();
-        let guard = plugin.config.guard.as_ref()?;
-        let judged = answer.and_then(|(status, body)| {
-            if !(200..300).contains(&status) {
-                return Err(format!("the guard answered status {status}"));
-            }
-            guard.model.read(&body).map_err(|e| e.to_string())
-        });
-        let (safe, decided) = match judged {
-            Ok(judgement) => match guard.model.decide(&judgement, self.filter.policy()) {
-                None => {
-                    self.asking.outcomes.push(Outcome::Passed);
-                    (true, None)
-                }
-                Some(d) => {
-                    self.asking.outcomes.push(Outcome::Acted);
-                    (d.action != Action::Block, Some(d))
-                }
-            },
-            Err(why) => {
-                self.asking.outcomes.push(Outcome::Failed);
-                self.asking.failures.push(why);
-                let action = match guard.on_error {
-                    OnLimit::FailClosed => Action::Block,
-                    OnLimit::FailOpen => Action::Pass,
-                };
-                self.note(Direction::Response, Finding::GuardError, action);
-                (action != Action::Block, None)
-            }
-        };
-        let sg = self.stream_guard.as_mut()?;
-        let was_cut = sg.cut;
-        let text = sg.answer(id, safe);
-        if let Some(d) = decided {
-            self.audit.push(AuditRecord {
-                direction: Direction::Response,
-                finding: d.category.map_or(Finding::Uncategorized, Finding::Risk),
-                action: d.action,
-                match_sha256: sha256_hex(text.as_bytes()),
-                layer: Layer::Guard,
-            });
-        }
-        let sg = self.stream_guard.as_mut()?;
-        if sg.cut && !was_cut {
-            self.response_blocked = true;
-            if let ResponseMode::Sse(sse) = &mut self.response {
-                let end = sse.cut_now();
-                let sg = self.stream_guard.as_mut()?;
-                sg.push_ready(end);
-            }
-        }
-        let sg = self.stream_guard.as_mut()?;
-        if self.stream_end_waiting && !sg.waiting() {
-            self.stream_end_waiting = false;
-            return Some(Verdict::Replace { body: sg.take_ready(), headers: Vec::new() });
-        }
-        None
-    }
-
     /// The whole buffered response body.
     pub fn response_body(&mut self, bytes: &[u8]) -> Verdict {
         match self.response {
@@ -850,7 +671,7 @@ impl Exchange {
 
     /// The body of a blocked response: no text, the API's content-filter stop reason, and the
     /// error object. (Its status line already left with the headers.)
-    fn blocked_response(&self, message: &str) -> Verdict {
+    pub(crate) fn blocked_response(&self, message: &str) -> Verdict {
         Verdict::Replace { body: self.api.blocked_body(message).to_string().into_bytes(), headers: Vec::new() }
     }
 

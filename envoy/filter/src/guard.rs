@@ -2,7 +2,10 @@
 //! waiting on its answer, and what its answer makes of it. The protocol itself (request body,
 //! reading the answer, category mapping) is the core's `aigc_edge::guard`; the glue sends.
 
-use crate::exchange::{Direction, Verdict};
+use aigc_edge::policy::OnLimit;
+use aigc_edge::Action;
+
+use crate::exchange::{sha256_hex, AuditRecord, Direction, Exchange, Finding, Layer, ResponseMode, Verdict};
 
 /// A call to the guard model the glue must make, then hand the answer to
 /// `Exchange::guard_answer`. Cluster, path, authority and timeout come from the configuration.
@@ -277,5 +280,181 @@ impl StreamGuard {
     /// True while a window waits for its verdict (or, in hold mode, for the next window's).
     pub fn waiting(&self) -> bool {
         !self.cut && !self.windows.is_empty()
+    }
+}
+
+/// What one guard answer came to, once read and put through the policy.
+enum Judged {
+    /// Below the acting severity.
+    Passed,
+    /// A verdict the policy acts on.
+    Acted(aigc_edge::guard::Decided),
+    /// No usable answer: the action `on_error` gives (recorded already).
+    Failed(Action),
+}
+
+impl Exchange {
+    /// Reads a guard answer about `direction` and counts its outcome.
+    fn judge(&mut self, direction: Direction, answer: Result<(u16, Vec<u8>), String>) -> Judged {
+        let plugin = self.plugin.clone();
+        let Some(guard) = &plugin.config.guard else { return Judged::Passed };
+        let judged = answer.and_then(|(status, body)| {
+            if !(200..300).contains(&status) {
+                return Err(format!("the guard answered status {status}"));
+            }
+            guard.model.read(&body).map_err(|e| e.to_string())
+        });
+        match judged {
+            Ok(judgement) => match guard.model.decide(&judgement, self.filter.policy()) {
+                None => {
+                    self.asking.outcomes.push(Outcome::Passed);
+                    Judged::Passed
+                }
+                Some(decided) => {
+                    self.asking.outcomes.push(Outcome::Acted);
+                    Judged::Acted(decided)
+                }
+            },
+            Err(why) => {
+                self.asking.outcomes.push(Outcome::Failed);
+                self.asking.failures.push(why);
+                let action = match guard.on_error {
+                    OnLimit::FailClosed => Action::Block,
+                    OnLimit::FailOpen => Action::Pass,
+                };
+                self.note(direction, Finding::GuardError, action);
+                Judged::Failed(action)
+            }
+        }
+    }
+
+    /// Records the guard's verdict on `text` in the audit log.
+    fn record_guard(&mut self, direction: Direction, decided: aigc_edge::guard::Decided, text: &str) {
+        self.audit.push(AuditRecord {
+            direction,
+            finding: decided.category.map_or(Finding::Uncategorized, Finding::Risk),
+            action: decided.action,
+            match_sha256: sha256_hex(text.as_bytes()),
+            layer: Layer::Guard,
+        });
+    }
+    /// Asks the guard model about `direction`'s texts when it is configured for them;
+    /// `otherwise` is the verdict if it lets them pass.
+    pub(crate) fn ask_guard(&mut self, direction: Direction, otherwise: Verdict) -> Verdict {
+        let plugin = self.plugin.clone();
+        let Some(guard) = &plugin.config.guard else { return otherwise };
+        let asked = match direction {
+            Direction::Request => guard.requests,
+            Direction::Response => guard.responses && self.is_success(),
+        };
+        let text = self.asking.text(direction);
+        if !asked || text.trim().is_empty() {
+            return otherwise;
+        }
+        let prompt = self.asking.text(Direction::Request);
+        let context = (direction == Direction::Response && !prompt.is_empty()).then_some(prompt);
+        let body = guard.model.request(text, context);
+        self.asking.wait(direction, otherwise);
+        Verdict::Ask(GuardCall { body })
+    }
+
+    /// The guard's answer (its status and body, or why there is none) to the call the last
+    /// [`Verdict::Ask`] asked for: the verdict the glue applies. Below the acting severity the
+    /// keyword layer's verdict stands; above it the policy's action for the mapped category;
+    /// no usable answer, `on_error`.
+    pub fn guard_answer(&mut self, answer: Result<(u16, Vec<u8>), String>) -> Verdict {
+        let Some((direction, otherwise)) = self.asking.take_waiting() else { return Verdict::Continue };
+        let (action, message) = match self.judge(direction, answer) {
+            Judged::Passed => return otherwise,
+            Judged::Acted(decided) => {
+                let text = self.asking.text(direction).to_string();
+                self.record_guard(direction, decided, &text);
+                (decided.action, "blocked by content policy")
+            }
+            Judged::Failed(action) => (action, "refused: the content classifier could not judge it"),
+        };
+        if action != Action::Block || !self.enforcing() {
+            return otherwise;
+        }
+        match direction {
+            Direction::Request => {
+                Verdict::Reply { status: 400, body: self.api.error_body(&format!("prompt {message}"), "prompt") }
+            }
+            Direction::Response => {
+                self.response_blocked = true;
+                self.blocked_response(&format!("response {message}"))
+            }
+        }
+    }
+
+    /// The host's clock (milliseconds), before each body callback: stream windows close when
+    /// they have been open `guard.stream.flush_ms`.
+    pub fn tick(&mut self, now_ms: u64) {
+        self.now_ms = now_ms;
+    }
+
+    /// A stream's output through the guard layer, when it judges streams: what may go out now
+    /// (in `hold` mode, what judged windows let out), or `Pause` at the end while verdicts
+    /// are awaited.
+    pub(crate) fn stream_through_guard(&mut self, out: Vec<u8>, end: bool) -> Verdict {
+        let plugin = self.plugin.clone();
+        let (Some(guard), true) = (&plugin.config.guard, self.is_success()) else {
+            return Verdict::Replace { body: out, headers: Vec::new() };
+        };
+        if !guard.responses {
+            return Verdict::Replace { body: out, headers: Vec::new() };
+        }
+        let released = match &mut self.response {
+            ResponseMode::Sse(sse) => sse.take_released(),
+            _ => String::new(),
+        };
+        let prompt = self.asking.text(Direction::Request).to_string();
+        let ask = |text: &str| guard.model.request(text, (!prompt.is_empty()).then_some(prompt.as_str()));
+        let now = self.now_ms;
+        let sg = self.stream_guard.get_or_insert_with(|| StreamGuard::new(guard.stream));
+        sg.push(out, &released, now, end, &ask);
+        if end && sg.waiting() {
+            self.stream_end_waiting = true;
+            return Verdict::Pause;
+        }
+        Verdict::Replace { body: sg.take_ready(), headers: Vec::new() }
+    }
+
+    /// The stream windows' guard calls to send, taken: `(window id, call)`.
+    pub fn take_stream_calls(&mut self) -> Vec<(u64, GuardCall)> {
+        self.stream_guard.as_mut().map(StreamGuard::take_calls).unwrap_or_default()
+    }
+
+    /// The guard's answer about stream window `id`. An unsafe verdict (or a failure under
+    /// `fail_closed`) cuts the stream with the API's own end; returns the bytes to send when
+    /// the stream's end was waiting for this verdict (the glue replaces its buffer and
+    /// resumes), else `None` (what is cleared goes out with the next chunk).
+    pub fn stream_guard_answer(&mut self, id: u64, answer: Result<(u16, Vec<u8>), String>) -> Option<Verdict> {
+        let (safe, decided) = match self.judge(Direction::Response, answer) {
+            Judged::Passed => (true, None),
+            Judged::Acted(d) => (d.action != Action::Block, Some(d)),
+            Judged::Failed(action) => (action != Action::Block, None),
+        };
+        let sg = self.stream_guard.as_mut()?;
+        let was_cut = sg.cut;
+        let text = sg.answer(id, safe);
+        let cut = sg.cut && !was_cut;
+        if let Some(d) = decided {
+            self.record_guard(Direction::Response, d, &text);
+        }
+        if cut {
+            self.response_blocked = true;
+            let end = match &mut self.response {
+                ResponseMode::Sse(sse) => sse.cut_now(),
+                _ => Vec::new(),
+            };
+            self.stream_guard.as_mut()?.push_ready(end);
+        }
+        let sg = self.stream_guard.as_mut()?;
+        if self.stream_end_waiting && !sg.waiting() {
+            self.stream_end_waiting = false;
+            return Some(Verdict::Replace { body: sg.take_ready(), headers: Vec::new() });
+        }
+        None
     }
 }
