@@ -155,6 +155,7 @@ test-e2e: setup-venv oci cli
 	$(PY) envoy/tests/test_e2e.py -v
 	$(PY) envoy/tests/test_adversarial.py -v
 	$(PY) envoy/tests/test_guard.py -v
+	$(PY) envoy/tests/test_assess.py -v
 	$(PY) envoy/tests/test_packaging.py -v
 
 test-core:

@@ -3,7 +3,8 @@
 
 It answers every chat with a canned text; a prompt of the form `reply-b64:<base64>` makes it
 answer exactly the decoded text, so tests can have the model "say" a keyword without the prompt
-itself containing one. Streaming (`"stream": true`) sends the answer in events of `chunk`
+itself containing one; a prompt holding `[refuse]` gets a refusal ("抱歉，我无法回答这个问题。").
+Streaming (`"stream": true`) sends the answer in events of `chunk`
 characters (default 2, so keywords are split across events), with `\\n` or, when the request
 has `x-mock-crlf: 1`, `\\r\\n` line endings. `x-mock-gzip: 1` gzips the answer whatever the
 client accepts (to prove compressed answers cannot slip past the filter). `GET /files/NAME`
@@ -51,6 +52,9 @@ def tiny_png(width=8, height=8):
 
 
 def answer_for(prompt):
+    if "[refuse]" in prompt:
+        # A model that declines, for `aigc-edge assess`'s tests.
+        return "抱歉，我无法回答这个问题。"
     if prompt.startswith("reply-b64:"):
         return base64.b64decode(prompt[len("reply-b64:"):]).decode("utf-8")
     return DEFAULT_ANSWER + "你刚才说：" + prompt

@@ -170,6 +170,7 @@ decides: fail closed (block) or fail open (pass, and say so).
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod assess;
 pub mod category;
 pub mod corpus;
 pub mod dictionary;

@@ -101,7 +101,18 @@ impl GuardArgs {
 impl GuardClient {
     /// Asks about `text`; the verdict under `policy`.
     pub(crate) fn judge(&self, text: &str, policy: &Policy) -> Verdict {
-        match self.ask(text) {
+        self.verdict(self.ask(text, None), policy)
+    }
+
+    /// Asks about an answer with its question as context (the guard also says whether the
+    /// answer refuses); the verdict under `policy` (the default policy without one).
+    pub(crate) fn judge_answer(&self, question: &str, answer: &str, policy: Option<&Policy>) -> Verdict {
+        let default = Policy::default();
+        self.verdict(self.ask(answer, Some(question)), policy.unwrap_or(&default))
+    }
+
+    fn verdict(&self, asked: Result<Judgement, String>, policy: &Policy) -> Verdict {
+        match asked {
             Ok(judgement) => {
                 let decided = self.guard.decide(&judgement, policy);
                 Verdict::Judged(judgement, decided)
@@ -116,13 +127,13 @@ impl GuardClient {
         }
     }
 
-    fn ask(&self, text: &str) -> Result<Judgement, String> {
+    fn ask(&self, text: &str, prompt: Option<&str>) -> Result<Judgement, String> {
         let mut request = self.agent.post(&self.url).header("content-type", "application/json");
         if let Some(token) = &self.token {
             request = request.header("authorization", &format!("Bearer {token}"));
         }
         let mut response =
-            request.send(&self.guard.request(text, None)[..]).map_err(|e| format!("{}: {e}", self.url))?;
+            request.send(&self.guard.request(text, prompt)[..]).map_err(|e| format!("{}: {e}", self.url))?;
         let status = response.status().as_u16();
         let body = response.body_mut().read_to_vec().map_err(|e| format!("{}: {e}", self.url))?;
         if !(200..300).contains(&status) {
@@ -139,6 +150,14 @@ impl Verdict {
             Verdict::Judged(_, Some(d)) => d.action,
             Verdict::Judged(_, None) => Action::Pass,
             Verdict::Failed(_, action) => *action,
+        }
+    }
+
+    /// The guard's word on whether an answer refuses (Qwen3Guard's `Refusal:`), when it said.
+    pub(crate) fn refusal(&self) -> Option<bool> {
+        match self {
+            Verdict::Judged(j, _) => j.refusal,
+            Verdict::Failed(..) => None,
         }
     }
 
