@@ -17,7 +17,7 @@ from guard_standin import StandIn  # noqa: E402
 
 CLI = os.path.join(run.ROOT, "target", "release", "aigc-edge")
 POLICY = os.path.join(run.HERE, "demo", "policy.json")
-PORT, ADMIN, MOCK, GUARD = 10700, 9970, 18700, 18970
+PORT, ADMIN, MOCK, GUARD = 10800, 9980, 18800, 18980  # apart from every other suite's ports
 A12 = [f"A.1{c}" for c in "abcdefgh"] + [f"A.2{c}" for c in "abcdefghi"]
 
 
