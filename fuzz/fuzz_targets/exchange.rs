@@ -29,23 +29,52 @@ const TYPES: [Option<&str>; 7] = [
     None,
 ];
 
-fn plugin() -> Rc<Plugin> {
-    thread_local! {
-        static PLUGIN: Rc<Plugin> = {
-            let config = PluginConfig::from_json(
-                br#"{"keywords": "\u8d4c\u535a\tA.1h\nsb\tA.4c\tmask\n", "max_body_bytes": 65536,
-                     "profiles": {"minor": {}}, "profile_header": "p", "route_profiles": {"r": "minor"}}"#,
-            )
-            .expect("config");
-            Rc::new(Plugin::new(config).expect("plugin"))
-        };
+fn plugin(guarded: bool) -> Rc<Plugin> {
+    fn build(extra: &str) -> Rc<Plugin> {
+        let config = format!(
+            r#"{{"keywords": "\u8d4c\u535a\tA.1h\nsb\tA.4c\tmask\n", "max_body_bytes": 65536,
+                 "profiles": {{"minor": {{}}}}, "profile_header": "p", "route_profiles": {{"r": "minor"}}{extra}}}"#
+        );
+        Rc::new(Plugin::new(PluginConfig::from_json(config.as_bytes()).expect("config")).expect("plugin"))
     }
-    PLUGIN.with(Rc::clone)
+    thread_local! {
+        static PLAIN: Rc<Plugin> = build("");
+        static GUARDED: Rc<Plugin> = build(r#", "guard": {"cluster": "g", "stream": {"mode": "hold", "window_chars": 8, "overlap_chars": 3}}"#);
+    }
+    if guarded {
+        GUARDED.with(Rc::clone)
+    } else {
+        PLAIN.with(Rc::clone)
+    }
+}
+
+/// A hostile guard's answer, chosen by the input: a status and any bytes, or none at all.
+fn guard_answer(seed: u8, body: &[u8]) -> Result<(u16, Vec<u8>), String> {
+    match seed % 4 {
+        0 => Err("no answer".into()),
+        1 => Ok((500, body.to_vec())),
+        _ => Ok((200, body.to_vec())),
+    }
+}
+
+/// Answers every guard call the exchange has asked for, the way the glue hands answers back.
+fn answer_guard(x: &mut Exchange, v: &Verdict, seed: u8, body: &[u8]) {
+    if let Verdict::Ask(_) = v {
+        let _ = x.guard_answer(guard_answer(seed, body));
+    }
+    for (i, (id, _)) in x.take_stream_calls().into_iter().enumerate() {
+        let _ = x.stream_guard_answer(id, guard_answer(seed.wrapping_add(i as u8), body));
+    }
 }
 
 fuzz_target!(|data: &[u8]| {
     let [a, b, c, d, rest @ ..] = data else { return };
-    let p = plugin();
+    let p = plugin(b & 8 != 0);
+    let answer: &[u8] = if a & 1 != 0 {
+        br#"{"choices":[{"message":{"content":"Safety: Unsafe\nCategories: Violent"}}]}"#
+    } else {
+        &rest[..rest.len().min(64)]
+    };
     let path = PATHS[usize::from(*a) % PATHS.len()];
     let header = ["minor", "nosuch", ""][usize::from(*b) % 3];
     let route = (b & 4 != 0).then_some("r");
@@ -54,7 +83,8 @@ fuzz_target!(|data: &[u8]| {
     let encoding = (c & 1 != 0).then_some("gzip");
     let h = x.request_headers(true, TYPES[usize::from(*c >> 1) % TYPES.len()], encoding);
     if h.reply.is_none() && h.buffer_body {
-        let _ = x.request_body(request);
+        let v = x.request_body(request);
+        answer_guard(&mut x, &v, *c, answer);
     }
     let status = [200, 200, 500, 404][usize::from(*d) % 4];
     let h = x.response_headers(status, TYPES[usize::from(*d >> 2) % TYPES.len()], (d & 0x80 != 0).then_some("br"));
@@ -75,15 +105,20 @@ fuzz_target!(|data: &[u8]| {
                 break;
             }
             if end {
-                let _ = x.response_body(&held);
+                let v = x.response_body(&held);
+                answer_guard(&mut x, &v, *d, answer);
             }
             continue;
         }
-        if let Verdict::Pause = x.response_chunk(chunk, end) {
+        x.tick(i as u64 * 50);
+        let v = x.response_chunk(chunk, end);
+        answer_guard(&mut x, &v, d.wrapping_add(i as u8), answer);
+        if v == Verdict::Pause && !x.stream_end_waiting {
             buffered = true;
             held.extend_from_slice(chunk);
             if end {
-                let _ = x.response_body(&held);
+                let v = x.response_body(&held);
+                answer_guard(&mut x, &v, *d, answer);
             }
         }
     }

@@ -278,7 +278,7 @@ fn random_id() -> String {
     aigc_edge::label::produce_id(&bytes)
 }
 
-/// The file (PNG, JPEG, WebP, GIF, MP3, WAV, MP4, text) with the GB 45438 implicit label, one
+/// The file (PNG, JPEG, WebP, GIF, MP3, WAV, FLAC, MP4, text) with the GB 45438 implicit label, one
 /// per file; a random ProduceID unless given; `key` seals it.
 #[pyfunction]
 #[pyo3(signature = (data, producer, produce_id=None, key=None))]

@@ -33,6 +33,10 @@ class Labels(unittest.TestCase):
         rgba.convert("P").save(f"{d}/a.gif")
         subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", f"{d}/a.wav", "synth", "0.3", "sine", "440"], check=True)
         subprocess.run(["lame", "--quiet", f"{d}/a.wav", f"{d}/a.mp3"], check=True)
+        subprocess.run(["sox", f"{d}/a.wav", f"{d}/a.flac"], check=True)
+        # A FLAC that already has Vorbis comments (an encoder's tags) keeps them.
+        subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", f"{d}/a.wav", "-metadata", "title=一首歌",
+                        "-metadata", "artist=Someone", f"{d}/tagged.flac"], check=True)
         ff = ["ffmpeg", "-loglevel", "error", "-y"]
         video = ["-f", "lavfi", "-i", "testsrc=size=64x48:rate=10", "-t", "1", "-pix_fmt", "yuv420p", "-c:v", "mpeg4"]
         subprocess.run(ff + video + [f"{d}/a.mp4"], check=True)
@@ -222,6 +226,25 @@ class Labels(unittest.TestCase):
                     with open(src, "rb") as a, open(out, "rb") as b:
                         self.assertTrue(b.read().endswith(a.read()), "MP3 frames changed")
                 self.assertEqual(json.loads(run("verify", out).stdout)[0]["verdict"], "compliant")
+
+    def test_flac_vorbis_comment_read_by_mutagen_with_identical_samples(self):
+        import mutagen.flac
+        raw = lambda p: subprocess.run(["sox", p, "-t", "raw", "-"], capture_output=True, check=True).stdout
+        for name in ["a.flac", "tagged.flac"]:
+            with self.subTest(name=name):
+                src, out, label = self.label(name, "--producer", PRODUCER, "--produce-id", "flac-1")
+                tags = mutagen.flac.FLAC(out)
+                self.assertEqual(len(tags["AIGC"]), 1)
+                self.assertEqual(json.loads(tags["AIGC"][0])["AIGC"], label["AIGC"])
+                if name == "tagged.flac":
+                    self.assertEqual((tags["title"], tags["artist"]), (["一首歌"], ["Someone"]))
+                self.assertEqual(raw(src), raw(out), "the samples decode the same")
+                self.assertEqual(mutagen.flac.FLAC(src).info.md5_signature, tags.info.md5_signature)
+                # Labeled again (the platform's label): still one AIGC comment.
+                again = os.path.join(self.dir, "platform-" + name)
+                run("label", out, "-o", again, "--propagate", "--platform", "PLAT")
+                self.assertEqual(len(mutagen.flac.FLAC(again)["AIGC"]), 1)
+                self.assertEqual(json.loads(run("verify", again).stdout)[0]["verdict"], "compliant")
 
     def test_mp4_round_trip_with_identical_frames(self):
         frames = lambda p: subprocess.run(["ffmpeg", "-loglevel", "error", "-i", p, "-f", "framemd5", "-"],

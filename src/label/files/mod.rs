@@ -9,6 +9,7 @@
 //! | GIF | application extension `XMP DataXMP` | the same, before the trailer |
 //! | MP3 | ID3v2 `TXXX` frame, description `AIGC` | the same (a v2.4 tag is created when there is none) |
 //! | WAV | RIFF chunk `AIGC` | the same |
+//! | FLAC | Vorbis comment `AIGC=` in `VORBIS_COMMENT` | the same (a comment block added after `STREAMINFO` when there is none; other comments kept) |
 //! | MP4, M4A, MOV | `moov/udta/meta`: `keys` entry `mdta` `AIGC` and its `ilst` item | the same (chunk offsets fixed when `moov` precedes `mdat`) |
 //! | Text, Markdown | front matter line `AIGC: {…}` | the same (front matter added when there is none) |
 //!
@@ -41,6 +42,8 @@ pub enum FileFormat {
     Mp4,
     /// UTF-8 text or Markdown (label in front matter).
     Text,
+    /// FLAC.
+    Flac,
 }
 
 impl FileFormat {
@@ -55,6 +58,7 @@ impl FileFormat {
             FileFormat::Wav => "wav",
             FileFormat::Mp4 => "mp4",
             FileFormat::Text => "text",
+            FileFormat::Flac => "flac",
         }
     }
 
@@ -62,6 +66,8 @@ impl FileFormat {
     pub fn detect(bytes: &[u8]) -> Option<FileFormat> {
         if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
             Some(FileFormat::Png)
+        } else if bytes.starts_with(b"fLaC") {
+            Some(FileFormat::Flac)
         } else if bytes.starts_with(&[0xFF, 0xD8]) {
             Some(FileFormat::Jpeg)
         } else if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
@@ -99,6 +105,8 @@ pub enum Carrier {
     FrontMatter,
     /// MP4 `moov/udta/meta` `keys` + `ilst` item.
     Mp4Meta,
+    /// Vorbis comment `AIGC=` (FLAC).
+    VorbisComment,
 }
 
 impl Carrier {
@@ -112,6 +120,7 @@ impl Carrier {
             Carrier::WavChunk => "wav-chunk",
             Carrier::FrontMatter => "front-matter",
             Carrier::Mp4Meta => "mp4-meta",
+            Carrier::VorbisComment => "vorbis-comment",
         }
     }
 }
@@ -191,7 +200,7 @@ pub fn read_labels(bytes: &[u8]) -> Result<(FileFormat, Vec<FoundLabel>)> {
     let format = FileFormat::detect(bytes).ok_or_else(|| FileError {
         format: None,
         offset: 0,
-        message: "unknown file format: not PNG, JPEG, WebP, GIF, MP3, WAV, MP4 or UTF-8 text".into(),
+        message: "unknown file format: not PNG, JPEG, WebP, GIF, MP3, WAV, MP4, FLAC or UTF-8 text".into(),
     })?;
     let labels = match format {
         FileFormat::Png => png::read(bytes)?,
@@ -202,6 +211,7 @@ pub fn read_labels(bytes: &[u8]) -> Result<(FileFormat, Vec<FoundLabel>)> {
         FileFormat::Mp3 => id3::read(bytes)?,
         FileFormat::Mp4 => mp4::read(bytes)?,
         FileFormat::Text => text::read(bytes),
+        FileFormat::Flac => flac::read(bytes)?,
     };
     Ok((format, labels))
 }
@@ -212,7 +222,7 @@ pub fn write_label(bytes: &[u8], label: &ImplicitLabel) -> Result<Vec<u8>> {
     let format = FileFormat::detect(bytes).ok_or_else(|| FileError {
         format: None,
         offset: 0,
-        message: "unknown file format: not PNG, JPEG, WebP, GIF, MP3, WAV, MP4 or UTF-8 text".into(),
+        message: "unknown file format: not PNG, JPEG, WebP, GIF, MP3, WAV, MP4, FLAC or UTF-8 text".into(),
     })?;
     label.validate().map_err(|e| FileError::new(format, 0, e.to_string()))?;
     let json = label.to_json();
@@ -224,6 +234,7 @@ pub fn write_label(bytes: &[u8], label: &ImplicitLabel) -> Result<Vec<u8>> {
         FileFormat::Mp3 => id3::write(bytes, &json),
         FileFormat::Mp4 => mp4::write(bytes, &json),
         FileFormat::Text => Ok(text::write(bytes, &json)),
+        FileFormat::Flac => flac::write(bytes, &json),
     }
 }
 
@@ -379,6 +390,7 @@ pub fn verify(bytes: &[u8], key: Option<&[u8]>) -> Result<(FileFormat, Vec<Found
 
 mod carry;
 mod exif;
+mod flac;
 mod mp4;
 
 mod text;
@@ -438,6 +450,11 @@ mod tests {
             &[bx(b"mvhd", &[0u8; 100]), bx(b"trak", &bx(b"mdia", &bx(b"minf", &bx(b"stbl", &stco(mdat_at)))))].concat(),
         );
         let mp4 = [ftyp, moov, bx(b"mdat", b"SAMPLEDATA")].concat();
+        // fLaC, STREAMINFO (34 bytes, the last block), then "audio".
+        let mut flac = b"fLaC\x80\x00\x00\x22".to_vec();
+        flac.extend_from_slice(&[0x10, 0x00, 0x10, 0x00, 0, 0, 0, 0, 0, 0, 0x0A, 0xC4, 0x42, 0xF0, 0, 0, 0, 0]);
+        flac.extend_from_slice(&[0; 16]);
+        flac.extend_from_slice(b"\xFF\xF8AUDIOFRAMES");
         vec![
             (FileFormat::Png, png),
             (FileFormat::Jpeg, jpeg),
@@ -447,6 +464,7 @@ mod tests {
             (FileFormat::Mp3, mp3),
             (FileFormat::Mp4, mp4),
             (FileFormat::Text, text),
+            (FileFormat::Flac, flac),
         ]
     }
 
@@ -561,7 +579,7 @@ mod tests {
         assert!(e.starts_with("malformed PNG at byte 33: CRC mismatch in chunk IDAT"), "{e}");
         assert_eq!(
             read_labels(b"\x00\x01binary").unwrap_err().to_string(),
-            "unknown file format: not PNG, JPEG, WebP, GIF, MP3, WAV, MP4 or UTF-8 text"
+            "unknown file format: not PNG, JPEG, WebP, GIF, MP3, WAV, MP4, FLAC or UTF-8 text"
         );
     }
 }

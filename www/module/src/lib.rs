@@ -308,7 +308,7 @@ pub fn detect_watermark(text: &str, key: &[u8]) -> Result<JsValue, JsError> {
     }
 }
 
-/// Writes the implicit label into a PNG, JPEG, WebP, GIF, MP3, WAV, MP4 or text file; returns
+/// Writes the implicit label into a PNG, JPEG, WebP, GIF, MP3, WAV, FLAC, MP4 or text file; returns
 /// the labeled bytes (one label per file; pixels and samples unchanged).
 #[wasm_bindgen(js_name = labelFile)]
 pub fn label_file(
