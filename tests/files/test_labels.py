@@ -31,6 +31,8 @@ class Labels(unittest.TestCase):
         rgba.save(f"{d}/lossless.webp", lossless=True)
         rgba.convert("RGB").save(f"{d}/lossy.webp", quality=80)
         rgba.convert("P").save(f"{d}/a.gif")
+        rgba.save(f"{d}/a.tiff")
+        rgba.convert("RGB").save(f"{d}/described.tiff", tiffinfo={270: "an image description"})
         subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", f"{d}/a.wav", "synth", "0.3", "sine", "440"], check=True)
         subprocess.run(["lame", "--quiet", f"{d}/a.wav", f"{d}/a.mp3"], check=True)
         subprocess.run(["sox", f"{d}/a.wav", f"{d}/a.flac"], check=True)
@@ -57,7 +59,7 @@ class Labels(unittest.TestCase):
         return json.loads(subprocess.run(["exiftool", "-j", path], capture_output=True, text=True, check=True).stdout)[0]
 
     def test_images_round_trip_read_by_exiftool_with_identical_pixels(self):
-        for name in ["a.png", "a.jpg", "lossless.webp", "lossy.webp", "a.gif"]:
+        for name in ["a.png", "a.jpg", "lossless.webp", "lossy.webp", "a.gif", "a.tiff", "described.tiff"]:
             with self.subTest(name=name):
                 src, out, label = self.label(name, "--producer", PRODUCER, "--produce-id", "img-1")
                 self.assertEqual(label["AIGC"]["ProduceID"], "img-1")

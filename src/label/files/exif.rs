@@ -71,6 +71,21 @@ impl<'a> Tiff<'a> {
         (entry.kind == SHORT && entry.count == 1).then_some(entry.at + 8)
     }
 
+    /// A SHORT stored in `s` (two bytes), in this block's byte order.
+    pub(super) fn u16_of(&self, s: &[u8]) -> Option<u16> {
+        let s: [u8; 2] = s.try_into().ok()?;
+        Some(if self.little { u16::from_le_bytes(s) } else { u16::from_be_bytes(s) })
+    }
+
+    /// Writes a LONG in this block's byte order.
+    pub(super) fn long_bytes(&self, value: u32) -> [u8; 4] {
+        if self.little {
+            value.to_le_bytes()
+        } else {
+            value.to_be_bytes()
+        }
+    }
+
     /// Writes a SHORT in this block's byte order.
     pub(super) fn short_bytes(&self, value: u16) -> [u8; 2] {
         if self.little {

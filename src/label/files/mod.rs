@@ -9,6 +9,7 @@
 //! | GIF | application extension `XMP DataXMP` | the same, before the trailer |
 //! | MP3 | ID3v2 `TXXX` frame, description `AIGC` | the same (a v2.4 tag is created when there is none) |
 //! | WAV | RIFF chunk `AIGC` | the same |
+//! | TIFF | XMP in tag 700 of IFD0 | the same (the packet and a new IFD0 appended, the header pointed at it: no offset moves) |
 //! | FLAC | Vorbis comment `AIGC=` in `VORBIS_COMMENT` | the same (a comment block added after `STREAMINFO` when there is none; other comments kept) |
 //! | MP4, M4A, MOV | `moov/udta/meta`: `keys` entry `mdta` `AIGC` and its `ilst` item | the same (chunk offsets fixed when `moov` precedes `mdat`) |
 //! | Text, Markdown | front matter line `AIGC: {…}` | the same (front matter added when there is none) |
@@ -44,6 +45,8 @@ pub enum FileFormat {
     Text,
     /// FLAC.
     Flac,
+    /// TIFF (classic, either byte order).
+    Tiff,
 }
 
 impl FileFormat {
@@ -59,6 +62,7 @@ impl FileFormat {
             FileFormat::Mp4 => "mp4",
             FileFormat::Text => "text",
             FileFormat::Flac => "flac",
+            FileFormat::Tiff => "tiff",
         }
     }
 
@@ -68,6 +72,8 @@ impl FileFormat {
             Some(FileFormat::Png)
         } else if bytes.starts_with(b"fLaC") {
             Some(FileFormat::Flac)
+        } else if bytes.starts_with(b"II*\0") || bytes.starts_with(b"MM\0*") {
+            Some(FileFormat::Tiff)
         } else if bytes.starts_with(&[0xFF, 0xD8]) {
             Some(FileFormat::Jpeg)
         } else if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
@@ -200,7 +206,7 @@ pub fn read_labels(bytes: &[u8]) -> Result<(FileFormat, Vec<FoundLabel>)> {
     let format = FileFormat::detect(bytes).ok_or_else(|| FileError {
         format: None,
         offset: 0,
-        message: "unknown file format: not PNG, JPEG, WebP, GIF, MP3, WAV, MP4, FLAC or UTF-8 text".into(),
+        message: "unknown file format: not PNG, JPEG, WebP, GIF, MP3, WAV, MP4, FLAC, TIFF or UTF-8 text".into(),
     })?;
     let labels = match format {
         FileFormat::Png => png::read(bytes)?,
@@ -212,6 +218,7 @@ pub fn read_labels(bytes: &[u8]) -> Result<(FileFormat, Vec<FoundLabel>)> {
         FileFormat::Mp4 => mp4::read(bytes)?,
         FileFormat::Text => text::read(bytes),
         FileFormat::Flac => flac::read(bytes)?,
+        FileFormat::Tiff => tiff::read(bytes)?,
     };
     Ok((format, labels))
 }
@@ -222,7 +229,7 @@ pub fn write_label(bytes: &[u8], label: &ImplicitLabel) -> Result<Vec<u8>> {
     let format = FileFormat::detect(bytes).ok_or_else(|| FileError {
         format: None,
         offset: 0,
-        message: "unknown file format: not PNG, JPEG, WebP, GIF, MP3, WAV, MP4, FLAC or UTF-8 text".into(),
+        message: "unknown file format: not PNG, JPEG, WebP, GIF, MP3, WAV, MP4, FLAC, TIFF or UTF-8 text".into(),
     })?;
     label.validate().map_err(|e| FileError::new(format, 0, e.to_string()))?;
     let json = label.to_json();
@@ -235,6 +242,7 @@ pub fn write_label(bytes: &[u8], label: &ImplicitLabel) -> Result<Vec<u8>> {
         FileFormat::Mp4 => mp4::write(bytes, &json),
         FileFormat::Text => Ok(text::write(bytes, &json)),
         FileFormat::Flac => flac::write(bytes, &json),
+        FileFormat::Tiff => tiff::write(bytes, &json),
     }
 }
 
@@ -392,6 +400,7 @@ mod carry;
 mod exif;
 mod flac;
 mod mp4;
+mod tiff;
 
 mod text;
 
@@ -450,6 +459,34 @@ mod tests {
             &[bx(b"mvhd", &[0u8; 100]), bx(b"trak", &bx(b"mdia", &bx(b"minf", &bx(b"stbl", &stco(mdat_at)))))].concat(),
         );
         let mp4 = [ftyp, moov, bx(b"mdat", b"SAMPLEDATA")].concat();
+        // A 1x1 grey TIFF, little and big endian: header, IFD0 (width, height, bits, strip
+        // offset, rows, byte count), one pixel.
+        let tiff = |le: bool| {
+            let (s, l) = (
+                |v: u16| if le { v.to_le_bytes() } else { v.to_be_bytes() },
+                |v: u32| if le { v.to_le_bytes() } else { v.to_be_bytes() },
+            );
+            let mut t: Vec<u8> = if le { b"II*\0".to_vec() } else { b"MM\0*".to_vec() };
+            t.extend_from_slice(&l(8));
+            t.extend_from_slice(&s(6));
+            for (tag, kind, value) in
+                [(256u16, 3u16, 1u32), (257, 3, 1), (258, 3, 8), (273, 4, 86), (278, 3, 1), (279, 4, 1)]
+            {
+                t.extend_from_slice(&s(tag));
+                t.extend_from_slice(&s(kind));
+                t.extend_from_slice(&l(1));
+                if kind == 3 {
+                    t.extend_from_slice(&s(value as u16));
+                    t.extend_from_slice(&[0, 0]);
+                } else {
+                    t.extend_from_slice(&l(value));
+                }
+            }
+            t.extend_from_slice(&l(0));
+            t.push(0x7F);
+            t
+        };
+        let (tiff_le, tiff_be) = (tiff(true), tiff(false));
         // fLaC, STREAMINFO (34 bytes, the last block), then "audio".
         let mut flac = b"fLaC\x80\x00\x00\x22".to_vec();
         flac.extend_from_slice(&[0x10, 0x00, 0x10, 0x00, 0, 0, 0, 0, 0, 0, 0x0A, 0xC4, 0x42, 0xF0, 0, 0, 0, 0]);
@@ -465,6 +502,8 @@ mod tests {
             (FileFormat::Mp4, mp4),
             (FileFormat::Text, text),
             (FileFormat::Flac, flac),
+            (FileFormat::Tiff, tiff_le),
+            (FileFormat::Tiff, tiff_be),
         ]
     }
 
@@ -579,7 +618,7 @@ mod tests {
         assert!(e.starts_with("malformed PNG at byte 33: CRC mismatch in chunk IDAT"), "{e}");
         assert_eq!(
             read_labels(b"\x00\x01binary").unwrap_err().to_string(),
-            "unknown file format: not PNG, JPEG, WebP, GIF, MP3, WAV, MP4, FLAC or UTF-8 text"
+            "unknown file format: not PNG, JPEG, WebP, GIF, MP3, WAV, MP4, FLAC, TIFF or UTF-8 text"
         );
     }
 }
