@@ -76,6 +76,47 @@ fn jpeg(scan_bytes: usize) -> Vec<u8> {
     out
 }
 
+/// A FLAC file: STREAMINFO, a Vorbis comment block with an encoder's tag, then `audio` bytes.
+fn flac(audio: usize) -> Vec<u8> {
+    let mut out = b"fLaC\x00\x00\x00\x22".to_vec();
+    out.extend_from_slice(&[0x10, 0x00, 0x10, 0x00, 0, 0, 0, 0, 0, 0, 0x0A, 0xC4, 0x42, 0xF0, 0, 0, 0, 0]);
+    out.extend_from_slice(&[0; 16]);
+    let comment = b"TITLE=a song";
+    let mut body = Vec::new();
+    body.extend_from_slice(&4u32.to_le_bytes());
+    body.extend_from_slice(b"lavf");
+    body.extend_from_slice(&1u32.to_le_bytes());
+    body.extend_from_slice(&(comment.len() as u32).to_le_bytes());
+    body.extend_from_slice(comment);
+    out.extend_from_slice(&[0x84, 0, 0, body.len() as u8]);
+    out.extend_from_slice(&body);
+    out.extend(noise(audio, 5));
+    out
+}
+
+/// A little-endian TIFF of `pixels` bytes of 8-bit grey in one strip.
+fn tiff(pixels: usize) -> Vec<u8> {
+    let mut out = b"II*\0\x08\0\0\0".to_vec();
+    let entries: [(u16, u16, u32); 6] = [
+        (256, 4, 4000),
+        (257, 4, (pixels / 4000) as u32),
+        (258, 3, 8),
+        (273, 4, 86),
+        (278, 4, (pixels / 4000) as u32),
+        (279, 4, pixels as u32),
+    ];
+    out.extend_from_slice(&6u16.to_le_bytes());
+    for (tag, kind, value) in entries {
+        out.extend_from_slice(&tag.to_le_bytes());
+        out.extend_from_slice(&kind.to_le_bytes());
+        out.extend_from_slice(&1u32.to_le_bytes());
+        out.extend_from_slice(&value.to_le_bytes());
+    }
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend(noise(pixels, 9));
+    out
+}
+
 fn best(runs: usize, mut f: impl FnMut()) -> Duration {
     (0..runs)
         .map(|_| {
@@ -97,7 +138,13 @@ fn main() {
     let label = ImplicitLabel::generated("001191110102MACQD9K64010000", "aigc-0123456789abcdef0123456789abcdef")
         .expect("valid label");
     let runs = 7;
-    for (name, file) in [("12-megapixel JPEG", jpeg(4 << 20)), ("10 MB PNG", png(10 << 20))] {
+    let files = [
+        ("12-megapixel JPEG", jpeg(4 << 20)),
+        ("10 MB PNG", png(10 << 20)),
+        ("30 MB FLAC (3 min)", flac(30 << 20)),
+        ("48 MB TIFF (12 MP grey)", tiff(48 << 20)),
+    ];
+    for (name, file) in files {
         let labeled = write_label(&file, &label).expect("labels");
         assert_eq!(read_labels(&labeled).expect("reads").1.len(), 1, "benchmark must produce one label");
         let write = best(runs, || {
@@ -107,7 +154,7 @@ fn main() {
             black_box(black_box(&file).to_vec());
         });
         println!(
-            "{:<40} {:>8.2} ms   baseline: copy of the same {:.1} MB {:>7.2} ms",
+            "{:<48} {:>8.2} ms   baseline: copy of the same {:.1} MB {:>7.2} ms",
             format!("label a {name} (metadata only)"),
             ms(write),
             file.len() as f64 / 1e6,
