@@ -25,7 +25,7 @@ The main types, all at the crate root:
 * [`PiiKind`]: personal information found and redacted; [`pii`] has the detector and the
   redactor on their own.
 * [`ImplicitLabel`] is the GB 45438 Annex E label; [`files`] reads and writes it in PNG, JPEG,
-  WebP, GIF, MP3, WAV, MP4 and text files (one label per file, nothing else changed), propagates
+  WebP, GIF, TIFF, MP3, WAV, FLAC, MP4 and text files (one label per file, nothing else changed), propagates
   it for platforms and verifies it, with optional HMAC-SHA-256 integrity codes.
   [`ExplicitLabel`] places the visible text label; [`label::visible`] draws it on RGBA pixels;
   [`watermark`] hides the `ProduceID` in text with invisible characters.
