@@ -36,6 +36,9 @@ class Labels(unittest.TestCase):
         subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", f"{d}/a.wav", "synth", "0.3", "sine", "440"], check=True)
         subprocess.run(["lame", "--quiet", f"{d}/a.wav", f"{d}/a.mp3"], check=True)
         subprocess.run(["sox", f"{d}/a.wav", f"{d}/a.flac"], check=True)
+        for codec, name in (("libvorbis", "a.ogg"), ("libopus", "a.opus")):
+            subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", f"{d}/a.wav", "-c:a", codec,
+                            "-metadata", "title=一首歌", f"{d}/{name}"], check=True)
         # A FLAC that already has Vorbis comments (an encoder's tags) keeps them.
         subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", f"{d}/a.wav", "-metadata", "title=一首歌",
                         "-metadata", "artist=Someone", f"{d}/tagged.flac"], check=True)
@@ -246,6 +249,28 @@ class Labels(unittest.TestCase):
                 again = os.path.join(self.dir, "platform-" + name)
                 run("label", out, "-o", again, "--propagate", "--platform", "PLAT")
                 self.assertEqual(len(mutagen.flac.FLAC(again)["AIGC"]), 1)
+                self.assertEqual(json.loads(run("verify", again).stdout)[0]["verdict"], "compliant")
+
+    def test_ogg_vorbis_and_opus_comments_read_by_mutagen_with_identical_packets(self):
+        import mutagen
+        pcm = lambda p: subprocess.run(["ffmpeg", "-loglevel", "error", "-i", p, "-f", "s16le", "-"],
+                                       capture_output=True, check=True).stdout
+        # Every audio packet's timing, size and MD5 (not its byte position, which the longer headers move).
+        packets = lambda p: subprocess.run(["ffprobe", "-loglevel", "error", "-select_streams", "a", "-show_data_hash", "md5",
+                                            "-show_entries", "packet=pts,duration,size,data_hash", "-of", "csv", p],
+                                           capture_output=True, check=True).stdout
+        for name in ["a.ogg", "a.opus"]:
+            with self.subTest(name=name):
+                src, out, label = self.label(name, "--producer", PRODUCER, "--produce-id", "ogg-1")
+                tags = mutagen.File(out)
+                self.assertEqual(len(tags["AIGC"]), 1)
+                self.assertEqual(json.loads(tags["AIGC"][0])["AIGC"], label["AIGC"])
+                self.assertEqual(tags["title"], ["一首歌"], "the encoder's comments stay")
+                self.assertEqual(packets(src), packets(out), "every audio packet unchanged")
+                self.assertEqual(pcm(src), pcm(out))
+                again = os.path.join(self.dir, "platform-" + name)
+                run("label", out, "-o", again, "--propagate", "--platform", "PLAT")
+                self.assertEqual(len(mutagen.File(again)["AIGC"]), 1)
                 self.assertEqual(json.loads(run("verify", again).stdout)[0]["verdict"], "compliant")
 
     def test_mp4_round_trip_with_identical_frames(self):

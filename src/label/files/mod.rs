@@ -10,6 +10,7 @@
 //! | MP3 | ID3v2 `TXXX` frame, description `AIGC` | the same (a v2.4 tag is created when there is none) |
 //! | WAV | RIFF chunk `AIGC` | the same |
 //! | TIFF | XMP in tag 700 of IFD0 | the same (the packet and a new IFD0 appended, the header pointed at it: no offset moves) |
+//! | Ogg Vorbis, Ogg Opus | comment `AIGC=` in the comment header (`\x03vorbis`, `OpusTags`) | the same (the header packets re-paged, later pages renumbered with new CRCs; audio packets unchanged) |
 //! | FLAC | Vorbis comment `AIGC=` in `VORBIS_COMMENT` | the same (a comment block added after `STREAMINFO` when there is none; other comments kept) |
 //! | MP4, M4A, MOV | `moov/udta/meta`: `keys` entry `mdta` `AIGC` and its `ilst` item | the same (chunk offsets fixed when `moov` precedes `mdat`) |
 //! | Text, Markdown | front matter line `AIGC: {…}` | the same (front matter added when there is none) |
@@ -47,6 +48,8 @@ pub enum FileFormat {
     Flac,
     /// TIFF (classic, either byte order).
     Tiff,
+    /// Ogg Vorbis or Ogg Opus.
+    Ogg,
 }
 
 impl FileFormat {
@@ -63,6 +66,7 @@ impl FileFormat {
             FileFormat::Text => "text",
             FileFormat::Flac => "flac",
             FileFormat::Tiff => "tiff",
+            FileFormat::Ogg => "ogg",
         }
     }
 
@@ -70,6 +74,8 @@ impl FileFormat {
     pub fn detect(bytes: &[u8]) -> Option<FileFormat> {
         if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
             Some(FileFormat::Png)
+        } else if bytes.starts_with(b"OggS") {
+            Some(FileFormat::Ogg)
         } else if bytes.starts_with(b"fLaC") {
             Some(FileFormat::Flac)
         } else if bytes.starts_with(b"II*\0") || bytes.starts_with(b"MM\0*") {
@@ -111,7 +117,7 @@ pub enum Carrier {
     FrontMatter,
     /// MP4 `moov/udta/meta` `keys` + `ilst` item.
     Mp4Meta,
-    /// Vorbis comment `AIGC=` (FLAC).
+    /// Vorbis comment `AIGC=` (FLAC, Ogg Vorbis, Ogg Opus).
     VorbisComment,
 }
 
@@ -206,7 +212,7 @@ pub fn read_labels(bytes: &[u8]) -> Result<(FileFormat, Vec<FoundLabel>)> {
     let format = FileFormat::detect(bytes).ok_or_else(|| FileError {
         format: None,
         offset: 0,
-        message: "unknown file format: not PNG, JPEG, WebP, GIF, MP3, WAV, MP4, FLAC, TIFF or UTF-8 text".into(),
+        message: "unknown file format: not PNG, JPEG, WebP, GIF, MP3, WAV, MP4, FLAC, Ogg, TIFF or UTF-8 text".into(),
     })?;
     let labels = match format {
         FileFormat::Png => png::read(bytes)?,
@@ -219,6 +225,7 @@ pub fn read_labels(bytes: &[u8]) -> Result<(FileFormat, Vec<FoundLabel>)> {
         FileFormat::Text => text::read(bytes),
         FileFormat::Flac => flac::read(bytes)?,
         FileFormat::Tiff => tiff::read(bytes)?,
+        FileFormat::Ogg => ogg::read(bytes)?,
     };
     Ok((format, labels))
 }
@@ -229,7 +236,7 @@ pub fn write_label(bytes: &[u8], label: &ImplicitLabel) -> Result<Vec<u8>> {
     let format = FileFormat::detect(bytes).ok_or_else(|| FileError {
         format: None,
         offset: 0,
-        message: "unknown file format: not PNG, JPEG, WebP, GIF, MP3, WAV, MP4, FLAC, TIFF or UTF-8 text".into(),
+        message: "unknown file format: not PNG, JPEG, WebP, GIF, MP3, WAV, MP4, FLAC, Ogg, TIFF or UTF-8 text".into(),
     })?;
     label.validate().map_err(|e| FileError::new(format, 0, e.to_string()))?;
     let json = label.to_json();
@@ -243,6 +250,7 @@ pub fn write_label(bytes: &[u8], label: &ImplicitLabel) -> Result<Vec<u8>> {
         FileFormat::Text => Ok(text::write(bytes, &json)),
         FileFormat::Flac => flac::write(bytes, &json),
         FileFormat::Tiff => tiff::write(bytes, &json),
+        FileFormat::Ogg => ogg::write(bytes, &json),
     }
 }
 
@@ -400,6 +408,7 @@ mod carry;
 mod exif;
 mod flac;
 mod mp4;
+mod ogg;
 mod tiff;
 
 mod text;
@@ -487,6 +496,15 @@ mod tests {
             t
         };
         let (tiff_le, tiff_be) = (tiff(true), tiff(false));
+        // Ogg Opus: OpusHead (BOS), OpusTags, one audio page.
+        let head = b"OpusHead\x01\x01\x38\x01\x80\xbb\0\0\0\0\0";
+        let tags = b"OpusTags\x04\0\0\0test\0\0\0\0";
+        let ogg_opus = [
+            ogg::page(2, [0; 8], 7, 0, &[head.len() as u8], head),
+            ogg::page(0, [0; 8], 7, 1, &[tags.len() as u8], tags),
+            ogg::page(4, [0x80, 0xbb, 0, 0, 0, 0, 0, 0], 7, 2, &[5], b"AUDIO"),
+        ]
+        .concat();
         // fLaC, STREAMINFO (34 bytes, the last block), then "audio".
         let mut flac = b"fLaC\x80\x00\x00\x22".to_vec();
         flac.extend_from_slice(&[0x10, 0x00, 0x10, 0x00, 0, 0, 0, 0, 0, 0, 0x0A, 0xC4, 0x42, 0xF0, 0, 0, 0, 0]);
@@ -504,6 +522,7 @@ mod tests {
             (FileFormat::Flac, flac),
             (FileFormat::Tiff, tiff_le),
             (FileFormat::Tiff, tiff_be),
+            (FileFormat::Ogg, ogg_opus),
         ]
     }
 
@@ -618,7 +637,7 @@ mod tests {
         assert!(e.starts_with("malformed PNG at byte 33: CRC mismatch in chunk IDAT"), "{e}");
         assert_eq!(
             read_labels(b"\x00\x01binary").unwrap_err().to_string(),
-            "unknown file format: not PNG, JPEG, WebP, GIF, MP3, WAV, MP4, FLAC, TIFF or UTF-8 text"
+            "unknown file format: not PNG, JPEG, WebP, GIF, MP3, WAV, MP4, FLAC, Ogg, TIFF or UTF-8 text"
         );
     }
 }
