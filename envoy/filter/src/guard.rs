@@ -157,13 +157,21 @@ pub struct StreamGuard {
     ended: bool,
     /// An unsafe verdict (or a failure under fail_closed) arrived: the stream is cut.
     pub cut: bool,
+    /// Most bytes held for verdicts (the plugin's `max_body_bytes`).
+    limit: usize,
+    /// Past the limit under fail_open: the rest of the stream goes out unjudged.
+    bypassed: bool,
 }
+
+/// Most windows waiting for verdicts at once: past it the open window grows instead (a fast
+/// upstream cannot make the filter send thousands of calls).
+pub const MAX_PENDING_WINDOWS: usize = 16;
 
 const SENTENCE_ENDS: [char; 8] = ['。', '！', '？', '!', '?', '.', '\n', '；'];
 
 impl StreamGuard {
-    /// A guard for one stream.
-    pub fn new(settings: StreamSettings) -> StreamGuard {
+    /// A guard for one stream that holds at most `limit` bytes for verdicts.
+    pub fn new(settings: StreamSettings, limit: usize) -> StreamGuard {
         StreamGuard {
             settings,
             window: String::new(),
@@ -176,13 +184,48 @@ impl StreamGuard {
             calls: Vec::new(),
             ended: false,
             cut: false,
+            limit,
+            bypassed: false,
         }
+    }
+
+    /// Bytes held: the open window's text and bytes, and the bytes of windows awaiting verdicts.
+    fn held(&self) -> usize {
+        self.window.len() + self.window_out.len() + self.windows.iter().map(|w| w.out.len()).sum::<usize>()
+    }
+
+    /// True when more is held than the limit allows: `on_error` must decide ([`Self::give_up`]).
+    pub fn over_limit(&self) -> bool {
+        !self.cut && !self.bypassed && self.held() > self.limit
+    }
+
+    /// Stops judging: under fail_closed the stream is cut (nothing held goes out); under
+    /// fail_open everything held goes out in order and the rest flows unjudged.
+    pub fn give_up(&mut self, fail_closed: bool) {
+        if fail_closed {
+            self.cut = true;
+            self.windows.clear();
+            self.ready.clear();
+            self.window.clear();
+            self.window_out.clear();
+            return;
+        }
+        self.bypassed = true;
+        for w in core::mem::take(&mut self.windows) {
+            self.ready.extend(w.out);
+        }
+        self.ready.append(&mut self.window_out);
+        self.window.clear();
     }
 
     /// Bytes of a body callback with the text they released; windows that are full, at a
     /// sentence end or old enough close and are asked about (`ask` builds the request body).
     pub fn push(&mut self, out: Vec<u8>, released: &str, now_ms: u64, end: bool, ask: &dyn Fn(&str) -> Vec<u8>) {
         if self.cut {
+            return;
+        }
+        if self.bypassed {
+            self.ready.extend_from_slice(&out);
             return;
         }
         match self.settings.mode {
@@ -198,7 +241,8 @@ impl StreamGuard {
         let sentence =
             chars * 4 >= self.settings.window_chars && self.window.trim_end_matches(' ').ends_with(SENTENCE_ENDS);
         let old = self.opened_ms.is_some_and(|t| now_ms.saturating_sub(t) >= self.settings.flush_ms);
-        if full || sentence || old || end {
+        let pending = self.windows.iter().filter(|w| w.safe.is_none()).count();
+        if (full || sentence || old) && pending < MAX_PENDING_WINDOWS || end {
             self.close(ask);
         }
         if end {
@@ -279,7 +323,7 @@ impl StreamGuard {
 
     /// True while a window waits for its verdict (or, in hold mode, for the next window's).
     pub fn waiting(&self) -> bool {
-        !self.cut && !self.windows.is_empty()
+        !self.cut && !self.bypassed && !self.windows.is_empty()
     }
 }
 
@@ -411,8 +455,27 @@ impl Exchange {
         let prompt = self.asking.text(Direction::Request).to_string();
         let ask = |text: &str| guard.model.request(text, (!prompt.is_empty()).then_some(prompt.as_str()));
         let now = self.now_ms;
-        let sg = self.stream_guard.get_or_insert_with(|| StreamGuard::new(guard.stream));
+        let limit = plugin.config.max_body_bytes();
+        let sg = self.stream_guard.get_or_insert_with(|| StreamGuard::new(guard.stream, limit));
         sg.push(out, &released, now, end, &ask);
+        if sg.over_limit() {
+            // More held for verdicts than max_body_bytes: on_error decides, as for a failed call.
+            let fail_closed = guard.on_error == OnLimit::FailClosed;
+            sg.give_up(fail_closed);
+            let action = if fail_closed { Action::Block } else { Action::Pass };
+            self.note(Direction::Response, Finding::Limit, action);
+            if fail_closed {
+                self.response_blocked = true;
+                let cut = match &mut self.response {
+                    ResponseMode::Sse(sse) => sse.cut_now(),
+                    _ => Vec::new(),
+                };
+                if let Some(sg) = self.stream_guard.as_mut() {
+                    sg.push_ready(cut);
+                }
+            }
+        }
+        let Some(sg) = self.stream_guard.as_mut() else { return Verdict::Continue };
         if end && sg.waiting() {
             self.stream_end_waiting = true;
             return Verdict::Pause;

@@ -665,3 +665,41 @@ fn a_slow_stream_is_judged_and_released_as_time_passes() {
     assert!(read_chat(&out[..before_end]).0.contains("第二句话"), "released before the stream ended");
     assert_eq!(read_chat(&out).0, "AI生成\n\n第一句话第二句话第三句话第四句话第五句话");
 }
+
+#[test]
+fn a_guard_that_never_answers_bounds_calls_and_memory() {
+    // 400 events of 10 characters: windows of 16, a guard that is never heard from.
+    let pieces: Vec<String> = (0..400).map(|i| format!("第{i:03}句很平常的话。")).collect();
+    let refs: Vec<&str> = pieces.iter().map(String::as_str).collect();
+    let body = chat_sse(&refs, "\n");
+    let events: Vec<&[u8]> = body.split_inclusive(|&b| b == b'\n').collect();
+    for on_error in ["fail_closed", "fail_open"] {
+        let guard = json!({"cluster": "g", "on_error": on_error, "stream": {"mode": "hold", "window_chars": 16, "overlap_chars": 4}});
+        let p = plugin(json!({"guard": guard, "max_body_bytes": 4096}));
+        let mut x = exchange(&p, "/v1/chat/completions");
+        x.response_headers(200, Some("text/event-stream"), None);
+        let (mut out, mut calls) = (Vec::new(), 0);
+        for (i, event) in events.iter().enumerate() {
+            x.tick(i as u64);
+            if let Verdict::Replace { body, .. } = x.response_chunk(event, i + 1 == events.len()) {
+                out.extend(body);
+            }
+            calls += x.take_stream_calls().len();
+            assert!(calls <= aigc_edge_envoy::guard::MAX_PENDING_WINDOWS + 1, "{on_error}: {calls} calls in flight");
+        }
+        let (content, finish, done) = read_chat(&out);
+        if on_error == "fail_closed" {
+            assert_eq!(
+                (content.as_str(), finish.as_deref(), done),
+                ("", Some("content_filter"), true),
+                "nothing unjudged goes out"
+            );
+        } else {
+            assert!(content.ends_with("第399句很平常的话。") && finish.as_deref() == Some("stop"), "{content}");
+        }
+        assert!(
+            x.audit_lines().iter().any(|l| l.contains(r#""category":"limit""#)),
+            "{on_error}: the limit is recorded"
+        );
+    }
+}
