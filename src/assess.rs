@@ -157,21 +157,11 @@ pub fn shortfalls(kind: BankKind, questions: &[Question]) -> Vec<String> {
     out
 }
 
-/// SplitMix64's finalizer.
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 /// The `n` questions with the smallest seeded draw (all of them when the bank is smaller), in
 /// bank order: the same seed picks the same questions whatever the bank's order.
 pub fn sample(questions: &[Question], n: usize, seed: u64) -> Vec<Question> {
-    let draw = |q: &Question| {
-        let h = q.id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
-        mix(seed ^ mix(h))
-    };
+    use crate::corpus::{mix, name_hash};
+    let draw = |q: &Question| mix(seed ^ mix(name_hash(&q.id)));
     let mut order: Vec<(u64, usize)> = questions.iter().enumerate().map(|(i, q)| (draw(q), i)).collect();
     order.sort_unstable();
     let mut picked: Vec<usize> = order.into_iter().take(n).map(|(_, i)| i).collect();

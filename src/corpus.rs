@@ -100,16 +100,17 @@ struct BadLine {
     error: String,
 }
 
-/// SplitMix64's finalizer: a well-mixed 64-bit hash of a 64-bit value.
-fn mix(mut z: u64) -> u64 {
+/// SplitMix64's finalizer: a well-mixed 64-bit hash of a 64-bit value (also the draw of
+/// [`crate::assess::sample`]).
+pub(crate) fn mix(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
 }
 
-/// FNV-1a of a file name.
-fn name_hash(name: &str) -> u64 {
+/// FNV-1a of a name (a file, a question id).
+pub(crate) fn name_hash(name: &str) -> u64 {
     name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
@@ -202,8 +203,7 @@ impl Assessment {
         if flagged {
             stats.combined_flagged += 1;
         }
-        let flagged_by_keywords = keyword_flagged;
-        if flagged_by_keywords {
+        if keyword_flagged {
             stats.flagged += 1;
             for h in &decision.hits {
                 let c = h.category.map_or("uncategorized".to_string(), |c| c.to_string());

@@ -237,6 +237,14 @@ impl Guard {
         }
     }
 
+    /// Reads the guard's HTTP answer: a status outside 2xx is an error, like an unreadable body.
+    pub fn read_response(&self, status: u16, body: &[u8]) -> Result<Judgement, GuardError> {
+        if !(200..300).contains(&status) {
+            return Err(GuardError(format!("the guard answered status {status}")));
+        }
+        self.read(body)
+    }
+
     /// The TC260 category of a guard category (`None`: uncategorized).
     pub fn category(&self, name: &str) -> Option<Category> {
         let target = self.categories.get(name).map(String::as_str).or_else(|| {

@@ -184,16 +184,6 @@ fn open_cache(args: &AssessArgs) -> Result<Option<Mutex<(HashMap<String, Value>,
     Ok(Some(Mutex::new((known, file))))
 }
 
-fn endpoint_url(url: &str) -> Result<String, String> {
-    let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
-    let Some(rest) = rest else { return Err(format!("--endpoint {url}: expected an http:// or https:// URL")) };
-    Ok(if rest.contains('/') && !rest.ends_with('/') {
-        url.to_string()
-    } else {
-        format!("{}/v1/chat/completions", url.trim_end_matches('/'))
-    })
-}
-
 fn load_bank(path: &Path, kind: BankKind) -> Result<(Vec<Question>, Vec<String>), Failure> {
     let text = String::from_utf8(read_path(path)?).map_err(|_| format!("{}: not UTF-8", path.display()))?;
     let (questions, errors) = assess::read_bank(&text);
@@ -257,7 +247,7 @@ fn judge(
 }
 
 pub(crate) fn assess(args: &AssessArgs) -> Result<Status, Failure> {
-    let url = endpoint_url(&args.endpoint)?;
+    let url = crate::guard::with_default_path("--endpoint", &args.endpoint, "/v1/chat/completions")?;
     let token = match &args.api_key_env {
         Some(var) => Some(std::env::var(var).map_err(|_| format!("--api-key-env: ${var} is not set"))?),
         None => None,

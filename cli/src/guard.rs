@@ -52,6 +52,18 @@ fn on_error(s: &str) -> Result<OnLimit, String> {
     serde_json::from_value(json!(s)).map_err(|_| format!("{s:?}: expected fail_closed or fail_open"))
 }
 
+/// `url` as given when it names a path, else with `path` (an OpenAI-style server's default);
+/// only http:// and https:// are taken. `option` names the flag in the error.
+pub(crate) fn with_default_path(option: &str, url: &str, path: &str) -> Result<String, String> {
+    let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
+    let Some(rest) = rest else { return Err(format!("{option} {url}: expected an http:// or https:// URL")) };
+    Ok(if rest.contains('/') && !rest.ends_with('/') {
+        url.to_string()
+    } else {
+        format!("{}{path}", url.trim_end_matches('/'))
+    })
+}
+
 /// A guard model to ask.
 pub(crate) struct GuardClient {
     url: String,
@@ -73,13 +85,7 @@ impl GuardArgs {
     /// The client, when `--guard` was given.
     pub(crate) fn client(&self) -> Result<Option<GuardClient>, String> {
         let Some(url) = &self.url else { return Ok(None) };
-        let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
-        let Some(rest) = rest else { return Err(format!("--guard {url}: expected an http:// or https:// URL")) };
-        let url = if rest.contains('/') && !rest.ends_with('/') {
-            url.clone()
-        } else {
-            format!("{}{}", url.trim_end_matches('/'), self.guard_protocol.default_path())
-        };
+        let url = with_default_path("--guard", url, self.guard_protocol.default_path())?;
         let guard = Guard {
             protocol: self.guard_protocol,
             model: self.guard_model.clone().unwrap_or_default(),
@@ -136,10 +142,7 @@ impl GuardClient {
             request.send(&self.guard.request(text, prompt)[..]).map_err(|e| format!("{}: {e}", self.url))?;
         let status = response.status().as_u16();
         let body = response.body_mut().read_to_vec().map_err(|e| format!("{}: {e}", self.url))?;
-        if !(200..300).contains(&status) {
-            return Err(format!("{}: status {status}", self.url));
-        }
-        self.guard.read(&body).map_err(|e| e.to_string())
+        self.guard.read_response(status, &body).map_err(|e| format!("{}: {e}", self.url))
     }
 }
 

@@ -342,12 +342,8 @@ impl Exchange {
     fn judge(&mut self, direction: Direction, answer: Result<(u16, Vec<u8>), String>) -> Judged {
         let plugin = self.plugin.clone();
         let Some(guard) = &plugin.config.guard else { return Judged::Passed };
-        let judged = answer.and_then(|(status, body)| {
-            if !(200..300).contains(&status) {
-                return Err(format!("the guard answered status {status}"));
-            }
-            guard.model.read(&body).map_err(|e| e.to_string())
-        });
+        let judged =
+            answer.and_then(|(status, body)| guard.model.read_response(status, &body).map_err(|e| e.to_string()));
         match judged {
             Ok(judgement) => match guard.model.decide(&judgement, self.filter.policy()) {
                 None => {
@@ -369,6 +365,18 @@ impl Exchange {
                 self.note(direction, Finding::GuardError, action);
                 Judged::Failed(action)
             }
+        }
+    }
+
+    /// Ends a stream on the guard layer's word: the API's own end goes out next.
+    fn cut_stream_by_guard(&mut self) {
+        self.response_blocked = true;
+        let end = match &mut self.response {
+            ResponseMode::Sse(sse) => sse.cut_now(),
+            _ => Vec::new(),
+        };
+        if let Some(sg) = self.stream_guard.as_mut() {
+            sg.push_ready(end);
         }
     }
 
@@ -465,14 +473,7 @@ impl Exchange {
             let action = if fail_closed { Action::Block } else { Action::Pass };
             self.note(Direction::Response, Finding::Limit, action);
             if fail_closed {
-                self.response_blocked = true;
-                let cut = match &mut self.response {
-                    ResponseMode::Sse(sse) => sse.cut_now(),
-                    _ => Vec::new(),
-                };
-                if let Some(sg) = self.stream_guard.as_mut() {
-                    sg.push_ready(cut);
-                }
+                self.cut_stream_by_guard();
             }
         }
         let Some(sg) = self.stream_guard.as_mut() else { return Verdict::Continue };
@@ -506,12 +507,7 @@ impl Exchange {
             self.record_guard(Direction::Response, d, &text);
         }
         if cut {
-            self.response_blocked = true;
-            let end = match &mut self.response {
-                ResponseMode::Sse(sse) => sse.cut_now(),
-                _ => Vec::new(),
-            };
-            self.stream_guard.as_mut()?.push_ready(end);
+            self.cut_stream_by_guard();
         }
         let sg = self.stream_guard.as_mut()?;
         if self.stream_end_waiting && !sg.waiting() {
