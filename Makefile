@@ -167,8 +167,8 @@ setup-media:
 	  && command -v qpdf >/dev/null || (apt-get update -qq && apt-get install -y -qq libimage-exiftool-perl sox lame ffmpeg qpdf)
 
 test-labels: setup-venv setup-media cli
-	@$(VENV)/bin/python -c "import PIL, mutagen, pypdf, docx, openpyxl, pptx" 2>/dev/null || \
-	  $(VENV)/bin/pip install --quiet pillow mutagen pypdf python-docx openpyxl python-pptx
+	@$(VENV)/bin/python -c "import PIL, mutagen, pypdf, docx, openpyxl, pptx, gmssl" 2>/dev/null || \
+	  $(VENV)/bin/pip install --quiet pillow mutagen pypdf python-docx openpyxl python-pptx gmssl
 	$(PY) tests/files/test_labels.py
 
 # The Python package: the abi3 wheel built by maturin and installed in the venv, then pytest over

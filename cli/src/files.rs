@@ -1,8 +1,11 @@
 //! `label` and `verify`: GB 45438 labels in files.
 
+use std::path::{Path, PathBuf};
+
 use aigc_edge::files::{FileFormat, Provenance, Verdict};
+use aigc_edge::label::seal::{Keyring, PublicKey, Sealer, SigningKey};
 use aigc_edge::label::visible::Corner;
-use clap::{ArgGroup, Args};
+use clap::{ArgGroup, Args, ValueEnum};
 use serde_json::{json, Value};
 
 use crate::io::{print, read_path, Failure, Input, Output};
@@ -23,9 +26,17 @@ pub(crate) struct LabelArgs {
     /// The ProduceID; a random one by default.
     #[arg(long, value_name = "ID", requires = "producer")]
     produce_id: Option<String>,
-    /// A key that seals the label (the producer's or platform's signature field).
+    /// A shared key: seals the label with HMAC (--hmac) when there is no --sign, and keys the
+    /// text watermark.
     #[arg(long, value_name = "K")]
-    key_file: Option<std::path::PathBuf>,
+    key_file: Option<PathBuf>,
+    /// The hash of the HMAC --key-file seals with.
+    #[arg(long, value_name = "HASH", value_enum, default_value_t = Hmac::Sha256, requires = "key_file")]
+    hmac: Hmac,
+    /// Sign with this SM2 private key (NAME.key from `keygen`): ReservedCode1, or ReservedCode2
+    /// with --propagate. Anyone with NAME.pub can check it.
+    #[arg(long, value_name = "NAME.key")]
+    sign: Option<PathBuf>,
     /// Also watermark the text invisibly under --key-file (text files).
     #[arg(long, requires_all = ["producer", "key_file"])]
     watermark: bool,
@@ -64,9 +75,114 @@ pub(crate) struct VerifyArgs {
     /// Files to read; `-` reads standard input.
     #[arg(value_name = "FILE", required = true)]
     files: Vec<Input>,
-    /// The key that checks sealed labels and finds the text watermark.
+    /// The shared key that checks HMAC-sealed labels and finds the text watermark.
     #[arg(long, value_name = "K")]
-    key_file: Option<std::path::PathBuf>,
+    key_file: Option<PathBuf>,
+    /// SM2 public keys that check signed labels: a NAME.pub file (for any party), or a
+    /// directory of CODE.pub files, each for the producer or platform whose code is CODE.
+    #[arg(long, value_name = "PATH")]
+    public_key: Vec<PathBuf>,
+}
+
+/// The hash of an HMAC seal.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(crate) enum Hmac {
+    /// HMAC-SHA-256.
+    Sha256,
+    /// HMAC-SM3 (GB/T 32905).
+    Sm3,
+}
+
+#[derive(Args)]
+pub(crate) struct KeygenArgs {
+    /// Writes NAME.key and NAME.pub.
+    #[arg(short = 'o', long = "output", value_name = "NAME")]
+    name: PathBuf,
+    /// Replace existing key files.
+    #[arg(long)]
+    force: bool,
+}
+
+fn with_extension(name: &Path, extension: &str) -> PathBuf {
+    let mut path = name.as_os_str().to_owned();
+    path.push(".");
+    path.push(extension);
+    PathBuf::from(path)
+}
+
+fn read_text(path: &Path) -> Result<String, Failure> {
+    String::from_utf8(read_path(path)?).map_err(|_| Failure::Error(format!("{}: not UTF-8 text", path.display())))
+}
+
+pub(crate) fn keygen(args: &KeygenArgs) -> Result<Status, Failure> {
+    let (private, public) = (with_extension(&args.name, "key"), with_extension(&args.name, "pub"));
+    for path in [&private, &public] {
+        if path.exists() && !args.force {
+            return Err(format!("{}: exists (--force replaces it)", path.display()).into());
+        }
+    }
+    let key = loop {
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).map_err(|e| format!("no random source for the key: {e}"))?;
+        // A draw outside [1, order) is astronomically rare; draw again.
+        if let Ok(key) = SigningKey::from_secret(&secret) {
+            break key;
+        }
+    };
+    write_private(&private, key.to_pem().as_bytes())?;
+    std::fs::write(&public, key.public_key().to_pem()).map_err(|e| crate::io::io_failure(public.display(), e))?;
+    print(
+        &serde_json::to_string(&json!({
+            "private_key": private.display().to_string(),
+            "public_key": public.display().to_string(),
+            "public_point": key.public_key().to_hex(),
+        }))
+        .map_err(|e| e.to_string())?,
+    )?;
+    Ok(Status::Clean)
+}
+
+/// Writes a private key readable by its owner only.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let fail = |e| crate::io::io_failure(path.display(), e);
+    let mut file = options.open(path).map_err(fail)?;
+    file.write_all(bytes).map_err(fail)
+}
+
+/// The keyring `verify` checks codes with.
+fn keyring(key: Option<&[u8]>, public: &[PathBuf]) -> Result<Keyring, Failure> {
+    let mut keys = Keyring::new();
+    if let Some(key) = key {
+        keys = keys.with_shared_key(key);
+    }
+    let load = |path: &Path| {
+        PublicKey::from_pem(&read_text(path)?).map_err(|e| Failure::Error(format!("{}: {e}", path.display())))
+    };
+    for path in public {
+        if path.is_dir() {
+            let entries = std::fs::read_dir(path).map_err(|e| crate::io::io_failure(path.display(), e))?;
+            let mut found = 0;
+            for entry in entries {
+                let file = entry.map_err(|e| crate::io::io_failure(path.display(), e))?.path();
+                if file.extension().is_some_and(|e| e == "pub") {
+                    let party = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+                    keys = keys.with_party_key(&party, load(&file)?);
+                    found += 1;
+                }
+            }
+            if found == 0 {
+                return Err(format!("{}: no CODE.pub files", path.display()).into());
+            }
+        } else {
+            keys = keys.with_public_key(load(path)?);
+        }
+    }
+    Ok(keys)
 }
 
 fn random_id() -> String {
@@ -81,6 +197,18 @@ fn random_id() -> String {
 pub(crate) fn label(args: &LabelArgs) -> Result<Status, Failure> {
     let mut bytes = args.input.read_all()?;
     let key = args.key_file.as_deref().map(read_path).transpose()?;
+    let signing = match &args.sign {
+        Some(path) => Some(SigningKey::from_pem(&read_text(path)?).map_err(|e| format!("{}: {e}", path.display()))?),
+        None => None,
+    };
+    let sealer = match (&signing, &key) {
+        (Some(k), _) => Some(Sealer::Sm2(k)),
+        (None, Some(k)) => Some(match args.hmac {
+            Hmac::Sha256 => Sealer::HmacSha256(k),
+            Hmac::Sm3 => Sealer::HmacSm3(k),
+        }),
+        (None, None) => None,
+    };
     let at = |e: aigc_edge::files::FileError| format!("{}: {e}", args.input);
     let (out, label) = if args.propagate {
         let platform = args.platform.as_deref().ok_or("--propagate needs --platform CODE")?;
@@ -90,13 +218,13 @@ pub(crate) fn label(args: &LabelArgs) -> Result<Status, Failure> {
             _ => Provenance::Unknown,
         };
         let id = args.propagate_id.clone().unwrap_or_else(random_id);
-        aigc_edge::files::propagate(&bytes, platform, &id, provenance, key.as_deref()).map_err(at)?
+        aigc_edge::files::propagate(&bytes, platform, &id, provenance, sealer.as_ref()).map_err(at)?
     } else {
         let producer = args.producer.as_deref().ok_or("label needs --producer CODE (or --propagate)")?;
         let id = args.produce_id.clone().unwrap_or_else(random_id);
         let mut label = aigc_edge::ImplicitLabel::generated(producer, &id).map_err(|e| e.to_string())?;
-        if let Some(k) = &key {
-            label.seal_producer(k);
+        if let Some(sealer) = &sealer {
+            label.seal_producer(sealer);
         }
         if let Some(text) = &args.visible {
             bytes = crate::visible::draw_visible(&bytes, text, args.corner, args.quality)
@@ -122,12 +250,13 @@ pub(crate) fn label(args: &LabelArgs) -> Result<Status, Failure> {
 /// (exit 2) after every file was reported.
 pub(crate) fn verify(args: &VerifyArgs) -> Result<Status, Failure> {
     let key = args.key_file.as_deref().map(read_path).transpose()?;
+    let keys = keyring(key.as_deref(), &args.public_key)?;
     let mut reports = Vec::new();
     let (mut not_compliant, mut unreadable) = (false, 0usize);
     for input in &args.files {
         let name = input.to_string();
         let checked = input.read_all().and_then(|bytes| {
-            let found = aigc_edge::files::verify(&bytes, key.as_deref()).map_err(|e| Failure::Error(e.to_string()))?;
+            let found = aigc_edge::files::verify(&bytes, &keys).map_err(|e| Failure::Error(e.to_string()))?;
             Ok((bytes, found))
         });
         let (bytes, (format, labels, verdict)) = match checked {
@@ -142,7 +271,7 @@ pub(crate) fn verify(args: &VerifyArgs) -> Result<Status, Failure> {
         not_compliant |= verdict != Verdict::Compliant;
         let mut report = json!({"file": name});
         if let (Some(out), Value::Object(fields)) =
-            (report.as_object_mut(), aigc_edge::files::report_json(format, &labels, Some(&verdict)))
+            (report.as_object_mut(), aigc_edge::files::report_json(format, &labels, Some((&verdict, &keys))))
         {
             out.extend(fields);
         }

@@ -56,6 +56,9 @@ enum Command {
     /// Report the labels found in each file, the verdict and any text watermark, as JSON.
     #[command(after_help = EXIT_CODES)]
     Verify(files::VerifyArgs),
+    /// Make an SM2 key pair for signing labels: NAME.key (PKCS#8 PEM, private) and NAME.pub
+    /// (SubjectPublicKeyInfo PEM, to hand to platforms and regulators).
+    Keygen(files::KeygenArgs),
     /// Test a service before filing (TC260-003): should-refuse questions refused >= 95%,
     /// should-answer refused <= 5%, generated outputs passing >= 90%, with 95% intervals.
     #[command(after_help = ASSESS_EXIT_CODES)]
@@ -133,6 +136,7 @@ fn run(command: Command) -> Result<Status, Failure> {
         Command::Scan(args) => scan::scan(&args),
         Command::Label(args) => files::label(&args),
         Command::Verify(args) => files::verify(&args),
+        Command::Keygen(args) => files::keygen(&args),
         Command::Assess(args) => assess::assess(&args),
     }
 }

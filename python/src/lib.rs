@@ -278,32 +278,52 @@ fn random_id() -> String {
     aigc_edge::label::produce_id(&bytes)
 }
 
-/// The file (PNG, JPEG, WebP, GIF, MP3, WAV, FLAC, MP4, text) with the GB 45438 implicit label, one
-/// per file; a random ProduceID unless given; `key` seals it.
+/// The file (PNG, JPEG, WebP, GIF, TIFF, MP3, WAV, FLAC, Ogg, MP4, PDF, OOXML, text) with the
+/// GB 45438 implicit label, one per file; a random ProduceID unless given. `signing_key` (SM2,
+/// PKCS#8 PEM) signs it; else `key` seals it with HMAC-SHA-256.
 #[pyfunction]
-#[pyo3(signature = (data, producer, produce_id=None, key=None))]
+#[pyo3(signature = (data, producer, produce_id=None, key=None, signing_key=None))]
 fn label_file<'py>(
     py: Python<'py>,
     data: &[u8],
     producer: &str,
     produce_id: Option<String>,
     key: Option<&[u8]>,
+    signing_key: Option<&str>,
 ) -> PyResult<Bound<'py, PyBytes>> {
+    use aigc_edge::label::seal::{Sealer, SigningKey};
     let id = produce_id.unwrap_or_else(random_id);
     let mut label = ImplicitLabel::generated(producer, &id).map_err(err)?;
-    if let Some(k) = key {
-        label.seal_producer(k);
+    let signing = signing_key.map(SigningKey::from_pem).transpose().map_err(err)?;
+    match (&signing, key) {
+        (Some(k), _) => label.seal_producer(&Sealer::Sm2(k)),
+        (None, Some(k)) => label.seal_producer(&Sealer::HmacSha256(k)),
+        (None, None) => {}
     }
     let out = aigc_edge::files::write_label(data, &label).map_err(err)?;
     Ok(PyBytes::new(py, &out))
 }
 
-/// The labels in a file, the verdict and its reasons, as the CLI's `verify` reports them.
+/// The labels in a file, the verdict and its reasons, as the CLI's `verify` reports them:
+/// `key` checks HMAC codes; `public_keys` (SubjectPublicKeyInfo PEM) check SM2 signatures.
 #[pyfunction]
-#[pyo3(signature = (data, key=None))]
-fn verify_file<'py>(py: Python<'py>, data: &[u8], key: Option<&[u8]>) -> PyResult<Bound<'py, PyAny>> {
-    let (format, labels, verdict) = aigc_edge::files::verify(data, key).map_err(err)?;
-    to_py(py, &aigc_edge::files::report_json(format, &labels, Some(&verdict)))
+#[pyo3(signature = (data, key=None, public_keys=None))]
+fn verify_file<'py>(
+    py: Python<'py>,
+    data: &[u8],
+    key: Option<&[u8]>,
+    public_keys: Option<Vec<String>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    use aigc_edge::label::seal::{Keyring, PublicKey};
+    let mut keys = Keyring::new();
+    if let Some(k) = key {
+        keys = keys.with_shared_key(k);
+    }
+    for pem in public_keys.unwrap_or_default() {
+        keys = keys.with_public_key(PublicKey::from_pem(&pem).map_err(err)?);
+    }
+    let (format, labels, verdict) = aigc_edge::files::verify(data, &keys).map_err(err)?;
+    to_py(py, &aigc_edge::files::report_json(format, &labels, Some((&verdict, &keys))))
 }
 
 #[pymodule]

@@ -3,6 +3,7 @@
 
 mod explicit;
 pub mod files;
+pub mod seal;
 #[rustfmt::skip] // generated (tools/)
 mod glyphs;
 pub mod visible;
@@ -238,40 +239,46 @@ impl ImplicitLabel {
         ParsedLabel { label, problems }
     }
 
-    /// The producer's integrity code: HMAC-SHA-256 (hex) over the producer fields
-    /// `Label`, `ContentProducer`, `ProduceID`, each followed by a 0x00 byte. SM3 is what the
-    /// Chinese guides name; HMAC-SHA-256 is the first step (`ReservedCode1`).
-    pub fn producer_code(&self, key: &[u8]) -> String {
-        keyed_hash(key, &[self.label.as_str(), &self.content_producer, &self.produce_id])
+    /// The bytes `ReservedCode1` seals: `Label`, `ContentProducer`, `ProduceID`, each followed
+    /// by a 0x00 byte.
+    pub fn producer_message(&self) -> Vec<u8> {
+        message(&[self.label.as_str(), &self.content_producer, &self.produce_id])
     }
 
-    /// The distributor's integrity code over `Label`, `ContentPropagator`, `PropagateID` and
-    /// `ReservedCode1` (so it also seals the producer's code): `ReservedCode2`.
-    pub fn propagator_code(&self, key: &[u8]) -> String {
-        keyed_hash(key, &[self.label.as_str(), &self.content_propagator, &self.propagate_id, &self.reserved_code1])
+    /// The bytes `ReservedCode2` seals: `Label`, `ContentPropagator`, `PropagateID` and
+    /// `ReservedCode1` (so it seals the producer's code too), each followed by a 0x00 byte.
+    pub fn propagator_message(&self) -> Vec<u8> {
+        message(&[self.label.as_str(), &self.content_propagator, &self.propagate_id, &self.reserved_code1])
     }
 
-    /// Fills `ReservedCode1` with [`ImplicitLabel::producer_code`].
-    pub fn seal_producer(&mut self, key: &[u8]) {
-        self.reserved_code1 = self.producer_code(key);
+    /// Fills `ReservedCode1` with the producer's code (see [`seal`]).
+    pub fn seal_producer(&mut self, sealer: &seal::Sealer<'_>) {
+        self.reserved_code1 = sealer.code(&self.producer_message());
     }
 
-    /// Fills `ReservedCode2` with [`ImplicitLabel::propagator_code`].
-    pub fn seal_propagator(&mut self, key: &[u8]) {
-        self.reserved_code2 = self.propagator_code(key);
+    /// Fills `ReservedCode2` with the propagator's code (see [`seal`]).
+    pub fn seal_propagator(&mut self, sealer: &seal::Sealer<'_>) {
+        self.reserved_code2 = sealer.code(&self.propagator_message());
+    }
+
+    /// `ReservedCode1` and `ReservedCode2` checked against `keys`; a signature is checked with
+    /// the key named for its party (`ContentProducer`, `ContentPropagator`) when the keyring
+    /// has one, else with every unnamed key.
+    pub fn check_codes(&self, keys: &seal::Keyring) -> [seal::CodeCheck; 2] {
+        [
+            keys.check(&self.content_producer, &self.producer_message(), &self.reserved_code1),
+            keys.check(&self.content_propagator, &self.propagator_message(), &self.reserved_code2),
+        ]
     }
 }
 
-fn keyed_hash(key: &[u8], fields: &[&str]) -> String {
-    use hmac::{KeyInit, Mac};
-    let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(key) else {
-        return String::new();
-    };
+fn message(fields: &[&str]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(fields.iter().map(|f| f.len() + 1).sum());
     for f in fields {
-        mac.update(f.as_bytes());
-        mac.update(&[0]);
+        out.extend_from_slice(f.as_bytes());
+        out.push(0);
     }
-    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+    out
 }
 
 #[cfg(test)]
@@ -333,18 +340,31 @@ mod tests {
 
     #[test]
     fn integrity_codes_detect_edits() {
-        let key = b"secret";
-        let mut l = ImplicitLabel::generated("P", "id-1").unwrap();
-        l.seal_producer(key);
-        assert_eq!(l.reserved_code1.len(), 64);
-        assert!(is_annex_e_value(&l.reserved_code1));
-        assert_eq!(l.producer_code(key), l.reserved_code1);
-        let mut forged = l.clone();
-        forged.produce_id = "id-2".into();
-        assert_ne!(forged.producer_code(key), forged.reserved_code1);
-        assert_ne!(l.producer_code(b"other"), l.reserved_code1);
-        l.content_propagator = "Q".into();
-        l.seal_propagator(key);
-        assert_eq!(l.propagator_code(key), l.reserved_code2);
+        use seal::{CodeCheck, Keyring, Scheme, Sealer, SigningKey};
+        let producer = SigningKey::from_secret(&[1; 32]).unwrap();
+        let platform = SigningKey::from_secret(&[2; 32]).unwrap();
+        let (sm2_p, sm2_q) = (Sealer::Sm2(&producer), Sealer::Sm2(&platform));
+        for (sealer, scheme, len) in [
+            (Sealer::HmacSha256(b"secret"), Scheme::HmacSha256, 64),
+            (Sealer::HmacSm3(b"secret"), Scheme::HmacSm3, 64),
+            (sm2_p, Scheme::Sm2, 128),
+        ] {
+            let keys = Keyring::new().with_shared_key(b"secret").with_party_key("P", producer.public_key());
+            let mut l = ImplicitLabel::generated("P", "id-1").unwrap();
+            l.seal_producer(&sealer);
+            assert_eq!(l.reserved_code1.len(), len);
+            assert!(is_annex_e_value(&l.reserved_code1));
+            assert_eq!(l.check_codes(&keys), [CodeCheck::Verified(scheme), CodeCheck::Empty]);
+            let mut forged = l.clone();
+            forged.produce_id = "id-2".into();
+            assert_eq!(forged.check_codes(&keys)[0], CodeCheck::DoesNotVerify);
+            // The platform seals its fields and the producer's code with its own key.
+            l.content_propagator = "Q".into();
+            l.seal_propagator(&sm2_q);
+            let both = keys.clone().with_party_key("Q", platform.public_key());
+            assert_eq!(l.check_codes(&both), [CodeCheck::Verified(scheme), CodeCheck::Verified(Scheme::Sm2)]);
+            l.reserved_code1 = "0".repeat(len);
+            assert_eq!(l.check_codes(&both)[1], CodeCheck::DoesNotVerify, "ReservedCode2 seals ReservedCode1");
+        }
     }
 }

@@ -440,5 +440,127 @@ class Labels(unittest.TestCase):
         self.assertNotIn("panicked", r.stderr)
 
 
+class Signatures(unittest.TestCase):
+    """SM2 signatures over SM3 and HMAC-SM3, checked against an independent implementation (gmssl)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp()
+
+    def keygen(self, name):
+        path = os.path.join(self.dir, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return path, json.loads(run("keygen", "-o", path).stdout)
+
+    @staticmethod
+    def secret(pem_path):
+        """The 32-byte secret inside a PKCS#8 SM2 key (its ECPrivateKey: version 1, then the octet string)."""
+        import base64
+        with open(pem_path) as f:
+            der = base64.b64decode("".join(l for l in f.read().splitlines() if not l.startswith("-----")))
+        at = der.index(b"\x02\x01\x01\x04\x20") + 5
+        return der[at:at + 32].hex()
+
+    @staticmethod
+    def gmssl(public_hex, secret_hex=None):
+        from gmssl import sm2
+        crypt = sm2.CryptSM2(private_key=secret_hex, public_key="00")
+        crypt.public_key = public_hex[2:]  # x ‖ y; set directly (its constructor strips 0s and 4s)
+        return crypt
+
+    @staticmethod
+    def message(*fields):
+        return b"".join(f.encode() + b"\0" for f in fields)
+
+    def text_file(self, label):
+        path = os.path.join(self.dir, "signed-elsewhere.md")
+        with open(path, "w") as f:
+            f.write("---\nAIGC: '%s'\n---\n生成的文字。\n" % json.dumps({"AIGC": label}, separators=(",", ":")))
+        return path
+
+    def test_keygen_writes_pem_pair_private_key_owner_only(self):
+        path, out = self.keygen("pair/one")
+        with open(path + ".key") as f:
+            self.assertTrue(f.read().startswith("-----BEGIN PRIVATE KEY-----"))
+        with open(path + ".pub") as f:
+            self.assertTrue(f.read().startswith("-----BEGIN PUBLIC KEY-----"))
+        self.assertEqual(os.stat(path + ".key").st_mode & 0o777, 0o600)
+        self.assertRegex(out["public_point"], "^04[0-9a-f]{128}$")
+        r = run("keygen", "-o", path, check=False)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("exists", r.stderr)
+
+    def test_our_signature_verifies_in_gmssl_and_theirs_in_ours(self):
+        key, out = self.keygen("producer")
+        src = os.path.join(self.dir, "a.md")
+        with open(src, "w") as f:
+            f.write("生成的回答。\n")
+        labeled = os.path.join(self.dir, "labeled.md")
+        label = json.loads(run("label", src, "-o", labeled, "--producer", PRODUCER, "--produce-id", "sig-1",
+                               "--sign", key + ".key").stdout)["AIGC"]
+        rc1 = label["ReservedCode1"]
+        self.assertRegex(rc1, "^[0-9a-f]{128}$")
+        message = self.message("1", PRODUCER, "sig-1")
+        self.assertTrue(self.gmssl(out["public_point"]).verify_with_sm3(rc1, message), "gmssl verifies our signature")
+        self.assertFalse(self.gmssl(out["public_point"]).verify_with_sm3(rc1, self.message("1", PRODUCER, "sig-2")))
+        report = json.loads(run("verify", labeled, "--public-key", key + ".pub").stdout)[0]
+        self.assertEqual(report["verdict"], "compliant", report)
+        self.assertEqual(report["labels"][0]["codes"]["ReservedCode1"], "verified: sm2")
+
+        # gmssl signs with the same key; we verify its signature with only the public key.
+        theirs = self.gmssl(out["public_point"], self.secret(key + ".key")).sign_with_sm3(message)
+        forged = dict(label, ReservedCode1=theirs)
+        report = json.loads(run("verify", self.text_file(forged), "--public-key", key + ".pub").stdout)[0]
+        self.assertEqual(report["verdict"], "compliant", report)
+        self.assertEqual(report["labels"][0]["codes"]["ReservedCode1"], "verified: sm2")
+        # Their signature over other fields: refused.
+        edited = dict(forged, ProduceID="sig-2")
+        r = run("verify", self.text_file(edited), "--public-key", key + ".pub", check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("ReservedCode1 does not verify", r.stdout)
+
+    def test_propagator_signs_over_producer_code_keys_by_party_code(self):
+        producer, _ = self.keygen("keys/" + PRODUCER)
+        platform, out = self.keygen("keys/PLATFORM01")
+        src = os.path.join(self.dir, "b.md")
+        with open(src, "w") as f:
+            f.write("生成的回答。\n")
+        first = os.path.join(self.dir, "b1.md")
+        run("label", src, "-o", first, "--producer", PRODUCER, "--produce-id", "p-1", "--sign", producer + ".key")
+        second = os.path.join(self.dir, "b2.md")
+        label = json.loads(run("label", first, "-o", second, "--propagate", "--platform", "PLATFORM01",
+                               "--propagate-id", "q-1", "--sign", platform + ".key").stdout)["AIGC"]
+        message = self.message("1", "PLATFORM01", "q-1", label["ReservedCode1"])
+        self.assertTrue(self.gmssl(out["public_point"]).verify_with_sm3(label["ReservedCode2"], message))
+        report = json.loads(run("verify", second, "--public-key", os.path.join(self.dir, "keys")).stdout)[0]
+        self.assertEqual(report["labels"][0]["codes"], {"ReservedCode1": "verified: sm2", "ReservedCode2": "verified: sm2"})
+        # The platform's key does not pass for the producer's signature.
+        other = os.path.join(self.dir, "only-platform")
+        os.makedirs(other, exist_ok=True)
+        with open(platform + ".pub") as f, open(os.path.join(other, PRODUCER + ".pub"), "w") as g:
+            g.write(f.read())
+        r = run("verify", second, "--public-key", other, check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("ReservedCode1 does not verify", r.stdout)
+
+    def test_hmac_sm3_matches_an_independent_hmac(self):
+        from gmssl import sm3, func
+        key_path = os.path.join(self.dir, "shared")
+        with open(key_path, "wb") as f:
+            f.write(b"shared key")
+        src = os.path.join(self.dir, "c.md")
+        with open(src, "w") as f:
+            f.write("生成的回答。\n")
+        out = os.path.join(self.dir, "c1.md")
+        label = json.loads(run("label", src, "-o", out, "--producer", PRODUCER, "--produce-id", "h-1",
+                               "--key-file", key_path, "--hmac", "sm3").stdout)["AIGC"]
+        h = lambda b: bytes.fromhex(sm3.sm3_hash(func.bytes_to_list(b)))
+        k = b"shared key".ljust(64, b"\0")
+        inner = h(bytes(x ^ 0x36 for x in k) + self.message("1", PRODUCER, "h-1"))
+        self.assertEqual(label["ReservedCode1"], h(bytes(x ^ 0x5C for x in k) + inner).hex())
+        report = json.loads(run("verify", out, "--key-file", key_path).stdout)[0]
+        self.assertEqual(report["labels"][0]["codes"]["ReservedCode1"], "verified: hmac-sm3")
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -22,6 +22,7 @@
 
 use core::fmt;
 
+use super::seal::{CodeCheck, Keyring, Sealer};
 use super::xmp;
 use super::{ImplicitLabel, ParsedLabel};
 
@@ -306,13 +307,13 @@ pub enum Provenance {
 /// The platform's version of a file (Measures art. 6): an existing label is kept and its
 /// `ContentPropagator` / `PropagateID` filled; a file without one gets `Label` `"2"` or `"3"`
 /// by `provenance`. A label is never removed: a malformed one, or several different ones, are
-/// refused rather than rewritten. With `key`, `ReservedCode2` seals the propagator fields.
+/// refused rather than rewritten. With `sealer`, `ReservedCode2` seals the propagator fields.
 pub fn propagate(
     bytes: &[u8],
     platform: &str,
     propagate_id: &str,
     provenance: Provenance,
-    key: Option<&[u8]>,
+    sealer: Option<&Sealer<'_>>,
 ) -> Result<(Vec<u8>, ImplicitLabel)> {
     let (format, labels) = read_labels(bytes)?;
     let mut distinct: Vec<&FoundLabel> = Vec::new();
@@ -359,8 +360,8 @@ pub fn propagate(
     label.content_propagator = platform.to_string();
     label.propagate_id = propagate_id.to_string();
     label.reserved_code2.clear();
-    if let Some(key) = key {
-        label.seal_propagator(key);
+    if let Some(sealer) = sealer {
+        label.seal_propagator(sealer);
     }
     let out = write_label(bytes, &label)?;
     Ok((out, label))
@@ -368,8 +369,13 @@ pub fn propagate(
 
 /// A file's labels (and verdict) as JSON, the one shape the CLI's `verify` and the browser
 /// module report: `{"format", "labels": [{"carrier", "json", "fields" (null when malformed),
-/// "problems"}], "verdict", "reasons"}`.
-pub fn report_json(format: FileFormat, labels: &[FoundLabel], verdict: Option<&Verdict>) -> serde_json::Value {
+/// "problems", "codes"}], "verdict", "reasons"}`; `codes` says what `keys` made of
+/// `ReservedCode1` and `ReservedCode2` ([`CodeCheck::as_str`]), present with a verdict.
+pub fn report_json(
+    format: FileFormat,
+    labels: &[FoundLabel],
+    verdict: Option<(&Verdict, &Keyring)>,
+) -> serde_json::Value {
     let labels: Vec<serde_json::Value> = labels
         .iter()
         .map(|l| {
@@ -379,11 +385,16 @@ pub fn report_json(format: FileFormat, labels: &[FoundLabel], verdict: Option<&V
                     .map(|(k, v)| ((*k).to_string(), serde_json::Value::String((*v).to_string())))
                     .collect::<serde_json::Map<_, _>>()
             });
-            serde_json::json!({"carrier": l.carrier.as_str(), "json": l.json, "fields": fields, "problems": l.parsed.problems})
+            let mut entry = serde_json::json!({"carrier": l.carrier.as_str(), "json": l.json, "fields": fields, "problems": l.parsed.problems});
+            if let (Some((_, keys)), Some(label)) = (verdict, &l.parsed.label) {
+                let [rc1, rc2] = label.check_codes(keys);
+                entry["codes"] = serde_json::json!({"ReservedCode1": rc1.as_str(), "ReservedCode2": rc2.as_str()});
+            }
+            entry
         })
         .collect();
     let mut v = serde_json::json!({"format": format.as_str(), "labels": labels});
-    if let Some(verdict) = verdict {
+    if let Some((verdict, _)) = verdict {
         let (name, reasons) = match verdict {
             Verdict::Compliant => ("compliant", &[][..]),
             Verdict::NonCompliant(r) => ("non-compliant", r.as_slice()),
@@ -406,9 +417,10 @@ pub enum Verdict {
     NoLabel,
 }
 
-/// Checks a file's labels: format, every label found, the verdict, and with `key` the
-/// integrity codes (`ReservedCode1`, `ReservedCode2` when present).
-pub fn verify(bytes: &[u8], key: Option<&[u8]>) -> Result<(FileFormat, Vec<FoundLabel>, Verdict)> {
+/// Checks a file's labels: format, every label found, the verdict, and the integrity codes
+/// (`ReservedCode1`, `ReservedCode2`) the keyring can check; a code it cannot check is not a
+/// finding here ([`ImplicitLabel::check_codes`] tells which).
+pub fn verify(bytes: &[u8], keys: &Keyring) -> Result<(FileFormat, Vec<FoundLabel>, Verdict)> {
     let (format, labels) = read_labels(bytes)?;
     if labels.is_empty() {
         return Ok((format, labels, Verdict::NoLabel));
@@ -428,14 +440,13 @@ pub fn verify(bytes: &[u8], key: Option<&[u8]>) -> Result<(FileFormat, Vec<Found
     if distinct.len() > 1 {
         reasons.push(format!("{} different labels in one file (GB 45438 allows one)", distinct.len()));
     }
-    if let Some(key) = key {
-        for l in &distinct {
-            if !l.reserved_code1.is_empty() && l.producer_code(key) != l.reserved_code1 {
-                reasons.push("ReservedCode1 does not verify: producer fields edited or forged".into());
-            }
-            if !l.reserved_code2.is_empty() && l.propagator_code(key) != l.reserved_code2 {
-                reasons.push("ReservedCode2 does not verify: propagator fields edited or forged".into());
-            }
+    for l in &distinct {
+        let [producer, propagator] = l.check_codes(keys);
+        if producer == CodeCheck::DoesNotVerify {
+            reasons.push("ReservedCode1 does not verify: producer fields edited or forged".into());
+        }
+        if propagator == CodeCheck::DoesNotVerify {
+            reasons.push("ReservedCode2 does not verify: propagator fields edited or forged".into());
         }
     }
     let verdict = if reasons.is_empty() { Verdict::Compliant } else { Verdict::NonCompliant(reasons) };
@@ -736,36 +747,38 @@ mod tests {
     #[test]
     fn propagation_and_verification() {
         let key = b"k";
+        let keys = Keyring::new().with_shared_key(key);
+        let sealer = Sealer::HmacSha256(key);
         for (format, bytes) in samples() {
             // Unlabeled: refused unless declared or detected.
             assert!(propagate(&bytes, "PLAT", "p-1", Provenance::Unknown, None).is_err(), "{format:?}");
-            let (declared, l) = propagate(&bytes, "PLAT", "p-1", Provenance::Declared, Some(key)).unwrap();
+            let (declared, l) = propagate(&bytes, "PLAT", "p-1", Provenance::Declared, Some(&sealer)).unwrap();
             assert_eq!(l.label.as_str(), "2");
             let (detected, l3) = propagate(&bytes, "PLAT", "p-1", Provenance::Detected, None).unwrap();
             assert_eq!(l3.label.as_str(), "3");
-            assert_eq!(verify(&detected, None).unwrap().2, Verdict::Compliant);
-            assert_eq!(verify(&declared, Some(key)).unwrap().2, Verdict::Compliant, "{format:?}");
+            assert_eq!(verify(&detected, &Keyring::new()).unwrap().2, Verdict::Compliant);
+            assert_eq!(verify(&declared, &keys).unwrap().2, Verdict::Compliant, "{format:?}");
             // Labeled by the producer, sealed; the platform keeps Label "1" and fills its fields.
             let mut produced = label();
-            produced.seal_producer(key);
+            produced.seal_producer(&sealer);
             let labeled = write_label(&bytes, &produced).unwrap();
-            let (platform, l) = propagate(&labeled, "PLAT", "p-2", Provenance::Declared, Some(key)).unwrap();
+            let (platform, l) = propagate(&labeled, "PLAT", "p-2", Provenance::Declared, Some(&sealer)).unwrap();
             assert_eq!(
                 (l.label.as_str(), l.content_producer.as_str(), l.propagate_id.as_str()),
                 ("1", produced.content_producer.as_str(), "p-2")
             );
-            let (_, labels, verdict) = verify(&platform, Some(key)).unwrap();
+            let (_, labels, verdict) = verify(&platform, &keys).unwrap();
             assert_eq!(labels.len(), if format == FileFormat::Pdf { 2 } else { 1 }, "{format:?}");
             assert_eq!(verdict, Verdict::Compliant, "{format:?}");
             // A forged ProduceID fails the producer's code.
             let mut forged = l.clone();
             forged.produce_id = "other".into();
             let forged_file = write_label(&bytes, &forged).unwrap();
-            match verify(&forged_file, Some(key)).unwrap().2 {
+            match verify(&forged_file, &keys).unwrap().2 {
                 Verdict::NonCompliant(r) => assert!(r[0].starts_with("ReservedCode1 does not verify"), "{r:?}"),
                 v => panic!("{format:?}: {v:?}"),
             }
-            assert_eq!(verify(&bytes, None).unwrap().2, Verdict::NoLabel);
+            assert_eq!(verify(&bytes, &Keyring::new()).unwrap().2, Verdict::NoLabel);
         }
     }
 

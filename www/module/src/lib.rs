@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use aigc_edge::files::{self, Provenance};
+use aigc_edge::label::seal::{Keyring, PublicKey, Sealer, SigningKey};
 use aigc_edge::label::visible::{draw_label as draw, Corner};
 use aigc_edge::label::{ExplicitLabel, LabelPosition};
 use aigc_edge::policy::DictionarySource;
@@ -39,9 +40,12 @@ export interface StreamChunk {
   limit_exceeded?: true;
 }
 export interface LabelFields { Label: string; ContentProducer: string; ProduceID: string; ReservedCode1: string; ContentPropagator: string; PropagateID: string; ReservedCode2: string; }
-export interface FoundLabel { carrier: string; json: string; fields: LabelFields | null; problems: string[]; }
+/** What the keys given made of a reserved code: "empty", "verified: sm2" (or hmac-sm3, hmac-sha256), "does not verify", "not checked: no key for it". */
+export interface CodeChecks { ReservedCode1: string; ReservedCode2: string; }
+export interface FoundLabel { carrier: string; json: string; fields: LabelFields | null; problems: string[]; codes?: CodeChecks; }
 export interface FileReport { format: string; labels: FoundLabel[]; verdict: "compliant" | "non-compliant" | "no label"; reasons: string[]; }
 export interface Watermark { payload: string; copies: number; }
+export interface SigningKeyPair { privateKey: string; publicKey: string; }
 export interface DrawnLabel { x: number; y: number; width: number; height: number; textHeight: number; }
 "#;
 
@@ -49,6 +53,8 @@ export interface DrawnLabel { x: number; y: number; width: number; height: numbe
 extern "C" {
     #[wasm_bindgen(js_namespace = crypto, js_name = randomUUID)]
     fn random_uuid() -> String;
+    #[wasm_bindgen(js_namespace = crypto, js_name = getRandomValues)]
+    fn get_random_values(buffer: &mut [u8]);
     #[wasm_bindgen(js_namespace = JSON, js_name = parse, catch)]
     fn json_parse(text: &str) -> Result<JsValue, JsValue>;
     #[wasm_bindgen(js_namespace = Object, js_name = freeze)]
@@ -308,19 +314,49 @@ pub fn detect_watermark(text: &str, key: &[u8]) -> Result<JsValue, JsError> {
     }
 }
 
-/// Writes the implicit label into a PNG, JPEG, WebP, GIF, MP3, WAV, FLAC, MP4 or text file; returns
-/// the labeled bytes (one label per file; pixels and samples unchanged).
+/// The sealer for a shared HMAC key or an SM2 private key (PEM); the signature wins.
+fn sealer<'k>(key: Option<&'k [u8]>, signing: Option<&'k SigningKey>) -> Option<Sealer<'k>> {
+    match (signing, key) {
+        (Some(k), _) => Some(Sealer::Sm2(k)),
+        (None, Some(k)) => Some(Sealer::HmacSha256(k)),
+        (None, None) => None,
+    }
+}
+
+fn signing_key(pem: Option<String>) -> Result<Option<SigningKey>, JsError> {
+    pem.map(|p| SigningKey::from_pem(&p).map_err(to_js)).transpose()
+}
+
+/// A new SM2 key pair for signing labels: `{privateKey, publicKey}`, PKCS#8 and
+/// SubjectPublicKeyInfo PEM. The secret comes from `crypto.getRandomValues`.
+#[wasm_bindgen(js_name = generateSigningKey, unchecked_return_type = "SigningKeyPair")]
+pub fn generate_signing_key() -> Result<JsValue, JsError> {
+    loop {
+        let mut secret = [0u8; 32];
+        get_random_values(&mut secret);
+        if let Ok(key) = SigningKey::from_secret(&secret) {
+            return to_value(&json!({"privateKey": key.to_pem(), "publicKey": key.public_key().to_pem()}));
+        }
+    }
+}
+
+/// Writes the implicit label into a PNG, JPEG, WebP, GIF, TIFF, MP3, WAV, FLAC, Ogg, MP4, PDF,
+/// OOXML or text file; returns the labeled bytes (one label per file; pixels and samples
+/// unchanged). `ReservedCode1` is signed with `signingKey` (SM2, PKCS#8 PEM) or sealed with the
+/// shared `key` (HMAC-SHA-256).
 #[wasm_bindgen(js_name = labelFile)]
 pub fn label_file(
     bytes: &[u8],
     producer: &str,
     produce_id: Option<String>,
     key: Option<Vec<u8>>,
+    signing_key: Option<String>,
 ) -> Result<Vec<u8>, JsError> {
     let id = produce_id.unwrap_or_else(new_id);
     let mut label = ImplicitLabel::generated(producer, &id).map_err(to_js)?;
-    if let Some(k) = key {
-        label.seal_producer(&k);
+    let signing = self::signing_key(signing_key)?;
+    if let Some(sealer) = sealer(key.as_deref(), signing.as_ref()) {
+        label.seal_producer(&sealer);
     }
     files::write_label(bytes, &label).map_err(to_js)
 }
@@ -334,6 +370,7 @@ pub fn propagate_file(
     propagate_id: Option<String>,
     provenance: Option<String>,
     key: Option<Vec<u8>>,
+    signing_key: Option<String>,
 ) -> Result<Vec<u8>, JsError> {
     let provenance = match provenance.as_deref() {
         None => Provenance::Unknown,
@@ -344,7 +381,9 @@ pub fn propagate_file(
         }
     };
     let id = propagate_id.unwrap_or_else(new_id);
-    files::propagate(bytes, platform, &id, provenance, key.as_deref()).map(|(b, _)| b).map_err(to_js)
+    let signing = self::signing_key(signing_key)?;
+    let sealer = sealer(key.as_deref(), signing.as_ref());
+    files::propagate(bytes, platform, &id, provenance, sealer.as_ref()).map(|(b, _)| b).map_err(to_js)
 }
 
 /// Every implicit label in a file.
@@ -354,11 +393,19 @@ pub fn read_labels(bytes: &[u8]) -> Result<JsValue, JsError> {
     to_value(&files::report_json(format, &labels, None))
 }
 
-/// Labels found, verdict (one well-formed label) and, with `key`, the integrity codes.
+/// Labels found, verdict (one well-formed label) and the integrity codes checked with the
+/// shared `key` (HMAC) and the SM2 `publicKeys` (SubjectPublicKeyInfo PEM) given.
 #[wasm_bindgen(js_name = verifyFile, unchecked_return_type = "FileReport")]
-pub fn verify_file(bytes: &[u8], key: Option<Vec<u8>>) -> Result<JsValue, JsError> {
-    let (format, labels, verdict) = files::verify(bytes, key.as_deref()).map_err(to_js)?;
-    to_value(&files::report_json(format, &labels, Some(&verdict)))
+pub fn verify_file(bytes: &[u8], key: Option<Vec<u8>>, public_keys: Option<Vec<String>>) -> Result<JsValue, JsError> {
+    let mut keys = Keyring::new();
+    if let Some(k) = &key {
+        keys = keys.with_shared_key(k);
+    }
+    for pem in public_keys.unwrap_or_default() {
+        keys = keys.with_public_key(PublicKey::from_pem(&pem).map_err(to_js)?);
+    }
+    let (format, labels, verdict) = files::verify(bytes, &keys).map_err(to_js)?;
+    to_value(&files::report_json(format, &labels, Some((&verdict, &keys))))
 }
 
 /// Draws the visible label on RGBA pixels, at least 5% of the shortest side high, in place:
