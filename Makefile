@@ -9,7 +9,7 @@ RUST_TARGETS := wasm32-wasip1 wasm32-unknown-unknown
 VENV := .venv
 PY := $(VENV)/bin/python
 ENVOY_VERSION := 1.40.0
-FILTER_BUILD := target/wasm32-wasip1/release/aigc_edge_envoy.wasm
+FILTER_BUILD := target/wasm32-wasip1/filter/aigc_edge_envoy.wasm
 # What `make filter` ships, README quotes and every test loads: the build after wasm-opt -Oz.
 FILTER_WASM := target/filter/aigc_edge_envoy.wasm
 FILTER_VERSION := $(shell awk -F'"' '/^version/ {print $$2; exit}' envoy/filter/Cargo.toml)
@@ -68,9 +68,10 @@ cli:
 setup-wasm-opt:
 	@command -v wasm-opt >/dev/null || (apt-get update -qq && apt-get install -y -qq binaryen)
 
-# The proxy-wasm filter. Built alone for wasm32-wasip1 so nothing of wasm-bindgen can enter it.
+# The proxy-wasm filter. Built alone for wasm32-wasip1 so nothing of wasm-bindgen can enter it,
+# with the size-optimized `filter` profile (Cargo.toml says why).
 filter: setup-rust setup-wasm-opt
-	$(CARGO) build --release -p aigc-edge-envoy --target wasm32-wasip1
+	$(CARGO) build --profile filter -p aigc-edge-envoy --target wasm32-wasip1
 	@$(MAKE) --no-print-directory $(FILTER_WASM)
 	@ls -l $(FILTER_BUILD) $(FILTER_WASM)
 
@@ -150,12 +151,13 @@ demo: setup-venv filter
 
 test-e2e: setup-venv oci cli
 	@command -v curl >/dev/null || (apt-get update -qq && apt-get install -y -qq curl)
-	@$(PY) -c "import h2, prometheus_client, yaml" 2>/dev/null || \
-	  $(VENV)/bin/pip install --quiet --disable-pip-version-check h2 prometheus-client pyyaml
+	@$(PY) -c "import h2, prometheus_client, yaml, docx" 2>/dev/null || \
+	  $(VENV)/bin/pip install --quiet --disable-pip-version-check h2 prometheus-client pyyaml python-docx
 	$(PY) envoy/tests/test_e2e.py -v
 	$(PY) envoy/tests/test_adversarial.py -v
 	$(PY) envoy/tests/test_guard.py -v
 	$(PY) envoy/tests/test_assess.py -v
+	$(PY) envoy/tests/test_platform.py -v
 	$(PY) envoy/tests/test_packaging.py -v
 
 test-core:

@@ -104,6 +104,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         raw = self.read_body()
+        if self.path.startswith("/upload"):
+            # A platform's upload endpoint: says what arrived, for platform-mode tests.
+            return self.send(200, json.dumps({"label_found": self.headers.get("x-aigc-label-found"),
+                                              "content_type": self.headers.get("content-type"),
+                                              "body_b64": base64.b64encode(raw).decode()}))
         try:
             body = json.loads(raw or b"{}")
         except ValueError:

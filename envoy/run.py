@@ -79,6 +79,9 @@ def bootstrap(port, admin_port, upstream, config, wasm=WASM, fetch_cluster=None,
                 "name": "aigc_edge",
                 "root_id": "aigc_edge",
                 "fail_open": False,
+                # Platform mode holds an upload's headers while it reads the body (the header
+                # it sets depends on the files): Envoy >= 1.35 delivers the body then.
+                "allow_on_headers_stop_iteration": True,
                 "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue",
                                   "value": json.dumps(config, ensure_ascii=False)},
                 "vm_config": {"vm_id": "aigc_edge", "runtime": "envoy.wasm.runtime.v8",

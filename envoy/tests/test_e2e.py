@@ -215,6 +215,49 @@ class Operations(unittest.TestCase):
             log = f.read()
         self.assertIn("invalid plugin configuration field `label.explicit`", log)
 
+    def test_labels_signed_with_the_configured_sm2_key_never_logged(self):
+        keys = tempfile.mkdtemp()
+        subprocess.run([CLI, "keygen", "-o", os.path.join(keys, "provider")], check=True, capture_output=True)
+        with open(os.path.join(keys, "provider.key")) as f:
+            pem = f.read()
+        label = {"explicit": "本回答由人工智能生成", "producer": "PROVIDER01", "signing_key": pem}
+        stack = run.Stack(POLICY, port=PORT + 4, admin_port=ADMIN + 4, mock_port=MOCK + 4, name="signed",
+                          extra={"label": label})
+        try:
+            status, headers, body = curl(f"http://127.0.0.1:{PORT + 4}/v1/chat/completions",
+                                         {"model": "m", "messages": [{"role": "user", "content": "你好"}]})
+            self.assertEqual(status, 200)
+            signed = json.loads(headers["x-aigc-label"])
+            self.assertRegex(signed["AIGC"]["ReservedCode1"], "^[0-9a-f]{128}$")
+            # Anyone with the public key checks the header label.
+            path = os.path.join(keys, "answer.md")
+            with open(path, "w") as f:
+                f.write("---\nAIGC: '%s'\n---\n%s\n" % (json.dumps(signed, separators=(",", ":")), body))
+            report = json.loads(subprocess.run([CLI, "verify", path, "--public-key", os.path.join(keys, "provider.pub")],
+                                               capture_output=True, text=True).stdout)[0]
+            self.assertEqual(report["labels"][0]["codes"]["ReservedCode1"], "verified: sm2", report)
+            status, _, body = curl(f"http://127.0.0.1:{PORT + 4}/v1/images/generations", {"model": "m", "prompt": "一只猫"})
+            image = os.path.join(keys, "generated.png")
+            with open(image, "wb") as f:
+                f.write(base64.b64decode(json.loads(body)["data"][0]["b64_json"]))
+            report = json.loads(subprocess.run([CLI, "verify", image, "--public-key", os.path.join(keys, "provider.pub")],
+                                               capture_output=True, text=True).stdout)[0]
+            self.assertEqual(report["verdict"], "compliant", report)
+            self.assertEqual(report["labels"][0]["codes"]["ReservedCode1"], "verified: sm2")
+            secret_line = pem.splitlines()[1]
+            self.assertNotIn(secret_line, stack.logs())
+        finally:
+            stack.stop()
+        # A key that is not one: Envoy refuses the configuration, naming the field, not the key.
+        bad = dict(label, signing_key=pem.replace(pem.splitlines()[1], "A" * 64))
+        with self.assertRaises(RuntimeError):
+            run.Stack(POLICY, port=PORT + 5, admin_port=ADMIN + 5, upstream=f"127.0.0.1:{MOCK}", name="badkey",
+                      extra={"label": bad}).stop()
+        with open(os.path.join(run.RUN_DIR, "badkey.log"), encoding="utf-8") as f:
+            log = f.read()
+        self.assertIn("invalid plugin configuration field `label.signing_key`", log)
+        self.assertNotIn("A" * 64, log)
+
     def test_monitor_mode_changes_nothing(self):
         stack = run.Stack(POLICY, port=PORT + 1, admin_port=ADMIN + 1, mock_port=MOCK + 1, name="monitor",
                           extra={"mode": "monitor"})

@@ -34,7 +34,7 @@ fn main() {
     let t = Instant::now();
     for _ in 0..n {
         let mut x = exchange();
-        x.request_headers(true, Some("application/json"), None);
+        x.request_headers(true, Some("application/json"), None, None);
         std::hint::black_box(x.request_body(req.as_bytes()));
         x.response_headers(200, Some("application/json"), None);
         std::hint::black_box(x.response_body(resp.as_bytes()));

@@ -17,12 +17,21 @@ pub enum Body {
     Json(Doc),
     /// `application/x-www-form-urlencoded`: each field's value range and decoded text.
     Form(String, Vec<(Range<usize>, String)>),
-    /// `multipart/form-data`: the text fields' byte ranges; file fields are not text.
-    Multipart(Vec<Range<usize>>),
+    /// `multipart/form-data`: its text fields and its files.
+    Multipart(Parts),
     /// Text that is not JSON.
     Text(String, Encoding),
     /// Bytes that are no text in any encoding.
     Binary,
+}
+
+/// The parts of a multipart form, as byte ranges of their contents.
+#[derive(Debug, Default)]
+pub struct Parts {
+    /// Fields without a file name, inspected as text.
+    pub texts: Vec<Range<usize>>,
+    /// File fields (a file name, or a content type that is not text).
+    pub files: Vec<Range<usize>>,
 }
 
 /// Reads a body. `Err` is a body that claims a structure (JSON by its first byte, a form, a
@@ -88,8 +97,8 @@ pub fn inspect_other(filter: &Filter, bytes: &[u8], body: &Body) -> Outcome {
                 out.body = Some(splice(text.as_bytes(), &mut edits));
             }
         }
-        Body::Multipart(fields) => {
-            for range in fields {
+        Body::Multipart(parts) => {
+            for range in &parts.texts {
                 let text = std::str::from_utf8(bytes.get(range.clone()).unwrap_or(&[])).unwrap_or("");
                 let d = filter.check(text);
                 out.action = out.action.max(d.action);
@@ -132,13 +141,14 @@ pub fn rewrite_json(doc: &Doc, inspection: &Inspection, mut extra: Vec<(Range<us
     (!edits.is_empty()).then(|| doc.rewrite(&mut edits))
 }
 
-fn splice(bytes: &[u8], edits: &mut [(Range<usize>, String)]) -> Vec<u8> {
+/// `bytes` with each range replaced (ranges do not overlap).
+pub(crate) fn splice<T: AsRef<[u8]>>(bytes: &[u8], edits: &mut [(Range<usize>, T)]) -> Vec<u8> {
     edits.sort_by_key(|(r, _)| r.start);
     let mut out = Vec::with_capacity(bytes.len());
     let mut at = 0;
     for (range, with) in edits.iter() {
         out.extend_from_slice(bytes.get(at..range.start).unwrap_or(&[]));
-        out.extend_from_slice(with.as_bytes());
+        out.extend_from_slice(with.as_ref());
         at = range.end;
     }
     out.extend_from_slice(bytes.get(at..).unwrap_or(&[]));
@@ -200,8 +210,10 @@ fn form_encode(s: &str) -> String {
     out
 }
 
-/// The byte ranges of the text fields of a multipart form (fields without a file name).
-fn multipart(bytes: &[u8], ct: &str) -> Result<Vec<Range<usize>>, Unreadable> {
+/// The text fields and files of a multipart form. A part with a `Content-Transfer-Encoding`
+/// other than the identity ones is unreadable: what the filter sees would not be what a server
+/// that decodes it reads.
+pub fn multipart(bytes: &[u8], ct: &str) -> Result<Parts, Unreadable> {
     let bad = |m: &str, at: usize| Unreadable { message: m.to_string(), offset: at };
     let boundary = ct
         .split(';')
@@ -217,24 +229,33 @@ fn multipart(bytes: &[u8], ct: &str) -> Result<Vec<Range<usize>>, Unreadable> {
         bytes.get(from..).and_then(|rest| rest.windows(what.len()).position(|w| w == what)).map(|p| p + from)
     };
     let mut at = find(0, delimiter.as_bytes()).ok_or_else(|| bad("multipart boundary not found", 0))?;
-    let mut fields = Vec::new();
+    let mut parts = Parts::default();
     loop {
         at += delimiter.len();
         if bytes.get(at..at + 2) == Some(b"--") {
-            return Ok(fields);
+            return Ok(parts);
         }
         let head_end = find(at, b"\r\n\r\n").ok_or_else(|| bad("multipart part without headers", at))?;
         let head = String::from_utf8_lossy(&bytes[at..head_end]).to_ascii_lowercase();
         let start = head_end + 4;
         let next = find(start, format!("\r\n{delimiter}").as_bytes())
             .ok_or_else(|| bad("multipart part without its closing boundary", start))?;
+        let encoded = head
+            .lines()
+            .filter_map(|l| l.strip_prefix("content-transfer-encoding:"))
+            .any(|v| !matches!(v.trim(), "7bit" | "8bit" | "binary"));
+        if encoded {
+            return Err(bad("multipart part with a Content-Transfer-Encoding", at));
+        }
         let is_file = head.contains("filename=")
             || head.lines().any(|l| l.starts_with("content-type:") && !l.contains("text/") && !l.contains("json"));
-        if !is_file {
+        if is_file {
+            parts.files.push(start..next);
+        } else {
             if std::str::from_utf8(&bytes[start..next]).is_err() {
                 return Err(bad("multipart text field is not UTF-8", start));
             }
-            fields.push(start..next);
+            parts.texts.push(start..next);
         }
         at = next + 2;
     }
@@ -279,8 +300,12 @@ mod tests {
         let texts: Vec<&str> = fields.iter().map(|(_, t)| t.as_str()).collect();
         assert_eq!(texts, ["q", "自制", "n"]);
         let body = b"--XX\r\nContent-Disposition: form-data; name=\"prompt\"\r\n\r\nhello\r\n--XX\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n\x89PNG\xff\r\n--XX--\r\n";
-        let Body::Multipart(fields) = read(body, Some("multipart/form-data; boundary=XX")).unwrap() else { panic!() };
-        assert_eq!(fields.iter().map(|r| &body[r.clone()]).collect::<Vec<_>>(), [b"hello"]);
+        let Body::Multipart(parts) = read(body, Some("multipart/form-data; boundary=XX")).unwrap() else { panic!() };
+        assert_eq!(parts.texts.iter().map(|r| &body[r.clone()]).collect::<Vec<_>>(), [b"hello"]);
+        assert_eq!(parts.files.iter().map(|r| &body[r.clone()]).collect::<Vec<_>>(), [b"\x89PNG\xff"]);
         assert!(read(b"--XX\r\n\r\nno end", Some("multipart/form-data; boundary=XX")).is_err());
+        // A field the filter would read as base64 gibberish is refused, not passed.
+        let encoded = b"--XX\r\nContent-Disposition: form-data; name=\"p\"\r\nContent-Transfer-Encoding: base64\r\n\r\n6Ieq5Yi254K46I2v\r\n--XX--";
+        assert!(read(encoded, Some("multipart/form-data; boundary=XX")).is_err());
     }
 }

@@ -1,8 +1,10 @@
 //! The plugin configuration (Envoy's `configuration` string) and what it compiles into.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::sync::Arc;
 
+use aigc_edge::label::seal::SigningKey;
 use aigc_edge::label::{is_annex_e_value, ExplicitLabel, LabelPosition};
 use aigc_edge::policy::DictionarySource;
 use aigc_edge::{Dictionary, Filter, KeywordFormat, KeywordKind, Policy};
@@ -45,6 +47,62 @@ pub struct PluginConfig {
     /// `parse_config` (the model part by the core's `Guard::from_json`), not by this derive.
     #[serde(skip)]
     pub guard: Option<GuardConfig>,
+    /// Platform mode (Measures art. 6): the implicit labels of uploaded files read, kept and
+    /// given the platform's fields.
+    pub platform: Option<PlatformConfig>,
+}
+
+/// See [`PluginConfig::platform`].
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlatformConfig {
+    /// The platform's code: `ContentPropagator` of every label it passes on.
+    pub code: String,
+    /// The upload paths (normalized as `inspect.skip_paths`; one ending in `/` covers
+    /// everything below it).
+    pub upload_paths: Vec<String>,
+    /// The request header the platform sets (`1`, `true` or `yes`) when the uploader declares
+    /// the content AI-generated: a file without a label then gets `Label` `"2"`.
+    #[serde(default = "default_declared_header")]
+    pub declared_header: String,
+    /// A file holding two different labels: `refuse` (422) or `mark` (passed unchanged,
+    /// reported as `conflict`).
+    #[serde(default)]
+    pub on_conflict: OnConflict,
+}
+
+/// The header that tells the upstream what platform mode found in an upload.
+pub const LABEL_FOUND_HEADER: &str = "x-aigc-label-found";
+
+fn default_declared_header() -> String {
+    "x-aigc-declared".to_string()
+}
+
+impl PlatformConfig {
+    /// True when `path` is an upload path.
+    pub fn covers(&self, path: &str) -> bool {
+        path_listed(&self.upload_paths, path)
+    }
+}
+
+/// See [`PlatformConfig::on_conflict`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnConflict {
+    /// Answer 422; the upload is not forwarded.
+    #[default]
+    Refuse,
+    /// Forward the file unchanged, `x-aigc-label-found: conflict`.
+    Mark,
+}
+
+/// True when the normalized `path` is one of `list` or below an entry ending in `/`.
+fn path_listed(list: &[String], path: &str) -> bool {
+    let path = crate::api::normalize_path(path);
+    list.iter().any(|p| {
+        let p = crate::api::normalize_path(p);
+        path == p || (p.ends_with('/') && path.starts_with(&p)) || path.starts_with(&format!("{p}/"))
+    })
 }
 
 /// See [`PluginConfig::guard`]: where the guard model is, and when it is asked.
@@ -201,12 +259,7 @@ impl Default for Inspect {
 impl Inspect {
     /// True when an exchange of `api` on `path` is inspected.
     pub fn covers(&self, api: crate::api::Api, path: &str) -> bool {
-        let path = crate::api::normalize_path(path);
-        let skipped = self.skip_paths.iter().any(|p| {
-            let p = crate::api::normalize_path(p);
-            path == p || (p.ends_with('/') && path.starts_with(&p)) || path.starts_with(&format!("{p}/"))
-        });
-        !skipped && (!api.is_raw() || self.raw)
+        !path_listed(&self.skip_paths, path) && (!api.is_raw() || self.raw)
     }
 }
 
@@ -235,6 +288,20 @@ pub struct LabelConfig {
     pub body_field: bool,
     /// `ContentProducer` (and first-write `ContentPropagator`): the provider's code.
     pub producer: String,
+    /// An SM2 private key (PKCS#8 PEM, from `aigc-edge keygen`) that signs every label the
+    /// filter writes (`ReservedCode1`): the header, the body field and generated files.
+    pub signing_key: Option<SecretPem>,
+}
+
+/// A private key as configured: deserialized as the PEM text, never printed.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct SecretPem(String);
+
+impl fmt::Debug for SecretPem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretPem(<redacted>)")
+    }
 }
 
 impl Default for LabelConfig {
@@ -245,6 +312,7 @@ impl Default for LabelConfig {
             header: "x-aigc-label".to_string(),
             body_field: false,
             producer: "aigc-edge".to_string(),
+            signing_key: None,
         }
     }
 }
@@ -291,6 +359,8 @@ pub struct Plugin {
     pub profiles: BTreeMap<String, Filter>,
     /// Where the dictionary came from, for logs.
     pub dictionary_source: String,
+    /// The key `label.signing_key` names, parsed.
+    pub signing_key: Option<SigningKey>,
 }
 
 /// A configuration error naming the field.
@@ -334,6 +404,21 @@ impl PluginConfig {
                 "label.producer",
                 "must be a non-empty code of printable ASCII without space, quote or backslash",
             );
+        }
+        if let Some(platform) = &self.platform {
+            if platform.code.is_empty() || !is_annex_e_value(&platform.code) {
+                return bad(
+                    "platform.code",
+                    "must be a non-empty code of printable ASCII without space, quote or backslash",
+                );
+            }
+            if platform.upload_paths.is_empty() || platform.upload_paths.iter().any(|p| !p.starts_with('/')) {
+                return bad("platform.upload_paths", "give one path or more, each starting with /");
+            }
+            let header = &platform.declared_header;
+            if header.is_empty() || !header.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-') {
+                return bad("platform.declared_header", "must be a lowercase header name");
+            }
         }
         if self.max_body_bytes == Some(0) {
             return bad("max_body_bytes", "must be greater than 0");
@@ -502,7 +587,15 @@ impl Plugin {
         let explicit_label = config
             .explicit_label()
             .map_err(|e| ConfigError(format!("invalid plugin configuration field `label.explicit`: {e}")))?;
-        Ok(Plugin { config, default, explicit_label, profiles, dictionary_source })
+        let signing_key = match &config.label.signing_key {
+            // The error names what is wrong with the PEM, never its content.
+            Some(SecretPem(pem)) => Some(
+                SigningKey::from_pem(pem)
+                    .map_err(|e| ConfigError(format!("invalid plugin configuration field `label.signing_key`: {e}")))?,
+            ),
+            None => None,
+        };
+        Ok(Plugin { config, default, explicit_label, profiles, dictionary_source, signing_key })
     }
 
     /// The filter for a profile name.

@@ -6,7 +6,11 @@ use std::rc::Rc;
 
 use core::fmt;
 
+use aigc_edge::label::seal::Sealer;
 use aigc_edge::policy::OnLimit;
+
+use crate::config::{OnConflict, LABEL_FOUND_HEADER};
+use crate::platform;
 use aigc_edge::{Action, Block, Category, Decision, Filter, Hit, ImplicitLabel, PiiKind};
 use sha2::{Digest, Sha256};
 
@@ -47,6 +51,8 @@ pub struct HeaderVerdict {
     pub set: Vec<(String, Option<String>)>,
     /// Answer locally with this status and JSON body instead (request headers only).
     pub reply: Option<(u16, String)>,
+    /// Hold the headers until the body is done: a header set then depends on the body.
+    pub hold_headers: bool,
 }
 
 /// Which way a body travels.
@@ -83,6 +89,8 @@ pub enum Finding {
     Unreadable,
     /// A generated file whose format carries no label.
     UnlabeledFile,
+    /// An uploaded file holding two different labels, or a malformed one (platform mode).
+    LabelConflict,
     /// The guard model could not be asked or its answer not read.
     GuardError,
 }
@@ -103,6 +111,7 @@ impl fmt::Display for Finding {
             Finding::Limit => f.write_str("limit"),
             Finding::Unreadable => f.write_str("unreadable"),
             Finding::UnlabeledFile => f.write_str("unlabeled-file"),
+            Finding::LabelConflict => f.write_str("label-conflict"),
             Finding::GuardError => f.write_str("guard-error"),
         }
     }
@@ -191,6 +200,10 @@ pub struct Exchange {
     inspected: bool,
     /// Unique per response; labels, audit records and complaints cite it.
     pub produce_id: String,
+    /// The response's implicit label, made (and signed) once for the header, body and files.
+    label: std::cell::OnceCell<Option<ImplicitLabel>>,
+    /// On an upload path in platform mode: whether the uploader declared the content generated.
+    upload: Option<bool>,
     /// Envoy route name, for audit records.
     pub route: String,
     request_type: Option<String>,
@@ -241,6 +254,7 @@ impl Exchange {
         };
         let api = Api::from_path(path);
         let inspected = plugin.config.inspect.covers(api, path);
+        let upload = plugin.config.platform.as_ref().filter(|p| p.covers(path)).map(|_| false);
         Exchange {
             filter,
             profile,
@@ -248,6 +262,8 @@ impl Exchange {
             api,
             inspected,
             produce_id,
+            label: std::cell::OnceCell::new(),
+            upload,
             route: route.unwrap_or("").to_string(),
             request_type: None,
             response_type: None,
@@ -283,17 +299,45 @@ impl Exchange {
     /// Request headers: refuse a bad profile or an encoded body, buffer the body when prompts
     /// are inspected, and ask the upstream for an uncompressed answer so compressed responses
     /// cannot bypass the filter.
+    /// `declared` is the platform's declaration header, when platform mode is on.
     pub fn request_headers(
         &mut self,
         has_body: bool,
         content_type: Option<&str>,
         content_encoding: Option<&str>,
+        declared: Option<&str>,
     ) -> HeaderVerdict {
         let mut v = HeaderVerdict::default();
         if let Some(why) = &self.refusal {
             if self.enforcing() {
                 v.reply = Some((400, self.api.error_body(why, "profile")));
                 return v;
+            }
+        }
+        if self.plugin.config.platform.is_some() && self.enforcing() {
+            // Only the filter says what an upload holds: a client's own claim is dropped.
+            v.set.push((LABEL_FOUND_HEADER.into(), None));
+        }
+        if let Some(upload) = &mut self.upload {
+            *upload = declared.is_some_and(|d| matches!(d.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes"));
+            if !has_body {
+                if self.enforcing() {
+                    v.set.push((LABEL_FOUND_HEADER.into(), Some("none".into())));
+                }
+            } else if is_encoded(content_encoding) {
+                self.note(Direction::Request, Finding::Unreadable, Action::Block);
+                if self.enforcing() {
+                    let message = "uploads with a Content-Encoding are not accepted: send the file uncompressed";
+                    v.reply = Some((415, self.api.error_body(message, "upload")));
+                    return v;
+                }
+            } else {
+                self.request_type = content_type.map(str::to_string);
+                v.buffer_body = true;
+                v.hold_headers = self.enforcing();
+                if self.enforcing() {
+                    v.set.push(("content-length".into(), None));
+                }
             }
         }
         if !self.inspected {
@@ -386,7 +430,7 @@ impl Exchange {
     /// The whole request body.
     pub fn request_body(&mut self, bytes: &[u8]) -> Verdict {
         if !self.inspected || !self.plugin.config.inspect.requests {
-            return Verdict::Continue;
+            return self.upload_labels(bytes, Verdict::Continue);
         }
         let (action, new_body) = match body::read(bytes, self.request_type.as_deref()) {
             Ok(Body::Json(doc)) => {
@@ -420,7 +464,58 @@ impl Exchange {
             Some(body) if self.enforcing() => Verdict::Replace { headers: Vec::new(), body },
             _ => Verdict::Continue,
         };
+        let verdict = self.upload_labels(bytes, verdict);
+        if matches!(verdict, Verdict::Reply { .. }) {
+            return verdict;
+        }
         self.ask_guard(Direction::Request, verdict)
+    }
+
+    /// Platform mode on an upload path: every uploaded file's label read, kept and given the
+    /// platform's fields; `x-aigc-label-found` says what was found. `verdict` is the text
+    /// inspection's, whose body (if it rewrote one) is the one relabeled.
+    fn upload_labels(&mut self, original: &[u8], verdict: Verdict) -> Verdict {
+        let (Some(declared), Some(platform)) = (self.upload, self.plugin.config.platform.as_ref()) else {
+            return verdict;
+        };
+        if !self.enforcing() {
+            return verdict; // monitor mode changes nothing
+        }
+        let (mut headers, body) = match verdict {
+            Verdict::Continue => (Vec::new(), None),
+            Verdict::Replace { headers, body } => (headers, Some(body)),
+            other => return other,
+        };
+        let current = body.as_deref().unwrap_or(original);
+        let sealer = self.plugin.signing_key.as_ref().map(Sealer::Sm2);
+        let relabeled = platform::relabel(
+            current,
+            self.request_type.as_deref(),
+            &platform.code,
+            &self.produce_id,
+            declared,
+            sealer.as_ref(),
+        );
+        let relabeled = match relabeled {
+            Ok(r) => r,
+            Err(e) => {
+                if self.refuse_unreadable(Direction::Request) {
+                    let message = format!("upload could not be read ({e}); it was not forwarded");
+                    return Verdict::Reply { status: 400, body: self.api.error_body(&message, "upload") };
+                }
+                headers.push((LABEL_FOUND_HEADER.into(), Some("unreadable".into())));
+                return Verdict::Replace { headers, body: body.unwrap_or_else(|| original.to_vec()) };
+            }
+        };
+        if relabeled.conflict() && platform.on_conflict == OnConflict::Refuse {
+            self.note(Direction::Request, Finding::LabelConflict, Action::Block);
+            let message =
+                "an uploaded file holds two different AIGC labels (GB 45438 allows one); it was not forwarded";
+            return Verdict::Reply { status: 422, body: self.api.error_body(message, "upload") };
+        }
+        headers.push((LABEL_FOUND_HEADER.into(), Some(relabeled.header())));
+        let body = relabeled.body.or(body).unwrap_or_else(|| original.to_vec());
+        Verdict::Replace { headers, body }
     }
 
     /// A body that is not JSON: inspected, recorded; its action and new bytes.
@@ -447,7 +542,15 @@ impl Exchange {
     }
 
     fn label(&self) -> Option<ImplicitLabel> {
-        ImplicitLabel::generated(&self.plugin.config.label.producer, &self.produce_id).ok()
+        self.label
+            .get_or_init(|| {
+                let mut label = ImplicitLabel::generated(&self.plugin.config.label.producer, &self.produce_id).ok()?;
+                if let Some(key) = &self.plugin.signing_key {
+                    label.seal_producer(&Sealer::Sm2(key));
+                }
+                Some(label)
+            })
+            .clone()
     }
 
     pub(crate) fn is_success(&self) -> bool {

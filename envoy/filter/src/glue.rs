@@ -482,14 +482,21 @@ impl HttpContext for Http {
             .into_iter()
             .find_map(|path| hostcalls::get_property(path).ok().flatten())
             .and_then(|b| String::from_utf8(b).ok());
+        let declared = plugin.config.platform.as_ref().and_then(|p| header(&p.declared_header));
         self.exchange = Some(Exchange::new(plugin, &path, profile.as_deref(), route.as_deref(), produce_id()));
         let (ct, ce) = (header("content-type"), header("content-encoding"));
-        let v = self.timed(|x| x.request_headers(!end_of_stream, ct.as_deref(), ce.as_deref())).unwrap_or_default();
+        let v = self
+            .timed(|x| x.request_headers(!end_of_stream, ct.as_deref(), ce.as_deref(), declared.as_deref()))
+            .unwrap_or_default();
         if let Some((status, body)) = &v.reply {
             return reply(*status, body);
         }
         self.apply_headers(&v.set, Direction::Request);
         self.buffer_request = v.buffer_body;
+        if v.hold_headers {
+            // Headers set from the body (platform mode) must not leave before it is read.
+            return Action::Pause;
+        }
         Action::Continue
     }
 

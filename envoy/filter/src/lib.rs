@@ -15,6 +15,7 @@ pub mod inspect;
 pub mod json;
 mod lanes;
 pub mod metrics;
+pub mod platform;
 pub mod sse;
 
 #[cfg(target_arch = "wasm32")]

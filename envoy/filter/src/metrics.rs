@@ -51,6 +51,7 @@ pub fn finding(finding: Finding, action: Action, direction: Direction) -> String
         Finding::Unreadable => ("aigc_edge_uninspected_total", "reason", "unreadable".to_string()),
         Finding::UnlabeledFile => ("aigc_edge_uninspected_total", "reason", "unlabeled_file".to_string()),
         Finding::GuardError => ("aigc_edge_uninspected_total", "reason", "guard_error".to_string()),
+        Finding::LabelConflict => ("aigc_edge_label_conflicts_total", "reason", "labels_differ".to_string()),
     };
     format!("{family};{label}={value};action={};direction={}", action.as_str(), direction.as_str())
 }

@@ -39,7 +39,8 @@ enum Sent {
 fn send_prompt(p: &Rc<Plugin>, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Sent {
     let header = |name: &str| headers.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
     let mut x = Exchange::new(Rc::clone(p), path, header("x-aigc-profile"), header("route"), "id".into());
-    let h = x.request_headers(true, header("content-type").or(Some("application/json")), header("content-encoding"));
+    let h =
+        x.request_headers(true, header("content-type").or(Some("application/json")), header("content-encoding"), None);
     if let Some((status, _)) = h.reply {
         return Sent::Refused(status);
     }

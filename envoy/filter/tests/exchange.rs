@@ -196,7 +196,7 @@ fn requests_block_mask_and_respect_roles() {
             .to_string()
     };
     let mut x = exchange(&p, "/v1/chat/completions");
-    let h = x.request_headers(true, Some("application/json"), None);
+    let h = x.request_headers(true, Some("application/json"), None, None);
     assert!(h.buffer_body);
     assert!(h.set.contains(&("content-length".to_string(), None)));
     assert!(h.set.contains(&("accept-encoding".to_string(), None)));
@@ -326,7 +326,7 @@ fn compressed_responses_cannot_bypass() {
 fn monitor_mode_changes_nothing() {
     let p = plugin(json!({"mode": "monitor"}));
     let mut x = exchange(&p, "/v1/chat/completions");
-    let h = x.request_headers(true, Some("application/json"), None);
+    let h = x.request_headers(true, Some("application/json"), None, None);
     assert!(!h.set.iter().any(|(k, _)| k == "content-length"));
     let body = json!({"messages": [{"role": "user", "content": "教我自制炸药"}]}).to_string();
     assert_eq!(x.request_body(body.as_bytes()), Verdict::Continue);
@@ -471,7 +471,7 @@ fn prompts_go_to_the_guard_after_the_keywords_pass() {
     for (name, extra, answer, status, message) in cases {
         let p = if extra.as_object().is_some_and(|o| o.is_empty()) { Rc::clone(&p) } else { guarded(extra) };
         let mut x = exchange(&p, "/v1/chat/completions");
-        x.request_headers(true, Some("application/json"), None);
+        x.request_headers(true, Some("application/json"), None, None);
         let Verdict::Ask(call) = x.request_body(&chat_body("请介绍一下如何做菜")) else {
             panic!("{name}: the guard is asked")
         };
@@ -504,10 +504,10 @@ fn prompts_go_to_the_guard_after_the_keywords_pass() {
 fn a_keyword_block_is_decisive_and_a_mask_waits_for_the_guard() {
     let p = guarded(json!({}));
     let mut x = exchange(&p, "/v1/chat/completions");
-    x.request_headers(true, Some("application/json"), None);
+    x.request_headers(true, Some("application/json"), None, None);
     assert!(matches!(x.request_body(&chat_body("教我自制炸药")), Verdict::Reply { status: 400, .. }), "no guard call");
     let mut x = exchange(&p, "/v1/chat/completions");
-    x.request_headers(true, Some("application/json"), None);
+    x.request_headers(true, Some("application/json"), None, None);
     assert!(matches!(x.request_body(&chat_body("你是傻逼")), Verdict::Ask(_)));
     match x.guard_answer(qwen("Safety: Safe")) {
         Verdict::Replace { body, .. } => assert!(String::from_utf8(body).unwrap().contains("你是**")),
@@ -519,7 +519,7 @@ fn a_keyword_block_is_decisive_and_a_mask_waits_for_the_guard() {
 fn answers_are_judged_with_their_prompt() {
     let p = guarded(json!({}));
     let mut x = exchange(&p, "/v1/chat/completions");
-    x.request_headers(true, Some("application/json"), None);
+    x.request_headers(true, Some("application/json"), None, None);
     assert!(matches!(x.request_body(&chat_body("讲个故事")), Verdict::Ask(_)));
     assert_eq!(x.guard_answer(qwen("Safety: Safe")), Verdict::Continue);
     x.response_headers(200, Some("application/json"), None);

@@ -88,7 +88,7 @@ fn errors_carry_the_core_message() {
     assert!(Filter::new(KEYWORDS, Some(r#"{"limits": {"max_carry_bytes": 0}}"#.into()), None).is_err());
     assert!(Filter::from_artifact(b"not an artifact", None).is_err());
     assert!(label_text("x", Some("AI".into()), None).is_err());
-    assert!(verify_file(b"\x89PNG\r\n\x1a\ntruncated", None).is_err());
+    assert!(verify_file(b"\x89PNG\r\n\x1a\ntruncated", None, None).is_err());
 }
 
 #[wasm_bindgen_test]
@@ -141,15 +141,36 @@ const PNG: [u8; 70] = [
 
 #[wasm_bindgen_test]
 fn files_label_verify_and_propagate() {
-    let labeled = label_file(&PNG, "P1", Some("id-1".into()), Some(b"k".to_vec())).unwrap();
-    let r = json(&verify_file(&labeled, Some(b"k".to_vec())).unwrap());
+    let labeled = label_file(&PNG, "P1", Some("id-1".into()), Some(b"k".to_vec()), None).unwrap();
+    let r = json(&verify_file(&labeled, Some(b"k".to_vec()), None).unwrap());
     assert_eq!(r["format"], "png");
     assert_eq!(r["verdict"], "compliant");
     assert_eq!(r["labels"][0]["fields"]["ProduceID"], "id-1");
-    let platform = propagate_file(&labeled, "PLAT", Some("p-1".into()), None, None).unwrap();
+    let platform = propagate_file(&labeled, "PLAT", Some("p-1".into()), None, None, None).unwrap();
     let r = json(&read_labels(&platform).unwrap());
     assert_eq!(r["labels"][0]["fields"]["ContentPropagator"], "PLAT");
-    assert!(propagate_file(&PNG, "PLAT", None, None, None).is_err());
+    assert!(propagate_file(&PNG, "PLAT", None, None, None, None).is_err());
+}
+
+#[wasm_bindgen_test]
+fn sm2_signed_labels_verify_with_only_the_public_key() {
+    let pair = json(&generate_signing_key().unwrap());
+    let (private, public) = (pair["privateKey"].as_str().unwrap(), pair["publicKey"].as_str().unwrap());
+    assert!(private.starts_with("-----BEGIN PRIVATE KEY-----"));
+    let signed = label_file(&PNG, "P1", Some("id-1".into()), None, Some(private.into())).unwrap();
+    let r = json(&verify_file(&signed, None, Some(vec![public.into()])).unwrap());
+    assert_eq!(r["verdict"], "compliant");
+    assert_eq!(r["labels"][0]["codes"]["ReservedCode1"], "verified: sm2");
+    assert_eq!(r["labels"][0]["fields"]["ReservedCode1"].as_str().unwrap().len(), 128);
+    // Another key's public half: the signature does not verify.
+    let other = json(&generate_signing_key().unwrap());
+    let r = json(&verify_file(&signed, None, Some(vec![other["publicKey"].as_str().unwrap().into()])).unwrap());
+    assert_eq!(r["verdict"], "non-compliant");
+    assert_eq!(r["labels"][0]["codes"]["ReservedCode1"], "does not verify");
+    // Without keys the code is reported unchecked, not trusted.
+    let r = json(&verify_file(&signed, None, None).unwrap());
+    assert_eq!(r["labels"][0]["codes"]["ReservedCode1"], "not checked: no key for it");
+    assert!(label_file(&PNG, "P1", None, None, Some("not a key".into())).is_err());
 }
 
 #[wasm_bindgen_test]
