@@ -70,8 +70,9 @@ class Assessment:
     def report_json(self) -> str:
         """The same, as the CLI prints it (pretty JSON)."""
 
-def label_file(data: bytes, producer: str, produce_id: Optional[str] = None, key: Optional[bytes] = None) -> bytes:
+def label_file(data: bytes, producer: str, produce_id: Optional[str] = None, key: Optional[bytes] = None,
+               signing_key: Optional[str] = None) -> bytes:
     """The file with its one GB 45438 implicit label."""
 
-def verify_file(data: bytes, key: Optional[bytes] = None) -> Dict[str, Any]:
+def verify_file(data: bytes, key: Optional[bytes] = None, public_keys: Optional[List[str]] = None) -> Dict[str, Any]:
     """`{"format", "labels", "verdict", "reasons"}`."""

@@ -92,14 +92,29 @@ def test_artifact_round_trip_and_dirty_lines():
     assert Filter("赌博\tA.1h\n色情\tA.7z\n").warnings == ['dictionaries[0]:2: unknown category "A.7z" ignored']
 
 
-def test_label_and_verify_files():
+def test_label_and_verify_files(tmp_path):
     labeled = aigc_edge.label_file(PNG, "PRODUCER1", "id-1", key=b"k")
     report = aigc_edge.verify_file(labeled, key=b"k")
     assert report["format"] == "png" and report["verdict"] == "compliant"
     assert report["labels"][0]["fields"]["ProduceID"] == "id-1"
+    assert report["labels"][0]["codes"]["ReservedCode1"] == "verified: hmac-sha256"
     assert aigc_edge.verify_file(labeled, key=b"other")["verdict"] == "non-compliant"
-    cli_report = json.loads(cli("verify", "-", stdin=labeled).stdout)[0]
+    (tmp_path / "k").write_bytes(b"k")
+    cli_report = json.loads(cli("verify", "-", "--key-file", str(tmp_path / "k"), stdin=labeled).stdout)[0]
     assert cli_report["labels"] == report["labels"]
+
+
+def test_sm2_signed_files_verify_with_the_public_key(tmp_path):
+    cli("keygen", "-o", str(tmp_path / "p"))
+    private, public = (tmp_path / "p.key").read_text(), (tmp_path / "p.pub").read_text()
+    signed = aigc_edge.label_file(PNG, "PRODUCER1", "id-1", signing_key=private)
+    report = aigc_edge.verify_file(signed, public_keys=[public])
+    assert report["verdict"] == "compliant"
+    assert report["labels"][0]["codes"]["ReservedCode1"] == "verified: sm2"
+    cli_report = json.loads(cli("verify", "-", "--public-key", str(tmp_path / "p.pub"), stdin=signed).stdout)[0]
+    assert cli_report["labels"] == report["labels"]
+    with pytest.raises(AigcEdgeError, match="PKCS#8"):
+        aigc_edge.label_file(PNG, "PRODUCER1", signing_key="not a key")
 
 
 def corpus(tmp_path, files=2, per_file=300):
