@@ -117,6 +117,45 @@ fn tiff(pixels: usize) -> Vec<u8> {
     out
 }
 
+/// An Ogg Opus stream: `OpusHead`, `OpusTags`, then `audio` bytes in pages of 16 segments of
+/// 255 bytes (the stream's later pages are what relabeling renumbers).
+fn ogg(audio: usize) -> Vec<u8> {
+    fn crc(bytes: &[u8]) -> u32 {
+        let mut c = 0u32;
+        for &b in bytes {
+            c ^= u32::from(b) << 24;
+            for _ in 0..8 {
+                c = if c & 0x8000_0000 != 0 { (c << 1) ^ 0x04C1_1DB7 } else { c << 1 };
+            }
+        }
+        c
+    }
+    let page = |flags: u8, granule: u64, seq: u32, packet: &[u8], out: &mut Vec<u8>| {
+        let start = out.len();
+        let mut lacing: Vec<u8> = vec![255; packet.len() / 255];
+        lacing.push((packet.len() % 255) as u8);
+        out.extend_from_slice(b"OggS\0");
+        out.push(flags);
+        out.extend_from_slice(&granule.to_le_bytes());
+        out.extend_from_slice(&7u32.to_le_bytes());
+        out.extend_from_slice(&seq.to_le_bytes());
+        out.extend_from_slice(&[0; 4]);
+        out.push(lacing.len() as u8);
+        out.extend_from_slice(&lacing);
+        out.extend_from_slice(packet);
+        let c = crc(&out[start..]);
+        out[start + 22..start + 26].copy_from_slice(&c.to_le_bytes());
+    };
+    let mut out = Vec::with_capacity(audio + audio / 64);
+    page(2, 0, 0, b"OpusHead\x01\x01\x38\x01\x80\xbb\0\0\0\0\0", &mut out);
+    page(0, 0, 1, b"OpusTags\x04\0\0\0test\0\0\0\0", &mut out);
+    let data = noise(audio, 17);
+    for (i, packet) in data.chunks(16 * 255 - 1).enumerate() {
+        page(0, (i as u64 + 1) * 960, i as u32 + 2, packet, &mut out);
+    }
+    out
+}
+
 /// A one-page PDF whose content stream is `content` bytes, with a classic cross-reference table.
 fn pdf(content: usize) -> Vec<u8> {
     let mut out = b"%PDF-1.7\n".to_vec();
@@ -214,6 +253,7 @@ fn main() {
         ("10 MB PNG", png(10 << 20)),
         ("30 MB FLAC (3 min)", flac(30 << 20)),
         ("48 MB TIFF (12 MP grey)", tiff(48 << 20)),
+        ("30 MB Ogg Opus", ogg(30 << 20)),
         ("20 MB PDF", pdf(20 << 20)),
         ("20 MB docx (one image)", docx(20 << 20)),
     ];
