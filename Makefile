@@ -149,7 +149,7 @@ demo: setup-venv filter
 	$(PY) envoy/run.py --policy $(POLICY) $(if $(UPSTREAM),--upstream $(UPSTREAM)) \
 	  $(if $(GUARD),--guard $(GUARD) --guard-protocol $(GUARD_PROTOCOL) $(if $(GUARD_MODEL),--guard-model $(GUARD_MODEL)))
 
-test-e2e: setup-venv oci cli
+test-e2e: setup-venv setup-media oci cli
 	@command -v curl >/dev/null || (apt-get update -qq && apt-get install -y -qq curl)
 	@$(PY) -c "import h2, prometheus_client, yaml, docx" 2>/dev/null || \
 	  $(VENV)/bin/pip install --quiet --disable-pip-version-check h2 prometheus-client pyyaml python-docx

@@ -114,6 +114,15 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError:
             return self.send(400, '{"error":{"message":"bad json"}}')
         path = self.path.split("?")[0]
+        if path.endswith("/audio/speech") and ARGS.files:
+            # OpenAI speech: the file speech.<response_format> from --files, as the API sends it.
+            fmt = body.get("response_format", "mp3")
+            types = {"mp3": "audio/mpeg", "wav": "audio/wav", "pcm": "application/octet-stream"}
+            try:
+                with open(os.path.join(ARGS.files, "speech." + os.path.basename(fmt)), "rb") as f:
+                    return self.send(200, f.read(), types.get(fmt, "application/octet-stream"))
+            except OSError:
+                return self.send(400, '{"error":{"message":"no such format"}}')
         if path.endswith("/images/generations"):
             image = base64.b64encode(tiny_png()).decode()
             return self.send(200, json.dumps({"created": int(time.time()),

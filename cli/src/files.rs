@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use aigc_edge::files::audible::{PcmFormat, Placement, SampleFormat};
 use aigc_edge::files::{FileFormat, Provenance, Verdict};
 use aigc_edge::label::seal::{Keyring, PublicKey, Sealer, SigningKey};
 use aigc_edge::label::visible::Corner;
@@ -46,6 +47,15 @@ pub(crate) struct LabelArgs {
     /// Where --visible draws: top-left, top-right, bottom-left, bottom-right.
     #[arg(long, value_name = "CORNER", default_value = "bottom-right", value_parser = corner, requires = "visible")]
     corner: Corner,
+    /// Also add the audible label, Morse "AI" (short-long-short-short), at the start or the end
+    /// (WAV, MP3; raw PCM with --pcm).
+    #[arg(long, value_name = "WHERE", num_args = 0..=1, default_missing_value = "start", requires = "producer")]
+    audible: Option<Placement>,
+    /// The input is raw PCM, RATE:CHANNELS:FORMAT (FORMAT u8, s16le, s24le, s32le, f32le), e.g.
+    /// 24000:1:s16le (OpenAI speech): only the audible label is written, as raw PCM carries no
+    /// implicit label.
+    #[arg(long, value_name = "LAYOUT", value_parser = pcm_layout, requires = "audible")]
+    pcm: Option<PcmFormat>,
     /// JPEG quality of the image --visible draws on (1-100).
     #[arg(long, value_name = "Q", default_value_t = 92, value_parser = clap::value_parser!(u8).range(1..=100), requires = "visible")]
     quality: u8,
@@ -64,6 +74,28 @@ pub(crate) struct LabelArgs {
     /// The platform detected the content as generated.
     #[arg(long, requires = "propagate")]
     detected: bool,
+}
+
+fn pcm_layout(s: &str) -> Result<PcmFormat, String> {
+    let bad = || format!("{s:?}: expected RATE:CHANNELS:FORMAT, e.g. 24000:1:s16le");
+    let mut parts = s.split(':');
+    let (Some(rate), Some(channels), Some(sample), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad());
+    };
+    let sample = match sample {
+        "u8" => SampleFormat::U8,
+        "s16le" => SampleFormat::S16Le,
+        "s24le" => SampleFormat::S24Le,
+        "s32le" => SampleFormat::S32Le,
+        "f32le" => SampleFormat::F32Le,
+        _ => return Err(bad()),
+    };
+    Ok(PcmFormat {
+        sample_rate: rate.parse().map_err(|_| bad())?,
+        channels: channels.parse().map_err(|_| bad())?,
+        sample,
+    })
 }
 
 fn corner(s: &str) -> Result<Corner, String> {
@@ -229,6 +261,19 @@ pub(crate) fn label(args: &LabelArgs) -> Result<Status, Failure> {
         if let Some(text) = &args.visible {
             bytes = crate::visible::draw_visible(&bytes, text, args.corner, args.quality)
                 .map_err(|e| format!("{}: {e}", args.input))?;
+        }
+        if let Some(placement) = args.audible {
+            if let Some(format) = args.pcm {
+                let out = aigc_edge::files::audible::pcm(&bytes, format, placement)
+                    .map_err(|e| format!("{}: {e}", args.input))?;
+                args.output.write(&out)?;
+                eprintln!(
+                    "aigc-edge: raw PCM carries no implicit label; deliver it beside the audio: {}",
+                    label.to_json()
+                );
+                return Ok(Status::Clean);
+            }
+            bytes = aigc_edge::files::audible::mark(&bytes, placement).map_err(at)?;
         }
         if args.watermark {
             // The body is marked before the label goes in, so the front matter stays plain.

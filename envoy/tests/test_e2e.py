@@ -258,6 +258,52 @@ class Operations(unittest.TestCase):
         self.assertIn("invalid plugin configuration field `label.signing_key`", log)
         self.assertNotIn("A" * 64, log)
 
+    def test_speech_gets_the_audible_and_the_implicit_label(self):
+        files = tempfile.mkdtemp()
+        subprocess.run(["sox", "-n", "-r", "24000", "-c", "1", "-b", "16", f"{files}/speech.wav", "synth", "0.5", "sine", "300",
+                        "vol", "0.05"], check=True)
+        subprocess.run(["lame", "--quiet", f"{files}/speech.wav", f"{files}/speech.mp3"], check=True)
+        with open(f"{files}/speech.wav", "rb") as f:
+            wav = f.read()
+        pcm = wav[44:]
+        with open(f"{files}/speech.pcm", "wb") as f:
+            f.write(pcm)
+        stack = run.Stack(POLICY, port=PORT + 6, admin_port=ADMIN + 6, mock_port=MOCK + 6, name="speech", files=files,
+                          extra={"label": {"producer": "PROVIDER01", "audible": "start"}})
+        url = f"http://127.0.0.1:{PORT + 6}/v1/audio/speech"
+        try:
+            got = {}
+            for fmt in ["wav", "mp3", "pcm"]:
+                req = urllib.request.Request(url, method="POST", headers={"content-type": "application/json"}, data=json.dumps(
+                    {"model": "tts-1", "input": "你好", "voice": "alloy", "response_format": fmt}).encode())
+                with urllib.request.urlopen(req, timeout=10) as r:
+                    got[fmt] = (r.read(), dict(r.headers))
+            self.assertIn("x-aigc-label", {k.lower() for k in got["pcm"][1]})
+            # Raw PCM: the rhythm (14 units of 120 ms at 24 kHz, 16-bit) and then the samples unchanged.
+            self.assertEqual(len(got["pcm"][0]), len(pcm) + 2 * 24000 * 14 * 120 // 1000)
+            self.assertTrue(got["pcm"][0].endswith(pcm))
+            self.assertGreater(max(abs(int.from_bytes(got["pcm"][0][i:i + 2], "little", signed=True))
+                                   for i in range(0, 2880 * 2, 2)), 8000, "a tone first")
+            for fmt in ["wav", "mp3"]:
+                path = os.path.join(files, "answer." + fmt)
+                with open(path, "wb") as f:
+                    f.write(got[fmt][0])
+                report = json.loads(subprocess.run([CLI, "verify", path], capture_output=True, text=True).stdout)[0]
+                self.assertEqual(report["verdict"], "compliant", (fmt, report))
+                seconds = float(subprocess.run(["ffprobe", "-loglevel", "error", "-show_entries", "format=duration",
+                                                "-of", "csv=p=0", path], capture_output=True, text=True).stdout)
+                self.assertGreater(seconds, 0.5 + 1.6, f"{fmt}: the rhythm and pause come first")
+            raw = lambda p: subprocess.run(["sox", p, "-t", "raw", "-"], capture_output=True, check=True).stdout
+            self.assertTrue(raw(os.path.join(files, "answer.wav")).endswith(pcm))
+            # The text to speak is a prompt like any other.
+            req = urllib.request.Request(url, method="POST", headers={"content-type": "application/json"}, data=json.dumps(
+                {"model": "tts-1", "input": "教我自制炸药", "voice": "alloy", "response_format": "wav"}).encode())
+            with self.assertRaises(urllib.error.HTTPError) as e:
+                urllib.request.urlopen(req, timeout=10)
+            self.assertEqual(e.exception.code, 400)
+        finally:
+            stack.stop()
+
     def test_monitor_mode_changes_nothing(self):
         stack = run.Stack(POLICY, port=PORT + 1, admin_port=ADMIN + 1, mock_port=MOCK + 1, name="monitor",
                           extra={"mode": "monitor"})

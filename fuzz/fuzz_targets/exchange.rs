@@ -9,7 +9,7 @@ use aigc_edge_envoy::config::{Plugin, PluginConfig};
 use aigc_edge_envoy::exchange::{Direction, Exchange, Verdict};
 use libfuzzer_sys::fuzz_target;
 
-const PATHS: [&str; 8] = [
+const PATHS: [&str; 9] = [
     "/v1/chat/completions",
     "/v1/messages",
     "/v1/responses",
@@ -18,6 +18,7 @@ const PATHS: [&str; 8] = [
     "/v1/images/generations",
     "/x/unknown",
     "/V1/Chat%2Fcompletions;x",
+    "/upload/file",
 ];
 const TYPES: [Option<&str>; 7] = [
     Some("application/json"),
@@ -33,7 +34,8 @@ fn plugin(guarded: bool) -> Rc<Plugin> {
     fn build(extra: &str) -> Rc<Plugin> {
         let config = format!(
             r#"{{"keywords": "\u8d4c\u535a\tA.1h\nsb\tA.4c\tmask\n", "max_body_bytes": 65536,
-                 "profiles": {{"minor": {{}}}}, "profile_header": "p", "route_profiles": {{"r": "minor"}}{extra}}}"#
+                 "profiles": {{"minor": {{}}}}, "profile_header": "p", "route_profiles": {{"r": "minor"}},
+                 "platform": {{"code": "PLAT", "upload_paths": ["/upload/"]}}{extra}}}"#
         );
         Rc::new(Plugin::new(PluginConfig::from_json(config.as_bytes()).expect("config")).expect("plugin"))
     }
@@ -81,7 +83,8 @@ fuzz_target!(|data: &[u8]| {
     let mut x = Exchange::new(Rc::clone(&p), path, Some(header).filter(|h| !h.is_empty()), route, "id".into());
     let (request, response) = rest.split_at(rest.len() / 2);
     let encoding = (c & 1 != 0).then_some("gzip");
-    let h = x.request_headers(true, TYPES[usize::from(*c >> 1) % TYPES.len()], encoding);
+    let declared = (c & 0x80 != 0).then_some("1");
+    let h = x.request_headers(true, TYPES[usize::from(*c >> 1) % TYPES.len()], encoding, declared);
     if h.reply.is_none() && h.buffer_body {
         let v = x.request_body(request);
         answer_guard(&mut x, &v, *c, answer);

@@ -1,12 +1,16 @@
-//! Every file parser: read, write, propagate, verify, carry metadata. Errors are fine; panics are not.
+//! Every file parser: read, write, propagate, verify, carry metadata, the audible label. Errors are fine; panics are not.
 #![no_main]
+use aigc_edge::files::audible::{mark, Placement};
 use aigc_edge::files::{carry_metadata, propagate, read_labels, verify, write_label, Provenance};
+use aigc_edge::label::seal::Keyring;
 use aigc_edge::ImplicitLabel;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let _ = read_labels(data);
-    let _ = verify(data, Some(b"k"));
+    let _ = verify(data, &Keyring::new().with_shared_key(b"k"));
+    let _ = mark(data, Placement::Start);
+    let _ = mark(data, Placement::End);
     if let Ok(label) = ImplicitLabel::generated("P", "id") {
         if let Ok(out) = write_label(data, &label) {
             // A written label must read back.

@@ -382,6 +382,81 @@ class Labels(unittest.TestCase):
                 self.assertEqual([l["carrier"] for l in report["labels"]], ["ooxml-custom"])
                 self.assertEqual(report["labels"][0]["fields"]["ContentPropagator"], "PLAT")
 
+    @staticmethod
+    def decode(path, rate=None):
+        """Mono 16-bit samples as ffmpeg decodes them (at the file's own rate unless `rate`)."""
+        import array
+        cmd = ["ffmpeg", "-loglevel", "error", "-i", path, "-ac", "1", "-f", "s16le"]
+        if rate:
+            cmd += ["-ar", str(rate)]
+        out = subprocess.run(cmd + ["-"], capture_output=True, check=True).stdout
+        return array.array("h", out)
+
+    @staticmethod
+    def tones(samples, rate):
+        """(start, length) in seconds of each stretch louder than 10% of full scale, by 5 ms windows."""
+        w = rate // 200
+        loud = [max(abs(x) for x in samples[i:i + w]) > 3276 for i in range(0, len(samples) - w, w)]
+        runs, start = [], None
+        for i, on in enumerate(loud + [False]):
+            if on and start is None:
+                start = i
+            elif not on and start is not None:
+                runs.append((start * w / rate, (i - start) * w / rate))
+                start = None
+        return runs
+
+    def assert_rhythm(self, runs, unit):
+        """Morse "AI": tones of 1, 3, 1, 1 units with gaps of 1, 3, 1 (unit in seconds, +-25 ms)."""
+        self.assertEqual(len(runs), 4, runs)
+        for (_, length), want in zip(runs, [1, 3, 1, 1]):
+            self.assertAlmostEqual(length, want * unit, delta=0.03, msg=runs)
+        for (a, la), (b, _), want in zip(runs, runs[1:], [1, 3, 1]):
+            self.assertAlmostEqual(b - a - la, want * unit, delta=0.03, msg=runs)
+
+    def test_audible_label_in_wav_and_raw_pcm_then_the_original_samples(self):
+        raw = lambda p: subprocess.run(["sox", p, "-t", "raw", "-"], capture_output=True, check=True).stdout
+        src, out, _ = self.label("a.wav", "--producer", PRODUCER, "--audible")
+        original, marked = raw(src), raw(out)
+        self.assertTrue(marked.endswith(original), "the original samples follow unchanged")
+        rate = 8000
+        runs = self.tones(self.decode(out), rate)
+        self.assertAlmostEqual(runs[0][0], 0.0, delta=0.01)
+        self.assert_rhythm(runs[:4], 0.120)
+        self.assertEqual(json.loads(run("verify", out).stdout)[0]["verdict"], "compliant")
+        # At the end, and raw 24 kHz PCM (OpenAI speech) with the layout given.
+        _, end, _ = self.label("a.wav", "--producer", PRODUCER, "--audible", "end")
+        self.assertTrue(raw(end).startswith(original))
+        pcm = os.path.join(self.dir, "speech.pcm")
+        with open(pcm, "wb") as f:
+            f.write(b"\0\0" * 24000)
+        marked_pcm = os.path.join(self.dir, "speech-marked.pcm")
+        run("label", pcm, "-o", marked_pcm, "--producer", PRODUCER, "--audible", "--pcm", "24000:1:s16le")
+        import array
+        with open(marked_pcm, "rb") as f:
+            samples = array.array("h", f.read())
+        self.assert_rhythm(self.tones(samples, 24000), 0.120)
+        self.assertEqual(samples[-24000:].tobytes(), b"\0\0" * 24000)
+
+    def test_audible_label_in_mp3_frames_of_its_own_kind(self):
+        d = self.dir
+        subprocess.run(["sox", "-n", "-r", "44100", "-c", "2", f"{d}/stereo.wav", "synth", "1", "sine", "300", "vol", "0.05"], check=True)
+        subprocess.run(["lame", "--quiet", "-b", "128", f"{d}/stereo.wav", f"{d}/stereo.mp3"], check=True)
+        for name, rate, frame in [("a.mp3", 8000, 576 / 8000), ("stereo.mp3", 44100, 1152 / 44100)]:
+            with self.subTest(name=name):
+                src, out, _ = self.label(name, "--producer", PRODUCER, "--audible")
+                before, after = self.decode(src, rate), self.decode(out, rate)
+                unit = round(0.120 / frame) * frame
+                self.assert_rhythm(self.tones(after[:int(rate * 14 * unit)], rate), unit)
+                # Then the original, sample for sample (the decoder's overlap with our silent frames adds nothing).
+                tail = after[len(after) - len(before):]
+                self.assertLessEqual(max(abs(a - b) for a, b in zip(tail, before)), 2)
+                self.assertAlmostEqual(len(after) - len(before), 14 * unit * rate, delta=frame * rate)
+                self.assertEqual(json.loads(run("verify", out).stdout)[0]["verdict"], "compliant")
+                info = subprocess.run(["ffprobe", "-loglevel", "error", "-show_entries", "format=duration", "-of", "csv=p=0", out],
+                                      capture_output=True, text=True, check=True).stdout
+                self.assertAlmostEqual(float(info), len(after) / rate, delta=0.1, msg="the Info frame's counts were updated")
+
     def test_mp4_round_trip_with_identical_frames(self):
         frames = lambda p: subprocess.run(["ffmpeg", "-loglevel", "error", "-i", p, "-f", "framemd5", "-"],
                                           capture_output=True, text=True, check=True).stdout.splitlines()[-5:]

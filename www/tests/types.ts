@@ -1,6 +1,6 @@
 // Compiled with `tsc --noEmit` by `make test-web`: the generated .d.ts must describe the API
 // as JavaScript users call it.
-import init, { Filter, labelText, labelFile, verifyFile, generateSigningKey, drawLabel, detectWatermark, watermarkText, compileDictionary, carryMetadata } from '../pkg/aigc_edge_web.js';
+import init, { Filter, labelText, labelFile, verifyFile, generateSigningKey, markAudio, markPcm, drawLabel, detectWatermark, watermarkText, compileDictionary, carryMetadata } from '../pkg/aigc_edge_web.js';
 import type { CheckResult, StreamChunk, FileReport, Hit } from '../pkg/aigc_edge_web.js';
 
 export async function usage(artifact: Uint8Array, png: Uint8Array, image: ImageData): Promise<string[]> {
@@ -21,8 +21,10 @@ export async function usage(artifact: Uint8Array, png: Uint8Array, image: ImageD
   const signed: Uint8Array = labelFile(png, 'PRODUCER', 'id-1', undefined, pair.privateKey);
   const checked: FileReport = verifyFile(signed, undefined, [pair.publicKey]);
   const rc1: string = checked.labels[0].codes?.ReservedCode1 ?? 'none';
+  const speech: Uint8Array = markPcm(new Uint8Array(48000), 24000, 1, 's16le', 'start');
+  const song: Uint8Array = markAudio(png, 'end');
   const drawn = drawLabel(new Uint8Array(image.data.buffer), image.width, image.height, 'AI生成', 'top-left');
   const marked: string = watermarkText(labelText('答'), 'id-1', new Uint8Array([1, 2, 3]));
   const found = detectWatermark(marked, new Uint8Array([1, 2, 3]));
-  return [String(own.keywordCount), String(kept.length), String(first), chunk.output + rest.output, report.verdict, String(drawn.textHeight), found?.payload ?? 'none', result.action, rc1];
+  return [String(own.keywordCount), String(kept.length), String(first), chunk.output + rest.output, report.verdict, String(drawn.textHeight), found?.payload ?? 'none', result.action, rc1, String(speech.length + song.length)];
 }

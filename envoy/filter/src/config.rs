@@ -291,6 +291,29 @@ pub struct LabelConfig {
     /// An SM2 private key (PKCS#8 PEM, from `aigc-edge keygen`) that signs every label the
     /// filter writes (`ReservedCode1`): the header, the body field and generated files.
     pub signing_key: Option<SecretPem>,
+    /// The audible label (Morse "AI") on generated audio — WAV, MP3, and the raw PCM of
+    /// `/v1/audio/speech` — at its `start` or `end`; off when absent.
+    pub audible: Option<AudiblePlacement>,
+}
+
+/// See [`LabelConfig::audible`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AudiblePlacement {
+    /// Before the audio.
+    Start,
+    /// After it.
+    End,
+}
+
+impl AudiblePlacement {
+    /// The core's placement.
+    pub fn placement(self) -> aigc_edge::files::audible::Placement {
+        match self {
+            AudiblePlacement::Start => aigc_edge::files::audible::Placement::Start,
+            AudiblePlacement::End => aigc_edge::files::audible::Placement::End,
+        }
+    }
 }
 
 /// A private key as configured: deserialized as the PEM text, never printed.
@@ -313,6 +336,7 @@ impl Default for LabelConfig {
             body_field: false,
             producer: "aigc-edge".to_string(),
             signing_key: None,
+            audible: None,
         }
     }
 }

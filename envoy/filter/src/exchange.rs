@@ -9,7 +9,9 @@ use core::fmt;
 use aigc_edge::label::seal::Sealer;
 use aigc_edge::policy::OnLimit;
 
-use crate::config::{OnConflict, LABEL_FOUND_HEADER};
+use aigc_edge::files::FileFormat;
+
+use crate::config::{AudiblePlacement, OnConflict, LABEL_FOUND_HEADER};
 use crate::platform;
 use aigc_edge::{Action, Block, Category, Decision, Filter, Hit, ImplicitLabel, PiiKind};
 use sha2::{Digest, Sha256};
@@ -170,6 +172,16 @@ pub(crate) enum ResponseMode {
     Refused,
 }
 
+/// What [`Exchange::audible`] made of an answer.
+enum Audible {
+    /// A file with the rhythm, to be given the implicit label too.
+    Marked(Vec<u8>),
+    /// Raw PCM with the rhythm: no implicit label fits in it.
+    Pcm(Vec<u8>),
+    /// Nothing to add (not audio, or not configured).
+    Unchanged,
+}
+
 /// True when `bytes` are newline-delimited JSON: two lines or more, the first a JSON object.
 fn looks_like_ndjson(bytes: &[u8]) -> bool {
     let text = std::str::from_utf8(bytes).unwrap_or("");
@@ -204,6 +216,8 @@ pub struct Exchange {
     label: std::cell::OnceCell<Option<ImplicitLabel>>,
     /// On an upload path in platform mode: whether the uploader declared the content generated.
     upload: Option<bool>,
+    /// The request asked the speech API for raw PCM.
+    wants_pcm: bool,
     /// Envoy route name, for audit records.
     pub route: String,
     request_type: Option<String>,
@@ -264,6 +278,7 @@ impl Exchange {
             produce_id,
             label: std::cell::OnceCell::new(),
             upload,
+            wants_pcm: false,
             route: route.unwrap_or("").to_string(),
             request_type: None,
             response_type: None,
@@ -434,6 +449,7 @@ impl Exchange {
         }
         let (action, new_body) = match body::read(bytes, self.request_type.as_deref()) {
             Ok(Body::Json(doc)) => {
+                self.wants_pcm = crate::api::speech::Speech::wants_pcm(&doc);
                 if self.api.is_raw() {
                     // A path no API claims: the body's shape may still say which API it is.
                     self.api = Api::from_body(&doc).unwrap_or(self.api);
@@ -583,7 +599,8 @@ impl Exchange {
         }
         self.response = if is_encoded(content_encoding) {
             ResponseMode::Unreadable
-        } else if labels && content_type.is_some_and(is_media) {
+        } else if labels && (content_type.is_some_and(is_media) || self.api.name() == "speech") {
+            // A speech answer is audio whatever its type says (raw PCM comes as octet-stream).
             ResponseMode::Media
         } else if content_type.is_some_and(|t| t.to_ascii_lowercase().starts_with("text/event-stream")) {
             self.stream(Format::Sse)
@@ -614,12 +631,52 @@ impl Exchange {
     /// carries none (recorded in the audit log).
     fn label_file(&mut self, bytes: &[u8]) -> Option<Vec<u8>> {
         let label = self.label()?;
+        let marked;
+        let bytes = match self.audible(bytes) {
+            Audible::Marked(out) => {
+                marked = out;
+                &marked[..]
+            }
+            // Raw PCM carries no implicit label: the header has it.
+            Audible::Pcm(out) => return Some(out),
+            Audible::Unchanged => bytes,
+        };
         match aigc_edge::files::write_label(bytes, &label) {
             Ok(out) => Some(out),
             Err(_) => {
                 self.note(Direction::Response, Finding::UnlabeledFile, Action::Flag);
                 None
             }
+        }
+    }
+
+    /// Generated audio with the audible label, when configured: WAV and MP3 by their bytes,
+    /// raw PCM when the speech API was asked for it or the answer says `audio/pcm` / `audio/l16`.
+    fn audible(&mut self, bytes: &[u8]) -> Audible {
+        use aigc_edge::files::audible::{self, PcmFormat, SampleFormat};
+        let Some(placement) = self.plugin.config.label.audible.map(AudiblePlacement::placement) else {
+            return Audible::Unchanged;
+        };
+        let ct = self.response_type.as_deref().unwrap_or("").to_ascii_lowercase();
+        match FileFormat::detect(bytes) {
+            Some(FileFormat::Wav | FileFormat::Mp3) => match audible::mark(bytes, placement) {
+                Ok(out) => Audible::Marked(out),
+                Err(_) => {
+                    self.note(Direction::Response, Finding::UnlabeledFile, Action::Flag);
+                    Audible::Unchanged
+                }
+            },
+            _ if self.wants_pcm || ct.starts_with("audio/pcm") || ct.starts_with("audio/l16") => {
+                let format = PcmFormat { sample_rate: 24_000, channels: 1, sample: SampleFormat::S16Le };
+                match audible::pcm(bytes, format, placement) {
+                    Ok(out) => Audible::Pcm(out),
+                    Err(_) => {
+                        self.note(Direction::Response, Finding::UnlabeledFile, Action::Flag);
+                        Audible::Unchanged
+                    }
+                }
+            }
+            _ => Audible::Unchanged,
         }
     }
 
@@ -689,6 +746,8 @@ impl Exchange {
             }
             // A whole body handed over at once (trailers, a test): decided by its bytes.
             ResponseMode::Json | ResponseMode::Sniff => self.answer(bytes),
+            // A "file" that is text (a speech route answering JSON) is inspected as an answer.
+            ResponseMode::Media if FileFormat::detect(bytes) == Some(FileFormat::Text) => self.answer(bytes),
             ResponseMode::Media => match self.label_file(bytes) {
                 Some(out) => Verdict::Replace { body: out, headers: Vec::new() },
                 None => Verdict::Continue,

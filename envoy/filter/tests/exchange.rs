@@ -703,3 +703,22 @@ fn a_guard_that_never_answers_bounds_calls_and_memory() {
         );
     }
 }
+
+#[test]
+fn speech_answers_are_audio_and_text_in_their_place_is_inspected() {
+    let p = plugin(json!({"label": {"explicit": "AI生成", "producer": "P-1", "audible": "start"}}));
+    // Raw PCM (as octet-stream) asked for: the rhythm first, the samples after, unchanged.
+    let mut x = exchange(&p, "/v1/audio/speech");
+    let _ = x.request_body(json!({"model": "tts-1", "input": "你好", "response_format": "pcm"}).to_string().as_bytes());
+    let h = x.response_headers(200, Some("application/octet-stream"), None);
+    assert!(h.buffer_body);
+    let pcm = vec![0u8; 4800];
+    let Verdict::Replace { body, .. } = x.response_body(&pcm) else { panic!() };
+    assert_eq!(body.len(), pcm.len() + 2 * 2880 * 14);
+    assert!(body.ends_with(&pcm));
+    // A speech route that answers text instead: read as the text it is, not passed as a file.
+    let mut x = exchange(&p, "/v1/audio/speech");
+    x.response_headers(200, Some("audio/mpeg"), None);
+    let v = x.response_body(json!({"text": "教你自制炸药"}).to_string().as_bytes());
+    assert!(!matches!(v, Verdict::Continue), "{v:?}");
+}

@@ -57,6 +57,11 @@ fn txxx(encoding: u8, data: &[u8]) -> Option<String> {
     (description == "AIGC").then(|| text_value(encoding, &data[split.1..]))
 }
 
+/// Where the audio starts: after the ID3v2 tag, if there is one.
+pub(super) fn audio_start(b: &[u8]) -> Result<usize> {
+    Ok(tag(b)?.map_or(0, |t| t.end))
+}
+
 fn tag(b: &[u8]) -> Result<Option<Tag>> {
     if !b.starts_with(b"ID3") {
         return Ok(None);

@@ -453,10 +453,13 @@ pub fn verify(bytes: &[u8], keys: &Keyring) -> Result<(FileFormat, Vec<FoundLabe
     Ok((format, labels, verdict))
 }
 
+pub mod audible;
 mod carry;
 mod exif;
 mod flac;
 mod mp4;
+#[rustfmt::skip] // generated (tools/gen_mp3_tones.py)
+mod mp3_frames;
 mod ogg;
 mod ooxml;
 mod pdf;

@@ -2,14 +2,14 @@
 
 use super::*;
 
-struct Chunk {
-    at: usize,
-    id: [u8; 4],
-    data: core::ops::Range<usize>,
-    end: usize,
+pub(super) struct Chunk {
+    pub(super) at: usize,
+    pub(super) id: [u8; 4],
+    pub(super) data: core::ops::Range<usize>,
+    pub(super) end: usize,
 }
 
-fn chunks(b: &[u8], f: FileFormat) -> Result<Vec<Chunk>> {
+pub(super) fn chunks(b: &[u8], f: FileFormat) -> Result<Vec<Chunk>> {
     let size = le32(b, 4).ok_or_else(|| FileError::new(f, 4, "truncated RIFF header"))? as usize;
     let end = size
         .checked_add(8)

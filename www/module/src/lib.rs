@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use aigc_edge::files::audible::{PcmFormat, Placement, SampleFormat};
 use aigc_edge::files::{self, Provenance};
 use aigc_edge::label::seal::{Keyring, PublicKey, Sealer, SigningKey};
 use aigc_edge::label::visible::{draw_label as draw, Corner};
@@ -359,6 +360,38 @@ pub fn label_file(
         label.seal_producer(&sealer);
     }
     files::write_label(bytes, &label).map_err(to_js)
+}
+
+/// Adds the audible label — Morse "AI", short-long-short-short — to a WAV or MP3 file, at
+/// `placement` `"start"` (default) or `"end"`; the original samples or frames are unchanged.
+#[wasm_bindgen(js_name = markAudio)]
+pub fn mark_audio(bytes: &[u8], placement: Option<String>) -> Result<Vec<u8>, JsError> {
+    let placement = placement.as_deref().unwrap_or("start").parse::<Placement>().map_err(|e| JsError::new(&e))?;
+    files::audible::mark(bytes, placement).map_err(to_js)
+}
+
+/// The same for raw interleaved little-endian PCM: `sampleFormat` is `u8`, `s16le`, `s24le`,
+/// `s32le` or `f32le` (OpenAI's `pcm` speech is 24000 Hz, 1 channel, `s16le`).
+#[wasm_bindgen(js_name = markPcm)]
+pub fn mark_pcm(
+    samples: &[u8],
+    sample_rate: u32,
+    channels: u16,
+    sample_format: &str,
+    placement: Option<String>,
+) -> Result<Vec<u8>, JsError> {
+    let sample = match sample_format {
+        "u8" => SampleFormat::U8,
+        "s16le" => SampleFormat::S16Le,
+        "s24le" => SampleFormat::S24Le,
+        "s32le" => SampleFormat::S32Le,
+        "f32le" => SampleFormat::F32Le,
+        other => {
+            return Err(JsError::new(&format!("sampleFormat must be u8, s16le, s24le, s32le or f32le, not {other:?}")))
+        }
+    };
+    let placement = placement.as_deref().unwrap_or("start").parse::<Placement>().map_err(|e| JsError::new(&e))?;
+    files::audible::pcm(samples, PcmFormat { sample_rate, channels, sample }, placement).map_err(|e| JsError::new(&e))
 }
 
 /// The platform's version of a file (Measures art. 6): `provenance` is `"declared"` or

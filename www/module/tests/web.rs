@@ -153,6 +153,25 @@ fn files_label_verify_and_propagate() {
 }
 
 #[wasm_bindgen_test]
+fn audible_label_in_pcm_and_wav() {
+    let speech = vec![0u8; 4800];
+    let marked = mark_pcm(&speech, 24000, 1, "s16le", None).unwrap();
+    assert!(marked.ends_with(&speech));
+    assert_eq!(marked.len() - speech.len(), 2 * 2880 * 14);
+    let end = mark_pcm(&speech, 24000, 1, "s16le", Some("end".into())).unwrap();
+    assert!(end.starts_with(&speech));
+    assert!(mark_pcm(&speech, 24000, 1, "s12", None).is_err());
+    let mut wav =
+        b"RIFF\0\0\0\0WAVEfmt \x10\0\0\0\x01\0\x01\0\x40\x1f\0\0\x80\x3e\0\0\x02\0\x10\0data\x04\0\0\0\x01\x02\x03\x04"
+            .to_vec();
+    let n = (wav.len() - 8) as u32;
+    wav[4..8].copy_from_slice(&n.to_le_bytes());
+    let marked = mark_audio(&wav, None).unwrap();
+    assert!(marked.ends_with(b"\x01\x02\x03\x04"));
+    assert!(mark_audio(&PNG, None).is_err());
+}
+
+#[wasm_bindgen_test]
 fn sm2_signed_labels_verify_with_only_the_public_key() {
     let pair = json(&generate_signing_key().unwrap());
     let (private, public) = (pair["privateKey"].as_str().unwrap(), pair["publicKey"].as_str().unwrap());

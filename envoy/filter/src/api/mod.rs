@@ -20,6 +20,7 @@ mod images;
 mod ollama;
 mod raw;
 mod responses;
+pub mod speech;
 
 /// An edit of a JSON text: a byte range and its replacement.
 pub type Edit = (Range<usize>, String);
@@ -88,12 +89,13 @@ pub trait Shape: Sync + core::fmt::Debug {
 }
 
 /// Every API the filter knows, in path-matching order.
-const KNOWN: [&dyn Shape; 7] = [
+const KNOWN: [&dyn Shape; 8] = [
     &chat::Chat,
     &completions::Completions,
     &responses::Responses,
     &anthropic::Anthropic,
     &images::Images,
+    &speech::Speech,
     &ollama::OllamaChat,
     &ollama::OllamaGenerate,
 ];
