@@ -27,7 +27,7 @@ GUARD_MODEL ?=
 LINT_WASIP1 := -p aigc-edge -p aigc-edge-envoy -p aigc-edge-noop
 LINT_WEB := -p aigc-edge -p aigc-edge-web
 
-.PHONY: help lint oci test-python bench-scale setup-wasm-opt setup-rust setup-venv setup-media setup-web setup-browser web serve bench-web build cli filter demo test test-core test-e2e test-labels test-web fuzz bench bench-native bench-wasm bench-envoy clean
+.PHONY: help lint oci filter-visible test-python bench-scale setup-wasm-opt setup-rust setup-venv setup-media setup-web setup-browser web serve bench-web build cli filter demo test test-core test-e2e test-labels test-web fuzz bench bench-native bench-wasm bench-envoy clean
 
 help:
 	@echo "make demo    build the Envoy filter and run Envoy with it in front of a demo upstream"
@@ -43,6 +43,7 @@ help:
 	@echo "make test-python  the Python package (abi3 wheel) and its Ray scan, under pytest"
 	@echo "make bench-scale  documents/s: CLI, Python package, Ray with 1 and 2 workers, pure Python"
 	@echo "make filter  the Envoy filter after wasm-opt -Oz (target/filter/aigc_edge_envoy.wasm)"
+	@echo "make filter-visible  the same that also draws the visible label on images (..._visible.wasm)"
 	@echo "make oci     the filter as an OCI image layout for Istio/Higress (target/oci)"
 
 # Rust targets for the two wasm shells; rustup skips what is installed.
@@ -74,6 +75,15 @@ filter: setup-rust setup-wasm-opt
 	$(CARGO) build --profile filter -p aigc-edge-envoy --target wasm32-wasip1
 	@$(MAKE) --no-print-directory $(FILTER_WASM)
 	@ls -l $(FILTER_BUILD) $(FILTER_WASM)
+
+# The filter that also draws the visible label on generated images: image codecs inside, so a
+# separate module (over 1 MiB) for hosts that want it; built in its own target directory.
+FILTER_VISIBLE := target/filter/aigc_edge_envoy_visible.wasm
+filter-visible: setup-rust setup-wasm-opt
+	$(CARGO) build --profile filter -p aigc-edge-envoy --features visible --target wasm32-wasip1 --target-dir target/visible
+	@mkdir -p target/filter
+	wasm-opt $(WASM_OPT_FLAGS) target/visible/wasm32-wasip1/filter/aigc_edge_envoy.wasm -o $(FILTER_VISIBLE)
+	@ls -l $(FILTER_WASM) $(FILTER_VISIBLE)
 
 $(FILTER_WASM): $(FILTER_BUILD)
 	@mkdir -p $(@D)
@@ -149,7 +159,7 @@ demo: setup-venv filter
 	$(PY) envoy/run.py --policy $(POLICY) $(if $(UPSTREAM),--upstream $(UPSTREAM)) \
 	  $(if $(GUARD),--guard $(GUARD) --guard-protocol $(GUARD_PROTOCOL) $(if $(GUARD_MODEL),--guard-model $(GUARD_MODEL)))
 
-test-e2e: setup-venv setup-media oci cli
+test-e2e: setup-venv setup-media oci filter-visible cli
 	@command -v curl >/dev/null || (apt-get update -qq && apt-get install -y -qq curl)
 	@$(PY) -c "import h2, prometheus_client, yaml, docx" 2>/dev/null || \
 	  $(VENV)/bin/pip install --quiet --disable-pip-version-check h2 prometheus-client pyyaml python-docx

@@ -51,6 +51,16 @@ def tiny_png(width=8, height=8):
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
 
 
+def photo(width, height, fmt):
+    """A generated image of the size and format asked for (`size`, `output_format`), by Pillow."""
+    import io
+    from PIL import Image
+    img = Image.linear_gradient("L").resize((width, height)).convert("RGB")
+    out = io.BytesIO()
+    img.save(out, {"jpeg": "JPEG", "webp": "WEBP"}.get(fmt, "PNG"), quality=90)
+    return out.getvalue()
+
+
 def answer_for(prompt):
     if "[refuse]" in prompt:
         # A model that declines, for `aigc-edge assess`'s tests.
@@ -124,7 +134,9 @@ class Handler(BaseHTTPRequestHandler):
             except OSError:
                 return self.send(400, '{"error":{"message":"no such format"}}')
         if path.endswith("/images/generations"):
-            image = base64.b64encode(tiny_png()).decode()
+            size, fmt = body.get("size"), body.get("output_format", "png")
+            data = tiny_png() if not size else photo(*map(int, size.split("x")), fmt)
+            image = base64.b64encode(data).decode()
             return self.send(200, json.dumps({"created": int(time.time()),
                                               "data": [{"b64_json": image, "revised_prompt": body.get("prompt", "")}]}))
         prompt = last_user_text(body, path)

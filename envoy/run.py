@@ -161,9 +161,10 @@ class Stack:
     """Envoy (and the mock upstream unless one is given), started and stopped together."""
 
     def __init__(self, policy, port=10000, admin_port=9901, mock_port=18000, upstream=None,
-                 extra=None, name="envoy", files=None, fetch_cluster=None, concurrency=2, guard=None):
+                 extra=None, name="envoy", files=None, fetch_cluster=None, concurrency=2, guard=None, wasm=None):
         self.port, self.admin_port = port, admin_port
         self.procs, self.log = [], None
+        self.wasm = wasm or WASM
         try:
             self._start(policy, port, admin_port, mock_port, upstream, extra, name, files, fetch_cluster, concurrency,
                         guard)
@@ -192,7 +193,7 @@ class Stack:
             guard_cluster = ("guard", address)
         path = os.path.join(RUN_DIR, f"{name}.json")
         with open(path, "w", encoding="utf-8") as f:
-            json.dump(bootstrap(port, admin_port, upstream, self.config, fetch_cluster=fetch_cluster,
+            json.dump(bootstrap(port, admin_port, upstream, self.config, wasm=self.wasm, fetch_cluster=fetch_cluster,
                                 guard_cluster=guard_cluster), f, ensure_ascii=False, indent=1)
         self.log = open(self.log_path, "w")
         self.started = time.monotonic()

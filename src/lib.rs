@@ -121,19 +121,24 @@ assert_eq!(d.restore, [("[MOBILE_1]".to_string(), "13812345678".to_string())]);
 # Ok::<(), aigc_edge::Error>(())
 ```
 
-# Example: label a file and verify it
+# Example: label a file, sign it, and verify it with the public key only
 
 ```
+use aigc_edge::label::seal::{CodeCheck, Keyring, Scheme, Sealer, SigningKey};
 use aigc_edge::{files, ImplicitLabel};
 
+// A key's secret comes from the caller's random source (`aigc-edge keygen` draws one).
+let key = SigningKey::from_secret(&[42; 32]).expect("a valid secret");
 let text = "# 回答\n\n由人工智能生成的内容。\n".as_bytes();
 let mut label = ImplicitLabel::generated("001191110102MACQD9K64010000", "aigc-7f3a")?;
-label.seal_producer(b"producer key");                      // ReservedCode1
+label.seal_producer(&Sealer::Sm2(&key));                   // ReservedCode1: an SM2 signature
 let labeled = files::write_label(text, &label).expect("text carries a front-matter label");
-let (format, labels, verdict) = files::verify(&labeled, Some(b"producer key")).expect("readable");
+let keys = Keyring::new().with_public_key(key.public_key());
+let (format, labels, verdict) = files::verify(&labeled, &keys).expect("readable");
 assert_eq!(format, files::FileFormat::Text);
 assert_eq!(labels[0].parsed.label.as_ref(), Some(&label));
 assert_eq!(verdict, files::Verdict::Compliant);
+assert_eq!(label.check_codes(&keys)[0], CodeCheck::Verified(Scheme::Sm2));
 # Ok::<(), aigc_edge::label::LabelError>(())
 ```
 

@@ -41,7 +41,7 @@ pub(crate) struct LabelArgs {
     /// Also watermark the text invisibly under --key-file (text files).
     #[arg(long, requires_all = ["producer", "key_file"])]
     watermark: bool,
-    /// Also draw TEXT on the image, at least 5% of its shortest side high (PNG, JPEG).
+    /// Also draw TEXT on the image, at least 5% of its shortest side high (PNG, JPEG, WebP).
     #[arg(long, value_name = "TEXT", requires = "producer")]
     visible: Option<String>,
     /// Where --visible draws: top-left, top-right, bottom-left, bottom-right.
@@ -259,7 +259,7 @@ pub(crate) fn label(args: &LabelArgs) -> Result<Status, Failure> {
             label.seal_producer(sealer);
         }
         if let Some(text) = &args.visible {
-            bytes = crate::visible::draw_visible(&bytes, text, args.corner, args.quality)
+            bytes = aigc_edge_image::draw_visible(&bytes, text, args.corner, args.quality)
                 .map_err(|e| format!("{}: {e}", args.input))?;
         }
         if let Some(placement) = args.audible {

@@ -11,7 +11,6 @@ mod guard;
 mod io;
 mod load;
 mod scan;
-mod visible;
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -304,6 +304,39 @@ class Operations(unittest.TestCase):
         finally:
             stack.stop()
 
+    def test_the_visible_build_draws_the_label_on_generated_images(self):
+        visible = os.path.join(run.ROOT, "target", "filter", "aigc_edge_envoy_visible.wasm")
+        stack = run.Stack(POLICY, port=PORT + 7, admin_port=ADMIN + 7, mock_port=MOCK + 7, name="visible", wasm=visible,
+                          extra={"label": {"producer": "PROVIDER01", "visible": {"text": "AI生成", "corner": "bottom-right"}}})
+        from PIL import Image
+        import io
+        try:
+            for fmt, kind in [("png", "PNG"), ("jpeg", "JPEG"), ("webp", "WEBP")]:
+                status, _, body = curl(f"http://127.0.0.1:{PORT + 7}/v1/images/generations",
+                                       {"model": "m", "prompt": "一只猫", "size": "512x384", "output_format": fmt})
+                self.assertEqual(status, 200, body)
+                data = base64.b64decode(json.loads(body)["data"][0]["b64_json"])
+                img = Image.open(io.BytesIO(data))
+                self.assertEqual((img.format, img.size), (kind, (512, 384)))
+                rgb = img.convert("RGB")
+                # Bright label text on a darkened backdrop in the bottom-right corner; the top-left is the gradient.
+                corner = [sum(rgb.getpixel((x, y))) for x in range(300, 512, 4) for y in range(330, 384, 2)]
+                self.assertGreater(max(corner), 700, fmt)
+                self.assertLess(min(corner), 450, fmt)  # the bright bottom of the gradient, darkened
+                path = os.path.join(tempfile.mkdtemp(), "generated." + fmt)
+                with open(path, "wb") as f:
+                    f.write(data)
+                report = json.loads(subprocess.run([CLI, "verify", path], capture_output=True, text=True).stdout)[0]
+                self.assertEqual(report["verdict"], "compliant", (fmt, report))
+        finally:
+            stack.stop()
+        # The standard build refuses the field rather than drawing nothing.
+        with self.assertRaises(RuntimeError):
+            run.Stack(POLICY, port=PORT + 8, admin_port=ADMIN + 8, upstream=f"127.0.0.1:{MOCK}", name="novisible",
+                      extra={"label": {"producer": "P", "visible": {"text": "AI生成"}}}).stop()
+        with open(os.path.join(run.RUN_DIR, "novisible.log"), encoding="utf-8") as f:
+            self.assertIn("invalid plugin configuration field `label.visible`", f.read())
+
     def test_monitor_mode_changes_nothing(self):
         stack = run.Stack(POLICY, port=PORT + 1, admin_port=ADMIN + 1, mock_port=MOCK + 1, name="monitor",
                           extra={"mode": "monitor"})

@@ -291,9 +291,27 @@ pub struct LabelConfig {
     /// An SM2 private key (PKCS#8 PEM, from `aigc-edge keygen`) that signs every label the
     /// filter writes (`ReservedCode1`): the header, the body field and generated files.
     pub signing_key: Option<SecretPem>,
+    /// The visible label drawn on generated images (PNG, JPEG, WebP): only in the filter's
+    /// visible build (`make filter-visible`).
+    pub visible: Option<VisibleConfig>,
     /// The audible label (Morse "AI") on generated audio — WAV, MP3, and the raw PCM of
     /// `/v1/audio/speech` — at its `start` or `end`; off when absent.
     pub audible: Option<AudiblePlacement>,
+}
+
+/// See [`LabelConfig::visible`].
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VisibleConfig {
+    /// The text drawn, e.g. `AI生成`; must hold an AI element and a generation element.
+    pub text: String,
+    /// `top-left`, `top-right`, `bottom-left` or `bottom-right` (default).
+    #[serde(default = "default_corner")]
+    pub corner: String,
+}
+
+fn default_corner() -> String {
+    "bottom-right".to_string()
 }
 
 /// See [`LabelConfig::audible`].
@@ -336,6 +354,7 @@ impl Default for LabelConfig {
             body_field: false,
             producer: "aigc-edge".to_string(),
             signing_key: None,
+            visible: None,
             audible: None,
         }
     }
@@ -428,6 +447,20 @@ impl PluginConfig {
                 "label.producer",
                 "must be a non-empty code of printable ASCII without space, quote or backslash",
             );
+        }
+        if let Some(visible) = &self.label.visible {
+            if !cfg!(feature = "visible") {
+                return bad(
+                    "label.visible",
+                    "this build draws no visible labels: load the filter's visible build (make filter-visible)",
+                );
+            }
+            if !aigc_edge::label::is_explicit_label(&visible.text) {
+                return bad("label.visible.text", "must contain 人工智能/AI and 生成/合成");
+            }
+            if let Err(e) = visible.corner.parse::<aigc_edge::label::visible::Corner>() {
+                return bad("label.visible.corner", &e.to_string());
+            }
         }
         if let Some(platform) = &self.platform {
             if platform.code.is_empty() || !is_annex_e_value(&platform.code) {

@@ -631,6 +631,8 @@ impl Exchange {
     /// carries none (recorded in the audit log).
     fn label_file(&mut self, bytes: &[u8]) -> Option<Vec<u8>> {
         let label = self.label()?;
+        let drawn = self.visible(bytes);
+        let bytes = drawn.as_deref().unwrap_or(bytes);
         let marked;
         let bytes = match self.audible(bytes) {
             Audible::Marked(out) => {
@@ -648,6 +650,30 @@ impl Exchange {
                 None
             }
         }
+    }
+
+    /// A generated image with the visible label drawn, when configured (the visible build); an
+    /// image it cannot draw on (too small for a label 5% high, another format) is noted and
+    /// keeps its implicit label only.
+    #[cfg(feature = "visible")]
+    fn visible(&mut self, bytes: &[u8]) -> Option<Vec<u8>> {
+        let visible = self.plugin.config.label.visible.as_ref()?;
+        if !matches!(FileFormat::detect(bytes), Some(FileFormat::Png | FileFormat::Jpeg | FileFormat::Webp)) {
+            return None;
+        }
+        let corner = visible.corner.parse().ok()?;
+        match aigc_edge_image::draw_visible(bytes, &visible.text, corner, 90) {
+            Ok(out) => Some(out),
+            Err(_) => {
+                self.note(Direction::Response, Finding::UnlabeledFile, Action::Flag);
+                None
+            }
+        }
+    }
+
+    #[cfg(not(feature = "visible"))]
+    fn visible(&mut self, _bytes: &[u8]) -> Option<Vec<u8>> {
+        None
     }
 
     /// Generated audio with the audible label, when configured: WAV and MP3 by their bytes,

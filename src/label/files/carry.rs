@@ -48,11 +48,12 @@ pub fn carry_metadata(original: &[u8], encoded: &[u8]) -> Result<Vec<u8>> {
     match format {
         Some(FileFormat::Png) => png_carry(original, encoded),
         Some(FileFormat::Jpeg) => jpeg_carry(original, encoded),
+        Some(FileFormat::Webp) => webp_carry(original, encoded),
         other => Err(FileError {
             format: None,
             offset: 0,
             message: format!(
-                "{}: metadata is carried for PNG and JPEG only",
+                "{}: metadata is carried for PNG, JPEG and WebP only",
                 other.map_or("unknown file format", FileFormat::as_str)
             ),
         }),
@@ -159,6 +160,78 @@ fn jpeg_carry(original: &[u8], encoded: &[u8]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// WebP: the encoder's image chunks (`VP8 `/`VP8L`, `ALPH`) inside an extended file that carries
+/// the original's `ICCP`, `EXIF` (made upright) and `XMP ` in the order the container requires.
+fn webp_carry(original: &[u8], encoded: &[u8]) -> Result<Vec<u8>> {
+    const W: FileFormat = FileFormat::Webp;
+    let old = riff::chunks(original, W)?;
+    let new = riff::chunks(encoded, W)?;
+    if let Some(c) = old.iter().find(|c| &c.id == b"ANIM") {
+        return Err(FileError::new(W, c.at, "an animated WebP would lose its other frames"));
+    }
+    let chunk_of = |b: &[u8], c: &riff::Chunk| b[c.at..c.end].to_vec();
+    let image: Vec<Vec<u8>> =
+        new.iter().filter(|c| matches!(&c.id, b"VP8 " | b"VP8L" | b"ALPH")).map(|c| chunk_of(encoded, c)).collect();
+    let find = |id: &[u8; 4]| old.iter().find(|c| &c.id == id);
+    let (icc, exif_chunk, xmp_chunk) = (find(b"ICCP"), find(b"EXIF"), find(b"XMP "));
+    if icc.is_none() && exif_chunk.is_none() && xmp_chunk.is_none() {
+        return Ok(encoded.to_vec()); // nothing to carry
+    }
+    // The canvas: the encoded image's size, from its VP8X or its bitstream header.
+    let (width, height) =
+        webp_size(encoded, &new).ok_or_else(|| FileError::new(W, 12, "re-encoded WebP has no size"))?;
+    let alpha = new.iter().any(|c| &c.id == b"ALPH")
+        || new.iter().any(|c| &c.id == b"VP8L" && encoded.get(c.data.start + 4).is_some_and(|b| b & 0x10 != 0));
+    let flags = u8::from(icc.is_some()) << 5
+        | u8::from(alpha) << 4
+        | u8::from(exif_chunk.is_some()) << 3
+        | u8::from(xmp_chunk.is_some()) << 2;
+    let mut body = b"WEBP".to_vec();
+    body.extend_from_slice(b"VP8X\x0a\0\0\0");
+    body.extend_from_slice(&[flags, 0, 0, 0]);
+    body.extend_from_slice(&(width - 1).to_le_bytes()[..3]);
+    body.extend_from_slice(&(height - 1).to_le_bytes()[..3]);
+    if let Some(c) = icc {
+        body.extend(chunk_of(original, c));
+    }
+    image.iter().for_each(|c| body.extend_from_slice(c));
+    if let Some(c) = exif_chunk {
+        let mut chunk = chunk_of(original, c);
+        let tiff_at = 8 + if original[c.data.clone()].starts_with(b"Exif\0\0") { 6 } else { 0 };
+        if let Some(tiff) = chunk.get_mut(tiff_at..) {
+            exif::make_upright(tiff);
+        }
+        body.extend(chunk);
+    }
+    if let Some(c) = xmp_chunk {
+        body.extend(chunk_of(original, c));
+    }
+    let size = u32::try_from(body.len()).map_err(|_| FileError::new(W, 4, "file would pass 4 GiB"))?;
+    Ok([&b"RIFF"[..], &size.to_le_bytes(), &body].concat())
+}
+
+/// A WebP's canvas size: its `VP8X` fields, or the `VP8L` / `VP8 ` bitstream header.
+fn webp_size(b: &[u8], chunks: &[riff::Chunk]) -> Option<(u32, u32)> {
+    let le24 = |at: usize| b.get(at..at + 3).map(|s| u32::from(s[0]) | u32::from(s[1]) << 8 | u32::from(s[2]) << 16);
+    for c in chunks {
+        let d = c.data.start;
+        match &c.id {
+            b"VP8X" => return Some((le24(d + 4)? + 1, le24(d + 7)? + 1)),
+            b"VP8L" => {
+                let bits = le32(b, d + 1)?;
+                return Some(((bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1));
+            }
+            b"VP8 " => {
+                let w = u32::from(u16::from_le_bytes([*b.get(d + 6)?, *b.get(d + 7)?]) & 0x3FFF);
+                let h = u32::from(u16::from_le_bytes([*b.get(d + 8)?, *b.get(d + 9)?]) & 0x3FFF);
+                return Some((w, h));
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,6 +306,46 @@ mod tests {
     }
 
     #[test]
+    fn webp_keeps_icc_exif_and_xmp_around_the_new_image() {
+        let riff = |chunks: &[(&[u8; 4], &[u8])]| {
+            let mut body = b"WEBP".to_vec();
+            for (id, data) in chunks {
+                body.extend_from_slice(*id);
+                body.extend_from_slice(&(data.len() as u32).to_le_bytes());
+                body.extend_from_slice(data);
+                if data.len() % 2 == 1 {
+                    body.push(0);
+                }
+            }
+            [&b"RIFF"[..], &(body.len() as u32).to_le_bytes(), &body].concat()
+        };
+        // VP8L of 3x2: signature, then 14-bit width-1 and height-1.
+        let bits: u32 = 2 | (1 << 14);
+        let vp8l = [&[0x2Fu8][..], &bits.to_le_bytes(), b"pixels"].concat();
+        let original = riff(&[
+            (b"VP8X", &[0x2C, 0, 0, 0, 9, 0, 0, 9, 0, 0]),
+            (b"ICCP", b"profile"),
+            (b"VP8L", b"old pixels"),
+            (b"EXIF", &exif(6)),
+            (b"XMP ", b"<x:xmpmeta/>"),
+        ]);
+        let encoded = riff(&[(b"VP8L", &vp8l)]);
+        let out = carry_metadata(&original, &encoded).unwrap();
+        let chunks = riff::chunks(&out, FileFormat::Webp).unwrap();
+        let ids: Vec<&[u8; 4]> = chunks.iter().map(|c| &c.id).collect();
+        assert_eq!(ids, [b"VP8X", b"ICCP", b"VP8L", b"EXIF", b"XMP "]);
+        assert_eq!(&out[chunks[0].data.clone()], &[0x2C, 0, 0, 0, 2, 0, 0, 1, 0, 0], "flags kept, size the new one's");
+        assert_eq!(&out[chunks[2].data.clone()], &vp8l[..]);
+        let tiff = &out[chunks[3].data.clone()];
+        let orientation = exif::Tiff::new(tiff).and_then(|t| t.orientation_at().and_then(|at| t.u16_at(at)));
+        assert_eq!(orientation, Some(1), "made upright");
+        assert_eq!(carry_metadata(&encoded, &encoded).unwrap(), encoded, "nothing to carry");
+        for cut in 0..original.len() {
+            let _ = carry_metadata(&original[..cut], &encoded);
+        }
+    }
+
+    #[test]
     fn jpeg_keeps_what_it_does_not_own_in_order() {
         let xmp = [XMP_PREFIX, b"<x:xmpmeta/>"].concat();
         let original = jpeg_of(
@@ -293,7 +406,7 @@ mod tests {
             (&apng, &png, "an animated PNG would lose its other frames"),
             (&cmyk, &jpeg, "a CMYK JPEG"),
             (&png, &jpeg, "the re-encoded image is jpeg, the original png"),
-            (b"GIF89a", b"GIF89a", "gif: metadata is carried for PNG and JPEG only"),
+            (b"GIF89a", b"GIF89a", "gif: metadata is carried for PNG, JPEG and WebP only"),
             (b"\0\x01\0\x02", b"\0\x01\0\x02", "unknown file format: metadata is carried"),
         ];
         for (original, encoded, message) in cases {
