@@ -215,7 +215,7 @@ bench-wasm: setup-rust
 	node --no-warnings tools/run-wasi.mjs $$(ls -t target/wasm32-wasip1/release/deps/labels-*.wasm | head -1)
 
 # Envoy without filter, with a no-op wasm filter and with aigc-edge (64k dictionary), in alternation.
-bench-envoy: setup-venv filter cli
+bench-envoy: setup-venv filter filter-visible cli
 	$(CARGO) build --release -p aigc-edge-noop --target wasm32-wasip1
 	@command -v wrk >/dev/null && command -v wasm-opt >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk binaryen)
 	AIGC_DATA=$(DATA) $(PY) envoy/bench.py
