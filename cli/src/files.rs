@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use aigc_edge::files::audible::{PcmFormat, Placement, SampleFormat};
+use aigc_edge::files::audible::{PcmFormat, Placement};
 use aigc_edge::files::{FileFormat, Provenance, Verdict};
 use aigc_edge::label::seal::{Keyring, PublicKey, Sealer, SigningKey};
 use aigc_edge::label::visible::Corner;
@@ -83,14 +83,7 @@ fn pcm_layout(s: &str) -> Result<PcmFormat, String> {
     else {
         return Err(bad());
     };
-    let sample = match sample {
-        "u8" => SampleFormat::U8,
-        "s16le" => SampleFormat::S16Le,
-        "s24le" => SampleFormat::S24Le,
-        "s32le" => SampleFormat::S32Le,
-        "f32le" => SampleFormat::F32Le,
-        _ => return Err(bad()),
-    };
+    let sample = sample.parse().map_err(|e: String| format!("{}: {e}", bad()))?;
     Ok(PcmFormat {
         sample_rate: rate.parse().map_err(|_| bad())?,
         channels: channels.parse().map_err(|_| bad())?,

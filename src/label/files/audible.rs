@@ -70,6 +70,21 @@ pub enum SampleFormat {
     F32Le,
 }
 
+impl core::str::FromStr for SampleFormat {
+    type Err = String;
+    /// `u8`, `s16le`, `s24le`, `s32le` or `f32le`.
+    fn from_str(s: &str) -> core::result::Result<SampleFormat, String> {
+        match s {
+            "u8" => Ok(SampleFormat::U8),
+            "s16le" => Ok(SampleFormat::S16Le),
+            "s24le" => Ok(SampleFormat::S24Le),
+            "s32le" => Ok(SampleFormat::S32Le),
+            "f32le" => Ok(SampleFormat::F32Le),
+            other => Err(format!("sample format must be u8, s16le, s24le, s32le or f32le, not {other:?}")),
+        }
+    }
+}
+
 impl SampleFormat {
     fn bytes(self) -> usize {
         match self {
