@@ -27,7 +27,7 @@ def oci(*args):
 
 class Packaging(unittest.TestCase):
     def test_the_shipped_module_is_the_optimized_one(self):
-        built = os.path.join(run.ROOT, "target", "wasm32-wasip1", "release", "aigc_edge_envoy.wasm")
+        built = os.path.join(run.ROOT, "target", "wasm32-wasip1", "filter", "aigc_edge_envoy.wasm")
         shipped = os.path.getsize(run.WASM)
         self.assertLess(shipped, os.path.getsize(built))
         self.assertLess(shipped, 1024 * 1024, "under 1 MiB after wasm-opt")
