@@ -33,6 +33,9 @@ pub const RHYTHM: [(bool, u32); 7] = [(true, 1), (false, 1), (true, 3), (false, 
 /// Silence between the rhythm and the audio, in units.
 pub const PAUSE_UNITS: u32 = 3;
 const RAMP_MS: f32 = 5.0;
+/// The most bytes the rhythm may take (192 kHz, 8 channels of 32-bit samples take 10 MB): a
+/// header claiming more is refused, not obeyed — a few header bytes must not cost gigabytes.
+pub const MAX_RHYTHM_BYTES: usize = 16 << 20;
 
 /// Where the rhythm goes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -165,6 +168,14 @@ pub fn pcm(samples: &[u8], format: PcmFormat, placement: Placement) -> core::res
         return Err("PCM needs a sample rate (at most 768 kHz) and at least one channel".into());
     }
     let frame = usize::from(format.channels) * format.sample.bytes();
+    let units = RHYTHM.iter().map(|&(_, u)| u as usize).sum::<usize>() + PAUSE_UNITS as usize;
+    let rhythm_bytes = format.sample_rate as usize * UNIT_MS as usize / 1000 * units * frame;
+    if rhythm_bytes > MAX_RHYTHM_BYTES {
+        return Err(format!(
+            "{} Hz x {} channels would make a {rhythm_bytes}-byte rhythm, over the {MAX_RHYTHM_BYTES}-byte limit",
+            format.sample_rate, format.channels
+        ));
+    }
     if samples.len() % frame != 0 {
         return Err(format!("{} bytes are not whole {frame}-byte sample frames", samples.len()));
     }
@@ -406,6 +417,9 @@ mod tests {
         }
         let bad = PcmFormat { sample_rate: 24000, channels: 2, sample: SampleFormat::S24Le };
         assert!(pcm(&[0; 7], bad, Placement::Start).unwrap_err().contains("not whole 6-byte sample frames"));
+        // A header's claim is not obeyed past the limit.
+        let huge = PcmFormat { sample_rate: 768_000, channels: 65_535, sample: SampleFormat::F32Le };
+        assert!(pcm(&[], huge, Placement::Start).unwrap_err().contains("over the 16777216-byte limit"));
     }
 
     #[test]

@@ -17,7 +17,8 @@ use super::*;
 const F: FileFormat = FileFormat::Pdf;
 /// Most cross-reference sections followed through `/Prev` before the chain is called a loop.
 const MAX_SECTIONS: usize = 512;
-/// Most bytes a decompressed stream (cross-reference, object stream, metadata) may grow to.
+/// Most bytes the streams read from one file (cross-reference, object streams, metadata) may
+/// inflate to, together: many small bombs cost no more than one.
 const MAX_INFLATED: usize = 64 << 20;
 /// Deepest nesting of arrays and dictionaries read.
 const MAX_DEPTH: usize = 64;
@@ -327,6 +328,8 @@ struct Document<'a> {
     objects: HashMap<u32, Location>,
     trailer: Dict,
     startxref: usize,
+    /// What is left of [`MAX_INFLATED`].
+    inflate_budget: core::cell::Cell<usize>,
 }
 
 /// A text string's bytes as text: UTF-16BE or UTF-8 with their byte order marks, else
@@ -415,7 +418,13 @@ impl<'a> Document<'a> {
             .ok_or_else(|| FileError::new(F, b.len(), "no `startxref` near the end: truncated or not a PDF"))?;
         let mut lx = Lexer::new(b, sx + 9, 0);
         let startxref = usize::try_from(lx.uint()?).map_err(|_| lx.error("startxref too large"))?;
-        let mut doc = Document { b, objects: HashMap::new(), trailer: Dict::default(), startxref };
+        let mut doc = Document {
+            b,
+            objects: HashMap::new(),
+            trailer: Dict::default(),
+            startxref,
+            inflate_budget: core::cell::Cell::new(MAX_INFLATED),
+        };
         let (mut pending, mut seen, mut first) = (vec![startxref], HashSet::new(), true);
         while let Some(at) = pending.pop() {
             if !seen.insert(at) || seen.len() > MAX_SECTIONS {
@@ -554,7 +563,8 @@ impl<'a> Document<'a> {
         }
         .ok_or_else(|| lx.error("stream /Length missing or unreadable"))?;
         let raw = lx.b.get(lx.at..lx.at.saturating_add(length)).ok_or_else(|| lx.error("stream runs past the end"))?;
-        let data = decode(&dict, raw, lx.at)?;
+        let data = decode(&dict, raw, lx.at, self.inflate_budget.get())?;
+        self.inflate_budget.set(self.inflate_budget.get().saturating_sub(data.len()));
         Ok((dict, data))
     }
 
@@ -642,7 +652,7 @@ impl<'a> Document<'a> {
 }
 
 /// A stream's data through its filters: none, or `FlateDecode` with optional PNG predictor.
-fn decode(dict: &Dict, raw: &[u8], at: usize) -> Result<Vec<u8>> {
+fn decode(dict: &Dict, raw: &[u8], at: usize, limit: usize) -> Result<Vec<u8>> {
     let filters: Vec<&Obj> = match dict.get(b"Filter") {
         None => Vec::new(),
         Some(Obj::Array(a)) => a.iter().collect(),
@@ -651,7 +661,7 @@ fn decode(dict: &Dict, raw: &[u8], at: usize) -> Result<Vec<u8>> {
     match filters.as_slice() {
         [] => Ok(raw.to_vec()),
         [Obj::Name(n)] if n == b"FlateDecode" => {
-            let data = super::inflate(raw, true, MAX_INFLATED).map_err(|e| FileError::new(F, at, e))?;
+            let data = super::inflate(raw, true, limit).map_err(|e| FileError::new(F, at, e))?;
             let params = match dict.get(b"DecodeParms") {
                 Some(Obj::Dict(p)) => Some(p.clone()),
                 Some(Obj::Array(a)) => a.iter().find_map(|p| if let Obj::Dict(p) = p { Some(p.clone()) } else { None }),
