@@ -146,14 +146,8 @@ pub(crate) fn keygen(args: &KeygenArgs) -> Result<Status, Failure> {
             return Err(format!("{}: exists (--force replaces it)", path.display()).into());
         }
     }
-    let key = loop {
-        let mut secret = [0u8; 32];
-        getrandom::fill(&mut secret).map_err(|e| format!("no random source for the key: {e}"))?;
-        // A draw outside [1, order) is astronomically rare; draw again.
-        if let Ok(key) = SigningKey::from_secret(&secret) {
-            break key;
-        }
-    };
+    let key = SigningKey::generate(|secret| getrandom::fill(secret))
+        .map_err(|e| format!("no random source for the key: {e}"))?;
     write_private(&private, key.to_pem().as_bytes())?;
     std::fs::write(&public, key.public_key().to_pem()).map_err(|e| crate::io::io_failure(public.display(), e))?;
     print(

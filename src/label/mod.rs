@@ -38,8 +38,12 @@ impl LabelKind {
 /// A `ProduceID` from 16 random bytes the host supplies (the core draws no randomness):
 /// `aigc-` and 32 hex digits, within the Annex E character set.
 pub fn produce_id(random: &[u8; 16]) -> String {
-    let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
-    format!("aigc-{hex}")
+    format!("aigc-{}", hex(random))
+}
+
+/// Bytes as lowercase hex: `ProduceID`s and the reserved codes.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A value that is not allowed in an Annex E field.

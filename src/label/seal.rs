@@ -33,6 +33,7 @@
 
 use core::fmt;
 
+use super::hex;
 use sm2::dsa::signature::{Signer, Verifier};
 use sm2::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding};
 
@@ -72,6 +73,18 @@ impl SigningKey {
         let secret = sm2::SecretKey::from_slice(secret)
             .map_err(|_| SealError("SM2 secret must be a non-zero number below the curve order".into()))?;
         SigningKey::new(secret)
+    }
+
+    /// A new key, its secret drawn by `fill` from the host's random source (drawn again in the
+    /// astronomically rare case of a value outside [1, order)).
+    pub fn generate<E>(mut fill: impl FnMut(&mut [u8; 32]) -> Result<(), E>) -> Result<SigningKey, E> {
+        loop {
+            let mut secret = [0u8; 32];
+            fill(&mut secret)?;
+            if let Ok(key) = SigningKey::from_secret(&secret) {
+                return Ok(key);
+            }
+        }
     }
 
     fn new(secret: sm2::SecretKey) -> Result<SigningKey, SealError> {
@@ -329,10 +342,6 @@ impl Keyring {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn unhex(text: &str) -> Option<Vec<u8>> {
     if text.len() % 2 == 1 || !text.is_ascii() {
         return None;
@@ -361,10 +370,13 @@ mod tests {
         let public = key.public_key().to_pem();
         assert!(public.starts_with("-----BEGIN PUBLIC KEY-----"));
         assert_eq!(PublicKey::from_pem(&public).unwrap(), key.public_key());
-        let hex = key.public_key().to_hex();
-        assert_eq!(hex.len(), 130);
-        assert_eq!(PublicKey::from_hex(&hex[2..]).unwrap(), key.public_key());
-        assert!(!format!("{key:?}").contains(&super::hex(&[9; 32])), "Debug never shows the secret");
+        let point = key.public_key().to_hex();
+        assert_eq!(point.len(), 130);
+        assert_eq!(PublicKey::from_hex(&point[2..]).unwrap(), key.public_key());
+        assert!(!format!("{key:?}").contains(&hex(&[9; 32])), "Debug never shows the secret");
+        let mut draws = [[0u8; 32], [5; 32]].into_iter();
+        let drawn = SigningKey::generate(|s| draws.next().map(|d| *s = d).ok_or(())).unwrap();
+        assert_eq!(drawn.public_key(), SigningKey::from_secret(&[5; 32]).unwrap().public_key(), "zero is drawn again");
         for bad in ["", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----"] {
             assert!(SigningKey::from_pem(bad).unwrap_err().to_string().starts_with("not a PKCS#8 PEM SM2 private key"));
         }

@@ -449,7 +449,7 @@ impl Exchange {
         }
         let (action, new_body) = match body::read(bytes, self.request_type.as_deref()) {
             Ok(Body::Json(doc)) => {
-                self.wants_pcm = crate::api::speech::Speech::wants_pcm(&doc);
+                self.wants_pcm = self.api.name() == "speech" && crate::api::speech::Speech::wants_pcm(&doc);
                 if self.api.is_raw() {
                     // A path no API claims: the body's shape may still say which API it is.
                     self.api = Api::from_body(&doc).unwrap_or(self.api);

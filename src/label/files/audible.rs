@@ -124,15 +124,26 @@ pub struct PcmFormat {
     pub sample: SampleFormat,
 }
 
+/// The rhythm with its pause on the audio's side, as (tone?, units): what PCM and MP3 both lay out.
+fn segments(placement: Placement) -> [(bool, u32); RHYTHM.len() + 1] {
+    let mut out = [(false, PAUSE_UNITS); RHYTHM.len() + 1];
+    match placement {
+        Placement::Start => out[..RHYTHM.len()].copy_from_slice(&RHYTHM),
+        Placement::End => out[1..].copy_from_slice(&RHYTHM),
+    }
+    out
+}
+
+/// Samples per channel of one unit at `format`'s rate.
+fn unit_samples(format: PcmFormat) -> usize {
+    (u64::from(format.sample_rate) * u64::from(UNIT_MS) / 1000) as usize
+}
+
 /// The rhythm (with its pause toward the audio) as samples in `format`.
 fn rhythm(format: PcmFormat, placement: Placement) -> Vec<u8> {
     let rate = format.sample_rate as f32;
-    let unit = (u64::from(format.sample_rate) * u64::from(UNIT_MS) / 1000) as usize;
-    let mut segments: Vec<(bool, u32)> = RHYTHM.to_vec();
-    match placement {
-        Placement::Start => segments.push((false, PAUSE_UNITS)),
-        Placement::End => segments.insert(0, (false, PAUSE_UNITS)),
-    }
+    let unit = unit_samples(format);
+    let segments = segments(placement);
     let total: usize = segments.iter().map(|&(_, u)| u as usize * unit).sum();
     let mut out = Vec::with_capacity(total * usize::from(format.channels) * format.sample.bytes());
     let ramp = (RAMP_MS / 1000.0 * rate).max(1.0);
@@ -168,8 +179,8 @@ pub fn pcm(samples: &[u8], format: PcmFormat, placement: Placement) -> core::res
         return Err("PCM needs a sample rate (at most 768 kHz) and at least one channel".into());
     }
     let frame = usize::from(format.channels) * format.sample.bytes();
-    let units = RHYTHM.iter().map(|&(_, u)| u as usize).sum::<usize>() + PAUSE_UNITS as usize;
-    let rhythm_bytes = format.sample_rate as usize * UNIT_MS as usize / 1000 * units * frame;
+    let units: usize = segments(placement).iter().map(|&(_, u)| u as usize).sum();
+    let rhythm_bytes = unit_samples(format) * units * frame;
     if rhythm_bytes > MAX_RHYTHM_BYTES {
         return Err(format!(
             "{} Hz x {} channels would make a {rhythm_bytes}-byte rhythm, over the {MAX_RHYTHM_BYTES}-byte limit",
@@ -293,14 +304,9 @@ pub fn mp3(b: &[u8], placement: Placement) -> Result<Vec<u8>> {
     };
     let samples_per_frame: u32 = if first.version == 3 { 1152 } else { 576 };
     let unit = ((first.rate * UNIT_MS) as f32 / 1000.0 / samples_per_frame as f32).round().max(1.0) as usize;
-    let mut segments: Vec<(bool, u32)> = RHYTHM.to_vec();
-    match placement {
-        Placement::Start => segments.push((false, PAUSE_UNITS)),
-        Placement::End => segments.insert(0, (false, PAUSE_UNITS)),
-    }
     let mut marks = Vec::new();
     let mut count = 0u32;
-    for (is_tone, units) in segments {
+    for (is_tone, units) in segments(placement) {
         for _ in 0..units as usize * unit {
             marks.extend_from_slice(if is_tone { tone } else { silence });
             count += 1;

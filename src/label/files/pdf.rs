@@ -643,11 +643,11 @@ impl<'a> Document<'a> {
     }
 
     /// The catalog's XMP packet, if it has one, and where the stream is.
-    fn metadata(&self, catalog: &Dict) -> Result<Option<(Option<(u32, u16)>, String)>> {
+    fn metadata(&self, catalog: &Dict) -> Result<Option<((u32, u16), String)>> {
         let Some(&Obj::Ref(n, g)) = catalog.get(b"Metadata") else { return Ok(None) };
         let Some(Location::Offset(at)) = self.objects.get(&n) else { return Ok(None) };
         let (_, data) = self.stream_at(*at)?;
-        Ok(Some((Some((n, g)), String::from_utf8_lossy(&data).into_owned())))
+        Ok(Some(((n, g), String::from_utf8_lossy(&data).into_owned())))
     }
 }
 
@@ -724,7 +724,7 @@ pub(super) fn write(b: &[u8], json: &str) -> Result<Vec<u8>> {
         Some(&Obj::Ref(n, g)) => (n, g),
         _ => fresh(),
     };
-    let (metadata_id, new_catalog) = match metadata.as_ref().and_then(|(id, _)| *id) {
+    let (metadata_id, new_catalog) = match metadata.as_ref().map(|(id, _)| *id) {
         Some(id) => (id, false),
         None => (fresh(), true),
     };

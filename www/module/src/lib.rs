@@ -332,13 +332,12 @@ fn signing_key(pem: Option<String>) -> Result<Option<SigningKey>, JsError> {
 /// SubjectPublicKeyInfo PEM. The secret comes from `crypto.getRandomValues`.
 #[wasm_bindgen(js_name = generateSigningKey, unchecked_return_type = "SigningKeyPair")]
 pub fn generate_signing_key() -> Result<JsValue, JsError> {
-    loop {
-        let mut secret = [0u8; 32];
-        get_random_values(&mut secret);
-        if let Ok(key) = SigningKey::from_secret(&secret) {
-            return to_value(&json!({"privateKey": key.to_pem(), "publicKey": key.public_key().to_pem()}));
-        }
-    }
+    let key = SigningKey::generate(|secret| {
+        get_random_values(secret);
+        Ok::<(), core::convert::Infallible>(())
+    })
+    .map_err(|e| JsError::new(&e.to_string()))?;
+    to_value(&json!({"privateKey": key.to_pem(), "publicKey": key.public_key().to_pem()}))
 }
 
 /// Writes the implicit label into a PNG, JPEG, WebP, GIF, TIFF, MP3, WAV, FLAC, Ogg, MP4, PDF,
