@@ -6,6 +6,8 @@ use aigc_edge::files::audible::{PcmFormat, Placement};
 use aigc_edge::files::{FileFormat, Provenance, Verdict};
 use aigc_edge::label::seal::{Keyring, PublicKey, Sealer, SigningKey};
 use aigc_edge::label::visible::Corner;
+use aigc_edge::watermark::image::{ImageWatermark, Payload};
+use aigc_edge_image::Paint;
 use clap::{ArgGroup, Args, ValueEnum};
 use serde_json::{json, Value};
 
@@ -44,6 +46,13 @@ pub(crate) struct LabelArgs {
     /// Also draw TEXT on the image, at least 5% of its shortest side high (PNG, JPEG, WebP).
     #[arg(long, value_name = "TEXT", requires = "producer")]
     visible: Option<String>,
+    /// Also hide an invisible watermark in the image's pixels under --key-file, carrying the
+    /// ProduceID's 64-bit digest (PNG, JPEG, WebP); it survives recompression, resizing and crops.
+    #[arg(long, requires_all = ["producer", "key_file"])]
+    image_watermark: bool,
+    /// The --image-watermark payload instead of the ProduceID's digest: 16 hex digits.
+    #[arg(long, value_name = "HEX", value_parser = watermark_payload, requires = "image_watermark")]
+    watermark_payload: Option<Payload>,
     /// Where --visible draws: top-left, top-right, bottom-left, bottom-right.
     #[arg(long, value_name = "CORNER", default_value = "bottom-right", value_parser = corner, requires = "visible")]
     corner: Corner,
@@ -56,11 +65,11 @@ pub(crate) struct LabelArgs {
     /// implicit label.
     #[arg(long, value_name = "LAYOUT", value_parser = pcm_layout, requires = "audible")]
     pcm: Option<PcmFormat>,
-    /// JPEG quality of the image --visible draws on (1-100).
-    #[arg(long, value_name = "Q", default_value_t = 92, value_parser = clap::value_parser!(u8).range(1..=100), requires = "visible")]
+    /// JPEG quality of the image --visible or --image-watermark paints on (1-100).
+    #[arg(long, value_name = "Q", default_value_t = 92, value_parser = clap::value_parser!(u8).range(1..=100))]
     quality: u8,
     /// Write the platform's propagation label (article 6) instead of the producer's.
-    #[arg(long, requires = "platform", conflicts_with_all = ["producer", "watermark", "visible"])]
+    #[arg(long, requires = "platform", conflicts_with_all = ["producer", "watermark", "visible", "image_watermark"])]
     propagate: bool,
     /// The platform's code (PropagatePlatform).
     #[arg(long, value_name = "CODE", requires = "propagate")]
@@ -95,12 +104,16 @@ fn corner(s: &str) -> Result<Corner, String> {
     s.parse().map_err(|e: aigc_edge::label::visible::DrawError| e.to_string())
 }
 
+fn watermark_payload(s: &str) -> Result<Payload, String> {
+    Payload::from_hex(s).map_err(|e| e.to_string())
+}
+
 #[derive(Args)]
 pub(crate) struct VerifyArgs {
     /// Files to read; `-` reads standard input.
     #[arg(value_name = "FILE", required = true)]
     files: Vec<Input>,
-    /// The shared key that checks HMAC-sealed labels and finds the text watermark.
+    /// The shared key that checks HMAC-sealed labels and finds the text and image watermarks.
     #[arg(long, value_name = "K")]
     key_file: Option<PathBuf>,
     /// SM2 public keys that check signed labels: a NAME.pub file (for any party), or a
@@ -245,9 +258,15 @@ pub(crate) fn label(args: &LabelArgs) -> Result<Status, Failure> {
         if let Some(sealer) = &sealer {
             label.seal_producer(sealer);
         }
-        if let Some(text) = &args.visible {
-            bytes = aigc_edge_image::draw_visible(&bytes, text, args.corner, args.quality)
-                .map_err(|e| format!("{}: {e}", args.input))?;
+        if args.visible.is_some() || args.image_watermark {
+            let mark = key.as_deref().filter(|_| args.image_watermark).map(ImageWatermark::new);
+            let payload = args.watermark_payload.unwrap_or_else(|| Payload::from_produce_id(&label.produce_id));
+            let paint = Paint {
+                visible: args.visible.as_deref().map(|text| (text, args.corner)),
+                watermark: mark.as_ref().map(|mark| (mark, payload)),
+                quality: args.quality,
+            };
+            bytes = aigc_edge_image::paint(&bytes, &paint).map_err(|e| format!("{}: {e}", args.input))?;
         }
         if let Some(placement) = args.audible {
             if let Some(format) = args.pcm {
@@ -312,6 +331,17 @@ pub(crate) fn verify(args: &VerifyArgs) -> Result<Status, Failure> {
             report["watermark"] = match key.as_deref().and_then(|k| aigc_edge::watermark::detect(&text, k)) {
                 Some(d) => json!({"payload": d.payload, "copies": d.copies}),
                 None => json!("none"),
+            };
+        }
+        if let (Some(k), FileFormat::Png | FileFormat::Jpeg | FileFormat::Webp) = (key.as_deref(), format) {
+            report["image_watermark"] = match aigc_edge_image::detect_watermark(&bytes, &ImageWatermark::new(k)) {
+                Ok(Some(found)) => json!({
+                    "found": true,
+                    "payload": found.payload.to_hex(),
+                    "confidence": (f64::from(found.confidence) * 1000.0).round() / 1000.0,
+                }),
+                Ok(None) => json!({"found": false}),
+                Err(e) => json!({"found": false, "error": e}),
             };
         }
         reports.push(report);

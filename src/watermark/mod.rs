@@ -25,6 +25,9 @@
 
 use core::fmt;
 
+pub mod image;
+
+const TEXT_DOMAIN: &[u8] = b"aigc-edge watermark\0";
 const START: char = '\u{2064}';
 const SYMBOLS: [char; 4] = ['\u{200B}', '\u{200C}', '\u{200D}', '\u{2060}'];
 /// Longest payload, in bytes.
@@ -56,13 +59,14 @@ pub struct Detected {
     pub copies: usize,
 }
 
-fn keystream(key: &[u8], len: usize) -> Vec<u8> {
+/// `len` bytes of HMAC-SHA-256 counter-mode keystream under `key`, one stream per `domain`.
+pub(crate) fn keystream(key: &[u8], domain: &[u8], len: usize) -> Vec<u8> {
     use hmac::{KeyInit, Mac};
     let mut out = Vec::with_capacity(len + 32);
     let mut counter = 0u32;
     while out.len() < len {
         let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(key) else { break };
-        mac.update(b"aigc-edge watermark\0");
+        mac.update(domain);
         mac.update(&counter.to_be_bytes());
         out.extend_from_slice(&mac.finalize().into_bytes());
         counter += 1;
@@ -72,7 +76,7 @@ fn keystream(key: &[u8], len: usize) -> Vec<u8> {
 }
 
 /// CRC-16/CCITT-FALSE.
-fn crc16(bytes: &[u8]) -> u16 {
+pub(crate) fn crc16(bytes: &[u8]) -> u16 {
     let mut crc = 0xFFFFu16;
     for &b in bytes {
         crc ^= u16::from(b) << 8;
@@ -84,7 +88,7 @@ fn crc16(bytes: &[u8]) -> u16 {
 }
 
 fn frame(payload: &[u8], key: &[u8]) -> Vec<char> {
-    let stream = keystream(key, payload.len() + 1);
+    let stream = keystream(key, TEXT_DOMAIN, payload.len() + 1);
     let mut bytes = vec![payload.len() as u8 ^ stream[0]];
     bytes.extend(payload.iter().zip(&stream[1..]).map(|(p, k)| p ^ k));
     let crc = crc16(&bytes);
@@ -132,7 +136,7 @@ pub fn detect(text: &str, key: &[u8]) -> Option<Detected> {
         if crc16(body) != u16::from_be_bytes([crc[0], crc[1]]) {
             continue;
         }
-        let stream = keystream(key, len + 1);
+        let stream = keystream(key, TEXT_DOMAIN, len + 1);
         if usize::from(body[0] ^ stream[0]) != len {
             continue;
         }
