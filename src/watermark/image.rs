@@ -27,23 +27,30 @@
 //! The key chooses which 56 chips are the *sync* pattern and the sign of every chip; the other 200
 //! carry the payload and its CRC-16 (172 coded bits, the first 28 twice), coded with the rate-1/2, constraint-length-7 convolutional
 //! code (generators 133 and 171 octal) and decoded with soft-decision Viterbi. The change is added
-//! equally to R, G and B (so grey stays grey), scaled by the local contrast (texture hides it;
-//! flat sky gets little) and held to a mean squared error of [`PSNR_DB`].
+//! equally to R, G and B (so grey stays grey) and scaled by the local contrast (texture hides it;
+//! flat sky gets little). The embedder is *informed*: it runs the detector's own measurement on the
+//! unmarked image, sees how much of each chip the photo itself already contributes, and gives each
+//! chip what it takes to reach a common margin (at least half of it from the mark, so a crop does
+//! not undo it). The whole change is held to a mean squared error of [`PSNR_DB`], and capped where
+//! the image is flat, at what would take SSIM there below about 0.985; the budget the cap frees
+//! goes to textured areas.
 //!
 //! Detection needs neither the original nor its size. It takes the luminance's high-pass residual,
-//! finds the tile's period from the residual's autocorrelation (a crop or a resize changes it),
-//! folds the whole image onto one tile at that period, and cross-correlates the fold with the sync
-//! pattern (FFT) to find the tile's offset. Then the payload chips are read at that offset, decoded,
-//! and checked.
+//! tries the tile period the embedder would have chosen for an image of this size (right unless
+//! it was resized), then the periods the residual's autocorrelation proposes (scored over all
+//! their multiples, so the fundamental wins), folds the whole image onto one tile at each period,
+//! and cross-correlates the fold with the sync pattern (FFT) to find the tile's offset. Then the
+//! payload chips are read at the best offset, decoded, and checked.
 //!
 //! # Never a wrong payload
 //!
 //! A payload is reported only when the sync peak stands [`SYNC_Z`] standard deviations above the
 //! correlation surface, the Viterbi output passes its CRC-16 and the decoded chips agree with the
 //! re-encoded codeword. On an unmarked image (or one marked under another key) the surface is
-//! noise: detection tests at most 4 periods × 7 refinements × 4,096 offsets ≈ 1.2 × 10⁵
-//! positions, so a false sync peak has probability ≤ 1.2 × 10⁵ × Q(5.5) ≈ 2 × 10⁻³ per image
-//! (Q the Gaussian tail), and it must then pass the CRC (2⁻¹⁶): ≤ 3 × 10⁻⁸ per image.
+//! noise: detection tests at most 5 periods × 7 refinements × 4,096 offsets ≈ 1.4 × 10⁵
+//! positions, so a false sync peak has probability ≤ 1.4 × 10⁵ × Q(5.5) ≈ 3 × 10⁻³ per image
+//! (Q the Gaussian tail; a union bound), and it must then pass the CRC (2⁻¹⁶): ≤ 5 × 10⁻⁸ per
+//! image.
 //!
 //! # What removes it
 //!
@@ -82,12 +89,21 @@ pub const MIN_CHIP_PX: f32 = 4.0;
 /// found by [`ImageWatermark::detect`].
 pub const MIN_SIDE: u32 = 96;
 /// The peak signal-to-noise ratio of the marked image against the original.
-pub const PSNR_DB: f32 = 41.0;
+pub const PSNR_DB: f32 = 40.3;
 /// How far above the correlation surface a sync peak must stand, in standard deviations.
 pub const SYNC_Z: f32 = 5.5;
 /// The least agreement between the decoded chips and the re-encoded codeword.
 const MIN_AGREEMENT: f32 = 0.2;
 
+/// SSIM's contrast constant, (0.03 × 255)², and the share of `√(2σ² + C2)` (σ the contrast in
+/// SSIM's 7 × 7 window) a change may reach: in flat areas SSIM notices what PSNR does not, so
+/// the change there is capped and its budget goes to textured areas.
+const SSIM_C2: f32 = 58.5225;
+const SSIM_CAP: f32 = 0.15;
+/// Informed embedding: every chip is given what it takes to reach a common margin against the
+/// host's own share of it, but at least this share of the margin (a crop or a resize changes
+/// the host's share; the mark must not lean on it).
+const LEAST_SHARE: f32 = 0.5;
 /// The local contrast that gets the mean strength, and the mask's bounds around it.
 const MASK_REFERENCE: f32 = 10.0;
 const MASK_RANGE: (f32, f32) = (0.3, 2.0);
@@ -245,7 +261,7 @@ impl ImageWatermark {
     pub fn embed(&self, rgba: &mut [u8], width: u32, height: u32, payload: Payload) -> Result<(), ImageWatermarkError> {
         let (w, h) = check(rgba, width, height)?;
         let tile = self.tile(payload);
-        let chip_px = MIN_CHIP_PX.max(w.min(h) as f32 / 128.0);
+        let chip_px = chip_px(w, h);
         // Each column's and row's chip and window value.
         let axis = |n: usize| -> Vec<(usize, f32)> {
             (0..n)
@@ -263,23 +279,79 @@ impl ImageWatermark {
         let mean = box_blur(&luma, w, h, radius);
         let squares: Vec<f32> = luma.iter().map(|v| v * v).collect();
         let mean_square = box_blur(&squares, w, h, radius);
-        let mut change: Vec<f32> = Vec::with_capacity(w * h);
+        // SSIM's own window (7 × 7): the contrast that bounds the change.
+        let (near_mean, near_square) = (box_blur(&luma, w, h, 3), box_blur(&squares, w, h, 3));
+        // Each pixel's chip and its share of the chip's pattern (mask times window).
+        let mut chip_of: Vec<u16> = Vec::with_capacity(w * h);
+        let mut base: Vec<f32> = Vec::with_capacity(w * h);
+        let mut cap: Vec<f32> = Vec::with_capacity(w * h);
         for (y, &(chip_y, window_y)) in rows.iter().enumerate() {
             for (x, &(chip_x, window_x)) in columns.iter().enumerate() {
                 let i = y * w + x;
                 let contrast = (mean_square[i] - mean[i] * mean[i]).max(0.0).sqrt();
                 let mask = (contrast / MASK_REFERENCE).clamp(MASK_RANGE.0, MASK_RANGE.1);
-                change.push(mask * tile[chip_y * CHIPS + chip_x] * window_x * window_y);
+                chip_of.push((chip_y * CHIPS + chip_x) as u16);
+                base.push(mask * window_x * window_y);
+                let near = (near_square[i] - near_mean[i] * near_mean[i]).max(0.0);
+                // And within the pixel's range, so the change never clips to one side (near black a
+                // one-sided change shifts the mean, which SSIM's luminance term punishes).
+                let pixel = &rgba[4 * i..4 * i + 3];
+                let (low, high) =
+                    (pixel.iter().min().copied().unwrap_or(0), pixel.iter().max().copied().unwrap_or(255));
+                let headroom = f32::from(low).min(f32::from(255 - high));
+                cap.push((SSIM_CAP * (2.0 * near + SSIM_C2).sqrt()).min(headroom));
             }
         }
-
-        // Strength for the target error, then once more after rounding and clipping.
         let target = 255.0f32 * 255.0 / 10f32.powf(PSNR_DB / 10.0);
-        let energy = change.iter().map(|c| c * c).sum::<f32>() / change.len() as f32;
-        if energy <= 0.0 {
+        let mut energy = [0f32; TILE_CHIPS];
+        for (&c, b) in chip_of.iter().zip(&base) {
+            energy[usize::from(c)] += b * b;
+        }
+        let total: f32 = energy.iter().sum();
+        if total <= 0.0 {
             return Ok(());
         }
-        let mut strength = (target / energy).sqrt();
+        let budget = target * (w * h) as f32;
+        let strength = (budget / total).sqrt();
+        // Informed embedding: what the detector reads from the unmarked image (the host's own
+        // share of each chip) and how much of a chip's change reaches it.
+        let period = CHIPS as f32 * chip_px / work_factor(w, h) as f32;
+        let measure = |luma: &[f32]| -> [f32; TILE_CHIPS] {
+            let (r, ww, wh) = residual(luma, w, h);
+            chip_values(&fold(&r, ww, wh, period), (0, 0))
+        };
+        let host = measure(&luma);
+        let trial: Vec<f32> = luma
+            .iter()
+            .zip(chip_of.iter().zip(&base))
+            .map(|(l, (&c, b))| l + strength * tile[usize::from(c)] * b)
+            .collect();
+        let response = measure(&trial);
+        let mut gain = [0f32; TILE_CHIPS];
+        for c in 0..TILE_CHIPS {
+            gain[c] = (response[c] - host[c]) * tile[c] / strength;
+        }
+        let mut sorted = gain;
+        sorted.sort_by(f32::total_cmp);
+        let floor = (0.25 * sorted[TILE_CHIPS / 2]).max(f32::MIN_POSITIVE);
+        gain.iter_mut().for_each(|g| *g = g.max(floor));
+        let amplitude = |margin: f32, c: usize| (margin - tile[c] * host[c]).max(LEAST_SHARE * margin) / gain[c];
+        let spent = |margin: f32| (0..TILE_CHIPS).map(|c| amplitude(margin, c).powi(2) * energy[c]).sum::<f32>();
+        let margin = largest_within(budget, strength * sorted[TILE_CHIPS / 2].max(floor), spent);
+        let multiplier: Vec<f32> = (0..TILE_CHIPS).map(|c| tile[c] * amplitude(margin, c)).collect();
+        // The caps cut the change where the image is flat; the budget they free goes to the rest.
+        let (multiplier, cap) = (&multiplier, &cap);
+        let capped = |scale: f32| {
+            chip_of
+                .iter()
+                .zip(&base)
+                .zip(cap)
+                .map(move |((&c, b), &m)| (scale * multiplier[usize::from(c)] * b).clamp(-m, m))
+        };
+        let scale = largest_within(budget, 1.0, |scale| capped(scale).map(|v| v * v).sum::<f32>());
+        let change: Vec<f32> = capped(scale).collect();
+        let mut strength = 1.0f32;
+        // Once more after rounding and clipping.
         let rounded_error = |strength: f32| -> f32 {
             let mut sum = 0f64;
             for (pixel, c) in rgba.chunks_exact(4).zip(&change) {
@@ -305,12 +377,21 @@ impl ImageWatermark {
     /// The watermark in `rgba` under this key, or `None`: never a wrong payload.
     pub fn detect(&self, rgba: &[u8], width: u32, height: u32) -> Result<Option<Found>, ImageWatermarkError> {
         let (w, h) = check(rgba, width, height)?;
+        // The period the embedder chose for an image of this size (right unless it was resized
+        // or a large image cropped), then what the autocorrelation proposes.
+        let expected = CHIPS as f32 * chip_px(w, h) / work_factor(w, h) as f32;
         let (residual, w, h) = residual(&luma(rgba), w, h);
         let mut planner = FftPlanner::<f32>::new();
+        let mut candidates = vec![expected];
+        for p in periods(&residual, w, h, &mut planner) {
+            if candidates.iter().all(|c| (c - p).abs() > 0.5) {
+                candidates.push(p);
+            }
+        }
         let template = self.sync_spectrum(&mut planner);
 
         let mut best: Option<Peak> = None;
-        for period in periods(&residual, w, h, &mut planner) {
+        for period in candidates {
             for step in PERIOD_STEPS {
                 let fold = fold(&residual, w, h, period + step);
                 let peak = correlate(&fold, &template, &mut planner);
@@ -337,15 +418,7 @@ impl ImageWatermark {
     }
 
     fn decode(&self, peak: &Peak) -> Option<Found> {
-        // Each chip's soft value at the found offset: the fold under the chip's window.
-        let mut soft = [0f32; TILE_CHIPS];
-        for (chip, s) in soft.iter_mut().enumerate() {
-            for (dy, dx, window) in chip_bins() {
-                let y = ((chip / CHIPS) * BINS_PER_CHIP + dy + peak.offset.1) % BINS;
-                let x = ((chip % CHIPS) * BINS_PER_CHIP + dx + peak.offset.0) % BINS;
-                *s += peak.fold[y * BINS + x] * window;
-            }
-        }
+        let soft = chip_values(&peak.fold, peak.offset);
         let mut coded = vec![0f32; CODED_BITS];
         for (i, &chip) in self.order[SYNC_CHIPS..].iter().enumerate() {
             coded[i % CODED_BITS] += soft[usize::from(chip)] * self.sign[usize::from(chip)];
@@ -357,6 +430,48 @@ impl ImageWatermark {
             / norm.max(f32::MIN_POSITIVE);
         (agreement >= MIN_AGREEMENT).then_some(Found { payload, confidence: agreement.min(1.0) })
     }
+}
+
+/// Each chip's soft value in a fold at an offset: the fold under the chip's window.
+fn chip_values(fold: &[f32], offset: (usize, usize)) -> [f32; TILE_CHIPS] {
+    let mut soft = [0f32; TILE_CHIPS];
+    for (chip, s) in soft.iter_mut().enumerate() {
+        for (dy, dx, window) in chip_bins() {
+            let y = ((chip / CHIPS) * BINS_PER_CHIP + dy + offset.1) % BINS;
+            let x = ((chip % CHIPS) * BINS_PER_CHIP + dx + offset.0) % BINS;
+            *s += fold[y * BINS + x] * window;
+        }
+    }
+    soft
+}
+
+/// The largest `x` (to a 2⁻¹² share) with `cost(x)` within `budget`, for a `cost` that grows
+/// with `x`, searched up from `start`.
+fn largest_within(budget: f32, start: f32, cost: impl Fn(f32) -> f32) -> f32 {
+    let (mut low, mut high) = (0.0f32, start.max(f32::MIN_POSITIVE));
+    while cost(high) < budget && high < 1e12 {
+        low = high;
+        high *= 2.0;
+    }
+    for _ in 0..12 {
+        let mid = 0.5 * (low + high);
+        if cost(mid) < budget {
+            low = mid;
+        } else {
+            high = mid;
+        }
+    }
+    low
+}
+
+/// The chip size the embedder uses for a `w × h` image.
+fn chip_px(w: usize, h: usize) -> f32 {
+    MIN_CHIP_PX.max(w.min(h) as f32 / 128.0)
+}
+
+/// The whole factor the detector averages an image down by.
+fn work_factor(w: usize, h: usize) -> usize {
+    (w.min(h) / WORK_SIDE).max(1)
 }
 
 fn check(rgba: &[u8], width: u32, height: u32) -> Result<(usize, usize), ImageWatermarkError> {
@@ -418,7 +533,7 @@ fn box_blur(src: &[f32], w: usize, h: usize, r: usize) -> Vec<f32> {
 /// The luminance averaged down by a whole factor to the working resolution, minus its local mean,
 /// clipped: what is left is texture, noise and the mark.
 fn residual(luma: &[f32], w: usize, h: usize) -> (Vec<f32>, usize, usize) {
-    let factor = (w.min(h) / WORK_SIDE).max(1);
+    let factor = work_factor(w, h);
     let (ww, wh) = (w / factor, h / factor);
     let mut work = vec![0f32; ww * wh];
     for y in 0..wh * factor {
@@ -481,14 +596,25 @@ fn periods(residual: &[f32], w: usize, h: usize, planner: &mut FftPlanner<f32>) 
         return Vec::new();
     }
     let score: Vec<f32> = (0..=longest).map(|l| at(l, 0) + at(0, l) + at(l, l) + at(l, ah - l)).collect();
+    // A lattice's autocorrelation peaks at every multiple of its period: the comb over the
+    // multiples ranks the fundamental above its multiples and above a texture's lone peak.
+    let comb: Vec<f32> = (0..=longest)
+        .map(|l| if l == 0 { 0.0 } else { (1..).map(|k| k * l).take_while(|&m| m <= longest).map(|m| score[m]).sum() })
+        .collect();
     let mut peaks: Vec<(f32, f32)> = (shortest + 1..longest)
-        .filter(|&l| score[l] > score[l - 1] && score[l] >= score[l + 1])
+        .filter(|&l| comb[l] > comb[l - 1] && comb[l] >= comb[l + 1])
         .map(|l| {
-            // The vertex of the parabola through the peak and its neighbours.
-            let (a, b, c) = (score[l - 1], score[l], score[l + 1]);
+            // Measured at the highest multiple in range (the error divides by it): the vertex of the
+            // parabola through the largest score near it and its neighbours.
+            let k = (longest - 1) / l;
+            let around = k * l;
+            let m = (around.saturating_sub(k).max(1)..=(around + k).min(longest - 1))
+                .max_by(|&a, &b| score[a].total_cmp(&score[b]))
+                .unwrap_or(around);
+            let (a, b, c) = (score[m - 1], score[m], score[m + 1]);
             let curvature = a - 2.0 * b + c;
             let offset = if curvature < 0.0 { (0.5 * (a - c) / curvature).clamp(-0.5, 0.5) } else { 0.0 };
-            (b, l as f32 + offset)
+            (comb[l], (m as f32 + offset) / k as f32)
         })
         .collect();
     peaks.sort_by(|a, b| b.0.total_cmp(&a.0));

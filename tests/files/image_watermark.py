@@ -24,9 +24,10 @@ from skimage.metrics import structural_similarity
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+# The photographs among skimage.data's bundled images (not its text, page, logo, colour wheel or
+# synthetic images: the targets are for natural photos).
 PHOTOS = ["astronaut", "camera", "chelsea", "coffee", "rocket", "coins", "moon", "hubble_deep_field",
-          "immunohistochemistry", "retina", "brick", "grass", "gravel", "clock", "page", "text", "cell",
-          "microaneurysms", "logo", "colorwheel"]
+          "immunohistochemistry", "retina", "brick", "grass", "gravel", "clock", "cat", "stereo_motorcycle"]
 QUICK = ["astronaut", "chelsea", "coffee", "camera"]
 
 
@@ -36,6 +37,8 @@ def photos(names):
             img = getattr(skdata, name)()
         except Exception:  # not bundled in this wheel (needs a download): skip
             continue
+        if isinstance(img, tuple):  # stereo_motorcycle: left, right, disparity
+            img = img[0]
         if img.dtype != np.uint8:
             img = (255 * (img.astype(np.float64) - img.min()) / max(np.ptp(img), 1)).astype(np.uint8)
         if img.ndim == 2:
@@ -154,7 +157,7 @@ def bit_errors(found, payload):
 
 
 def run(method, images, payload):
-    rows, marked = {}, []
+    rows, marked, missed = {}, [], {}
     qualities = []
     for name, img in images:
         m = method.embed(img, payload)
@@ -163,9 +166,10 @@ def run(method, images, payload):
     for attack, fn in ATTACKS:
         found = method.detect_many([fn(m) for m in marked])
         hits = sum(1 for f in found if f == payload)
+        missed[attack] = [name for (name, _), f in zip(images, found) if f != payload]
         bers = [b for b in (bit_errors(f, payload) for f in found) if b is not None]
         rows[attack] = (hits / len(marked), np.mean(bers) if bers else float("nan"))
-    return rows, qualities
+    return rows, qualities, missed
 
 
 def false_finds(method, images, keys):
@@ -193,8 +197,10 @@ def main():
             methods.append(ShieldMnt())
         tables = []
         for method in methods:
-            rows, qualities = run(method, images, payload)
+            rows, qualities, missed = run(method, images, payload)
             tables.append((method, rows, qualities))
+            if method is methods[0]:
+                ours_missed = missed
         print(f"\nimage watermark robustness: {len(images)} photos from skimage.data "
               f"({', '.join(n for n, _ in images)}); payload 64 bits")
         header = f"{'attack':36}" + "".join(f"{m.name:>34}" for m, _, _ in tables)
@@ -212,6 +218,11 @@ def main():
             print(f"{method.name}: PSNR min {min(psnr):.1f} dB mean {np.mean(psnr):.1f}; "
                   f"SSIM min {min(ssim):.4f} mean {np.mean(ssim):.4f}")
         ours, rows, qualities = tables[0]
+        for attack, names in ours_missed.items():
+            if names:
+                print(f"{ours.name} missed after {attack}: {', '.join(names)}")
+        worst = sorted(zip(qualities, (n for n, _ in images)))[:3]
+        print(f"{ours.name} lowest PSNR: " + ", ".join(f"{n} {q[0]:.1f} dB / SSIM {q[1]:.4f}" for q, n in worst))
         for attack, (rate, _) in rows.items():
             if rate < 0.95 and attack not in STRETCH:
                 failures.append(f"{attack}: detected in {rate * 100:.1f}% < 95%")
