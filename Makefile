@@ -27,7 +27,7 @@ GUARD_MODEL ?=
 LINT_WASIP1 := -p aigc-edge -p aigc-edge-envoy -p aigc-edge-noop
 LINT_WEB := -p aigc-edge -p aigc-edge-web
 
-.PHONY: help lint oci filter-visible test-python bench-scale setup-wasm-opt setup-rust setup-venv setup-media setup-web setup-browser web serve bench-web build cli filter demo test test-core test-e2e test-labels test-web fuzz bench bench-native bench-wasm bench-envoy clean
+.PHONY: bench-watermark help lint oci filter-visible test-python bench-scale setup-wasm-opt setup-rust setup-venv setup-media setup-web setup-browser web serve bench-web build cli filter demo test test-core test-e2e test-labels test-web fuzz bench bench-native bench-wasm bench-envoy clean
 
 help:
 	@echo "make demo    build the Envoy filter and run Envoy with it in front of a demo upstream"
@@ -182,6 +182,8 @@ test-labels: setup-venv setup-media cli
 	@$(VENV)/bin/python -c "import PIL, mutagen, pypdf, docx, openpyxl, pptx, gmssl" 2>/dev/null || \
 	  $(VENV)/bin/pip install --quiet pillow mutagen pypdf python-docx openpyxl python-pptx gmssl
 	$(PY) tests/files/test_labels.py
+	@$(VENV)/bin/python -c "import skimage" 2>/dev/null || $(VENV)/bin/pip install --quiet --disable-pip-version-check scikit-image
+	$(PY) tests/files/image_watermark.py --quick
 
 # The Python package: the abi3 wheel built by maturin and installed in the venv, then pytest over
 # the API and a scan on a local Ray cluster (2 workers) against the CLI's report.
@@ -201,7 +203,15 @@ bench-scale: test-python
 test: setup-rust lint test-core test-labels test-e2e test-web test-python
 	@echo "make test: all suites passed"
 
-bench: bench-native bench-wasm
+bench: bench-native bench-watermark bench-wasm
+
+# The image watermark's robustness over skimage's photographs, beside ShieldMnt's
+# invisible-watermark (dwtDct; installed without its torch and GUI OpenCV dependencies).
+bench-watermark: setup-venv cli
+	@$(VENV)/bin/python -c "import skimage, imwatermark, cv2, pywt" 2>/dev/null || \
+	  ($(VENV)/bin/pip install --quiet --disable-pip-version-check scikit-image opencv-python-headless PyWavelets && \
+	   $(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps invisible-watermark)
+	$(PY) tests/files/image_watermark.py --baseline
 
 bench-native:
 	AIGC_DATA=$(DATA) $(CARGO) bench --bench matching

@@ -1,8 +1,10 @@
 // The demo page: everything runs in the page, through the aigc-edge wasm module.
-import init, { Filter, carryMetadata, drawLabel, labelFile, verifyFile } from './pkg/aigc_edge_web.js';
+import init, { Filter, carryMetadata, detectImageWatermark, drawLabel, imageWatermarkPayload, implicitLabel, labelFile, verifyFile, watermarkImage } from './pkg/aigc_edge_web.js';
 
 const $ = (id) => document.getElementById(id);
 const PRODUCER = 'aigc-edge-demo';
+// The demo's image watermark key (a platform keeps its own secret).
+const WATERMARK_KEY = new TextEncoder().encode('aigc-edge demo image watermark key');
 let filter;
 
 function escape(s) {
@@ -105,6 +107,20 @@ function imageErrorZh(e) {
   return `无法读取该图片（${m}）`;
 }
 
+// What a platform does to an upload: scaled to 75% and re-encoded as JPEG quality 70.
+async function reuploaded(canvas) {
+  const jpeg = await new Promise((r) => canvas.toBlob(r, 'image/jpeg', 0.7));
+  const bitmap = await createImageBitmap(jpeg, {
+    resizeWidth: Math.round(canvas.width * 0.75), resizeHeight: Math.round(canvas.height * 0.75), resizeQuality: 'high',
+  });
+  const work = document.createElement('canvas');
+  work.width = bitmap.width;
+  work.height = bitmap.height;
+  const ctx = work.getContext('2d');
+  ctx.drawImage(bitmap, 0, 0);
+  return ctx.getImageData(0, 0, work.width, work.height);
+}
+
 async function labelImage(file) {
   const link = $('download');
   const canvas = $('canvas');
@@ -114,6 +130,9 @@ async function labelImage(file) {
   link.removeAttribute('href');
   $('imagelabel').textContent = '处理中…';
   $('imagelabel').className = '';
+  const mark = $('imagewatermark');
+  mark.textContent = '';
+  delete mark.dataset.found;
   try {
     const original = new Uint8Array(await file.arrayBuffer());
     const type = sniff(original);
@@ -129,11 +148,21 @@ async function labelImage(file) {
     const pixels = new Uint8Array(img.data.buffer);
     const drawn = drawLabel(pixels, img.width, img.height, 'AI生成', 'bottom-right');
     img.data.set(pixels);
+    // The invisible watermark carries the ProduceID's payload, so a copy that lost its metadata
+    // still leads back to the label.
+    const id = JSON.parse(implicitLabel(PRODUCER)).AIGC.ProduceID;
+    let payload = imageWatermarkPayload(id);
+    try {
+      watermarkImage(img, WATERMARK_KEY, payload);
+    } catch (e) {
+      payload = null; // below the watermark's 96 px: labelled, not watermarked
+      mark.textContent = `未加隐形水印：${e.message}`;
+    }
     ctx.putImageData(img, 0, 0);
     // The same format back, with the original's EXIF, colour profile and text.
     const blob = await new Promise((r) => work.toBlob(r, type, 0.92));
     const encoded = new Uint8Array(await blob.arrayBuffer());
-    const labeled = labelFile(carryMetadata(original, encoded), PRODUCER);
+    const labeled = labelFile(carryMetadata(original, encoded), PRODUCER, id);
     canvas.width = work.width;
     canvas.height = work.height;
     canvas.getContext('2d').drawImage(work, 0, 0);
@@ -141,6 +170,13 @@ async function labelImage(file) {
     link.download = type === 'image/jpeg' ? 'labeled.jpg' : 'labeled.png';
     link.hidden = false;
     $('imagelabel').textContent = `显式标识高 ${drawn.textHeight}px；隐式标识已写入 ${type === 'image/jpeg' ? 'JPEG' : 'PNG'}，原图的 EXIF 与色彩配置保留`;
+    // The page checks its own mark the way a platform would damage it.
+    const found = payload && detectImageWatermark(await reuploaded(work), WATERMARK_KEY);
+    if (payload) mark.dataset.payload = payload;
+    mark.dataset.found = found ? found.payload : 'none';
+    if (payload) mark.textContent = found
+      ? `隐形水印 ${payload}：缩小到 75% 并以 JPEG 质量 70 重新压缩后仍检出 ${found.payload}（置信度 ${found.confidence.toFixed(2)}）`
+      : `隐形水印 ${payload}：缩小并重新压缩后未检出（图片过于平坦时水印很弱）`;
   } catch (e) {
     canvas.width = 0;
     canvas.height = 0;

@@ -41,6 +41,10 @@ def curl(url, body, headers=(), stream=False):
     return status, hdrs, body
 
 
+# The image watermark's key in the visible build's test (a platform keeps its own secret).
+WATERMARK_KEY = "e2e image watermark key 0123456789"
+
+
 class Envoy(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -307,8 +311,13 @@ class Operations(unittest.TestCase):
     def test_the_visible_build_draws_the_label_on_generated_images(self):
         visible = os.path.join(run.ROOT, "target", "filter", "aigc_edge_envoy_visible.wasm")
         stack = run.Stack(POLICY, port=PORT + 7, admin_port=ADMIN + 7, mock_port=MOCK + 7, name="visible", wasm=visible,
-                          extra={"label": {"producer": "PROVIDER01", "visible": {"text": "AI生成", "corner": "bottom-right"}}})
+                          extra={"label": {"producer": "PROVIDER01", "visible": {"text": "AI生成", "corner": "bottom-right"},
+                                           "image_watermark": {"key": WATERMARK_KEY}}})
         from PIL import Image
+        import hashlib
+        keyfile = os.path.join(tempfile.mkdtemp(), "watermark.key")
+        with open(keyfile, "w") as f:
+            f.write(WATERMARK_KEY)
         import io
         try:
             for fmt, kind in [("png", "PNG"), ("jpeg", "JPEG"), ("webp", "WEBP")]:
@@ -326,8 +335,13 @@ class Operations(unittest.TestCase):
                 path = os.path.join(tempfile.mkdtemp(), "generated." + fmt)
                 with open(path, "wb") as f:
                     f.write(data)
-                report = json.loads(subprocess.run([CLI, "verify", path], capture_output=True, text=True).stdout)[0]
+                report = json.loads(subprocess.run([CLI, "verify", "--key-file", keyfile, path],
+                                                   capture_output=True, text=True).stdout)[0]
                 self.assertEqual(report["verdict"], "compliant", (fmt, report))
+                # The invisible watermark carries the label's ProduceID (its SHA-256's first 64 bits).
+                produce_id = report["labels"][0]["fields"]["ProduceID"]
+                self.assertEqual(report["image_watermark"]["payload"],
+                                 hashlib.sha256(produce_id.encode()).hexdigest()[:16], (fmt, report["image_watermark"]))
         finally:
             stack.stop()
         # The standard build refuses the field rather than drawing nothing.
@@ -336,6 +350,11 @@ class Operations(unittest.TestCase):
                       extra={"label": {"producer": "P", "visible": {"text": "AI生成"}}}).stop()
         with open(os.path.join(run.RUN_DIR, "novisible.log"), encoding="utf-8") as f:
             self.assertIn("invalid plugin configuration field `label.visible`", f.read())
+        with self.assertRaises(RuntimeError):
+            run.Stack(POLICY, port=PORT + 8, admin_port=ADMIN + 8, upstream=f"127.0.0.1:{MOCK}", name="nomark",
+                      extra={"label": {"producer": "P", "image_watermark": {"key": WATERMARK_KEY}}}).stop()
+        with open(os.path.join(run.RUN_DIR, "nomark.log"), encoding="utf-8") as f:
+            self.assertIn("invalid plugin configuration field `label.image_watermark`", f.read())
 
     def test_monitor_mode_changes_nothing(self):
         stack = run.Stack(POLICY, port=PORT + 1, admin_port=ADMIN + 1, mock_port=MOCK + 1, name="monitor",

@@ -60,8 +60,9 @@
 
 use core::fmt;
 
+use rustfft::algorithm::Radix4;
 use rustfft::num_complex::Complex32;
-use rustfft::FftPlanner;
+use rustfft::{Fft, FftDirection};
 
 use super::{crc16, keystream};
 
@@ -381,20 +382,19 @@ impl ImageWatermark {
         // or a large image cropped), then what the autocorrelation proposes.
         let expected = CHIPS as f32 * chip_px(w, h) / work_factor(w, h) as f32;
         let (residual, w, h) = residual(&luma(rgba), w, h);
-        let mut planner = FftPlanner::<f32>::new();
         let mut candidates = vec![expected];
-        for p in periods(&residual, w, h, &mut planner) {
+        for p in periods(&residual, w, h) {
             if candidates.iter().all(|c| (c - p).abs() > 0.5) {
                 candidates.push(p);
             }
         }
-        let template = self.sync_spectrum(&mut planner);
+        let template = self.sync_spectrum();
 
         let mut best: Option<Peak> = None;
         for period in candidates {
             for step in PERIOD_STEPS {
                 let fold = fold(&residual, w, h, period + step);
-                let peak = correlate(&fold, &template, &mut planner);
+                let peak = correlate(&fold, &template);
                 if best.as_ref().is_none_or(|b| peak.z > b.z) {
                     best = Some(Peak { fold, ..peak });
                 }
@@ -404,7 +404,7 @@ impl ImageWatermark {
     }
 
     /// The conjugate spectrum of the sync pattern on the fold's grid.
-    fn sync_spectrum(&self, planner: &mut FftPlanner<f32>) -> Vec<Complex32> {
+    fn sync_spectrum(&self) -> Vec<Complex32> {
         let mut grid = vec![Complex32::new(0.0, 0.0); BINS * BINS];
         for &chip in &self.order[..SYNC_CHIPS] {
             let chip = usize::from(chip);
@@ -413,7 +413,7 @@ impl ImageWatermark {
                 grid[y * BINS + x].re = self.sign[chip] * window;
             }
         }
-        fft2(&mut grid, BINS, BINS, planner, true);
+        fft2(&mut grid, BINS, BINS, FftDirection::Forward);
         grid.iter().map(|c| c.conj()).collect()
     }
 
@@ -555,47 +555,45 @@ fn residual(luma: &[f32], w: usize, h: usize) -> (Vec<f32>, usize, usize) {
     (residual, ww, wh)
 }
 
-/// 2-D FFT in place, rows then columns.
-fn fft2(data: &mut [Complex32], w: usize, h: usize, planner: &mut FftPlanner<f32>, forward: bool) {
-    let plan = |n: usize, planner: &mut FftPlanner<f32>| {
-        if forward {
-            planner.plan_fft_forward(n)
-        } else {
-            planner.plan_fft_inverse(n)
-        }
-    };
-    plan(w, planner).process(data);
+/// 2-D FFT in place, rows then columns; both sides powers of two. Only rustfft's radix-4
+/// algorithm is linked (its planner brings every algorithm for every length: 1 MiB of wasm).
+fn fft2(data: &mut [Complex32], w: usize, h: usize, direction: FftDirection) {
+    Radix4::new(w, direction).process(data);
     let mut columns = vec![Complex32::new(0.0, 0.0); w * h];
     transpose::transpose(data, &mut columns, w, h);
-    plan(h, planner).process(&mut columns);
+    Radix4::new(h, direction).process(&mut columns);
     transpose::transpose(&columns, data, h, w);
 }
 
 /// Tile periods (in working pixels) where the residual correlates with itself shifted by one
 /// period along both axes and the diagonals, strongest first, refined to a fraction of a pixel.
-fn periods(residual: &[f32], w: usize, h: usize, planner: &mut FftPlanner<f32>) -> Vec<f32> {
+fn periods(residual: &[f32], w: usize, h: usize) -> Vec<f32> {
     let (aw, ah) = (w.min(AUTOCORRELATION_SIDE), h.min(AUTOCORRELATION_SIDE));
     let (x0, y0) = ((w - aw) / 2, (h - ah) / 2);
-    let mut grid: Vec<Complex32> = (0..ah)
-        .flat_map(|y| residual[(y0 + y) * w + x0..(y0 + y) * w + x0 + aw].iter().map(|&v| Complex32::new(v, 0.0)))
-        .collect();
-    fft2(&mut grid, aw, ah, planner, true);
+    // Zero-padded to powers of two (the FFT's sizes).
+    let (pw, ph) = (aw.next_power_of_two(), ah.next_power_of_two());
+    let mut grid = vec![Complex32::new(0.0, 0.0); pw * ph];
+    for y in 0..ah {
+        let row = &residual[(y0 + y) * w + x0..(y0 + y) * w + x0 + aw];
+        grid[y * pw..y * pw + aw].iter_mut().zip(row).for_each(|(g, &v)| g.re = v);
+    }
+    fft2(&mut grid, pw, ph, FftDirection::Forward);
     // The power spectrum flattened against its neighbourhood: a periodic mark is a lattice of
     // spectral peaks, each standing above its neighbours, while a periodic texture in the photo
     // is a few peaks. Capped, each peak counts about the same, so the lattice wins.
     let power: Vec<f32> = grid.iter().map(|c| c.norm_sqr()).collect();
-    let neighbourhood = box_blur(&power, aw, ah, SPECTRUM_RADIUS);
+    let neighbourhood = box_blur(&power, pw, ph, SPECTRUM_RADIUS);
     for ((c, p), n) in grid.iter_mut().zip(&power).zip(&neighbourhood) {
         *c = Complex32::new((p / n.max(f32::MIN_POSITIVE)).min(SPECTRUM_CAP), 0.0);
     }
-    fft2(&mut grid, aw, ah, planner, false);
-    let at = |dx: usize, dy: usize| grid[(dy % ah) * aw + dx % aw].re;
+    fft2(&mut grid, pw, ph, FftDirection::Inverse);
+    let at = |dx: usize, dy: usize| grid[(dy % ph) * pw + dx % pw].re;
     let longest = aw.min(ah) / 2;
     let shortest = 16;
     if longest <= shortest + 2 {
         return Vec::new();
     }
-    let score: Vec<f32> = (0..=longest).map(|l| at(l, 0) + at(0, l) + at(l, l) + at(l, ah - l)).collect();
+    let score: Vec<f32> = (0..=longest).map(|l| at(l, 0) + at(0, l) + at(l, l) + at(l, ph - l)).collect();
     // A lattice's autocorrelation peaks at every multiple of its period: the comb over the
     // multiples ranks the fundamental above its multiples and above a texture's lone peak.
     let comb: Vec<f32> = (0..=longest)
@@ -650,11 +648,11 @@ struct Peak {
     z: f32,
 }
 
-fn correlate(fold: &[f32], template: &[Complex32], planner: &mut FftPlanner<f32>) -> Peak {
+fn correlate(fold: &[f32], template: &[Complex32]) -> Peak {
     let mut grid: Vec<Complex32> = fold.iter().map(|&v| Complex32::new(v, 0.0)).collect();
-    fft2(&mut grid, BINS, BINS, planner, true);
+    fft2(&mut grid, BINS, BINS, FftDirection::Forward);
     grid.iter_mut().zip(template).for_each(|(g, t)| *g *= t);
-    fft2(&mut grid, BINS, BINS, planner, false);
+    fft2(&mut grid, BINS, BINS, FftDirection::Inverse);
     let n = grid.len() as f32;
     let mean = grid.iter().map(|c| c.re).sum::<f32>() / n;
     let variance = grid.iter().map(|c| (c.re - mean) * (c.re - mean)).sum::<f32>() / n;

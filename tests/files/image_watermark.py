@@ -4,9 +4,9 @@ by the CLI (`label --image-watermark`), attacked with Pillow, read back by `veri
     image_watermark.py [--quick] [--baseline] [--cli PATH]
 
 Prints attack x detection rate x bit error rate, PSNR and SSIM, and the false finds on unmarked
-images under many keys. `--quick` (make test) runs a small set and asserts the issue's targets;
-the full run (make bench) adds ShieldMnt's invisible-watermark (dwtDct) on the same images with
-`--baseline`. Exits non-zero when a target is missed.
+images under many keys. `--quick` (make test) runs a small set and exits non-zero when a target is
+missed; the full run (make bench) reports the targets it misses, and with `--baseline` adds
+ShieldMnt's invisible-watermark (dwtDct) on the same images.
 """
 
 import argparse
@@ -127,6 +127,9 @@ class ShieldMnt:
     name = "invisible-watermark dwtDct"
 
     def __init__(self):
+        # The package imports torch for its rivaGan method at import time; dwtDct needs none of it.
+        import types
+        sys.modules.setdefault("torch", types.ModuleType("torch"))
         from imwatermark import WatermarkDecoder, WatermarkEncoder
         import cv2
         self.cv2, self.Encoder, self.Decoder = cv2, WatermarkEncoder, WatermarkDecoder
@@ -205,13 +208,14 @@ def main():
               f"({', '.join(n for n, _ in images)}); payload 64 bits")
         header = f"{'attack':36}" + "".join(f"{m.name:>34}" for m, _, _ in tables)
         print(header)
-        print(f"{'':36}" + "".join(f"{'detected    bit errors':>34}" for _ in tables))
+        print(f"{'':36}" + "".join(f"{'detected  bit errors*':>34}" for _ in tables))
         for attack, _ in ATTACKS:
             line = f"{attack:36}"
             for method, rows, _ in tables:
                 rate, ber = rows[attack]
                 line += f"{rate * 100:>22.1f}%{ber * 100:>10.1f}%"
             print(line)
+        print("* of the payloads a method returned (ours returns only CRC-checked ones)")
         for method, rows, qualities in tables:
             psnr = [q[0] for q in qualities]
             ssim = [q[1] for q in qualities]
@@ -239,7 +243,7 @@ def main():
             failures.append("a false find")
     for f in failures:
         print("MISSED:", f)
-    sys.exit(1 if failures else 0)
+    sys.exit(1 if failures and args.quick else 0)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 // see hits, stream it, upload an image and download the labeled file, verify files; checks the
 // downloaded label with the CLI's `verify` and saves a screenshot. Run by `make test-web`.
 import { spawn, execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -82,6 +83,26 @@ try {
     const report = cli('verify', labeledPath)[0];
     assert(report.verdict === 'compliant', JSON.stringify(report));
     assert(report.labels[0].fields.ContentProducer === 'aigc-edge-demo', JSON.stringify(report));
+  });
+
+  await test('an uploaded photo is watermarked with its ProduceID and found after the page re-encodes it', async () => {
+    const png = join(RUN, 'photo.png');
+    // Photo-like: a gradient under blurred noise (texture the mark can hide in).
+    python(`from PIL import Image, ImageFilter
+noise = Image.effect_noise((512, 384), 70).filter(ImageFilter.GaussianBlur(1.2))
+grad = Image.linear_gradient('L').resize((512, 384))
+Image.merge('RGB', (Image.blend(noise, grad, 0.5), noise, grad)).save(${JSON.stringify(png)})`);
+    const { saved } = await upload(png, 'watermarked.png');
+    const mark = await page.$eval('#imagewatermark', (e) => ({ ...e.dataset, text: e.textContent }));
+    assert(/^[0-9a-f]{16}$/.test(mark.payload ?? ''), JSON.stringify(mark));
+    assert(mark.found === mark.payload, `found after 75% + JPEG 70 on the page: ${JSON.stringify(mark)}`);
+    const key = join(RUN, 'demo-watermark.key');
+    writeFileSync(key, 'aigc-edge demo image watermark key');
+    const report = cli('verify', '--key-file', key, saved)[0];
+    assert(report.image_watermark.found && report.image_watermark.payload === mark.payload, JSON.stringify(report));
+    const id = report.labels[0].fields.ProduceID;
+    const derived = createHash('sha256').update(id).digest('hex').slice(0, 16);
+    assert(derived === mark.payload, `payload ${mark.payload} is the ProduceID's ${derived}`);
   });
 
   await test('a phone JPEG comes back a JPEG, upright, with its EXIF and colour profile', async () => {

@@ -1,7 +1,7 @@
 // Compiled with `tsc --noEmit` by `make test-web`: the generated .d.ts must describe the API
 // as JavaScript users call it.
-import init, { Filter, labelText, labelFile, verifyFile, generateSigningKey, markAudio, markPcm, drawLabel, detectWatermark, watermarkText, compileDictionary, carryMetadata } from '../pkg/aigc_edge_web.js';
-import type { CheckResult, StreamChunk, FileReport, Hit } from '../pkg/aigc_edge_web.js';
+import init, { Filter, labelText, labelFile, verifyFile, generateSigningKey, markAudio, markPcm, drawLabel, detectWatermark, watermarkText, compileDictionary, carryMetadata, watermarkImage, detectImageWatermark, imageWatermarkPayload } from '../pkg/aigc_edge_web.js';
+import type { CheckResult, StreamChunk, FileReport, Hit, ImageWatermark } from '../pkg/aigc_edge_web.js';
 
 export async function usage(artifact: Uint8Array, png: Uint8Array, image: ImageData): Promise<string[]> {
   await init();
@@ -26,5 +26,7 @@ export async function usage(artifact: Uint8Array, png: Uint8Array, image: ImageD
   const drawn = drawLabel(new Uint8Array(image.data.buffer), image.width, image.height, 'AI生成', 'top-left');
   const marked: string = watermarkText(labelText('答'), 'id-1', new Uint8Array([1, 2, 3]));
   const found = detectWatermark(marked, new Uint8Array([1, 2, 3]));
-  return [String(own.keywordCount), String(kept.length), String(first), chunk.output + rest.output, report.verdict, String(drawn.textHeight), found?.payload ?? 'none', result.action, rc1, String(speech.length + song.length)];
+  watermarkImage(image, new Uint8Array([1, 2, 3]), imageWatermarkPayload('id-1'));
+  const inImage: ImageWatermark | null = detectImageWatermark(image, new Uint8Array([1, 2, 3]));
+  return [String(own.keywordCount), String(kept.length), String(first), chunk.output + rest.output, report.verdict, String(drawn.textHeight), found?.payload ?? 'none', result.action, rc1, String(speech.length + song.length), inImage?.payload ?? 'none'];
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use aigc_edge::label::seal::SigningKey;
 use aigc_edge::label::{is_annex_e_value, ExplicitLabel, LabelPosition};
 use aigc_edge::policy::DictionarySource;
+use aigc_edge::watermark::image::ImageWatermark;
 use aigc_edge::{Dictionary, Filter, KeywordFormat, KeywordKind, Policy};
 use serde::Deserialize;
 
@@ -290,13 +291,26 @@ pub struct LabelConfig {
     pub producer: String,
     /// An SM2 private key (PKCS#8 PEM, from `aigc-edge keygen`) that signs every label the
     /// filter writes (`ReservedCode1`): the header, the body field and generated files.
-    pub signing_key: Option<SecretPem>,
+    pub signing_key: Option<Secret>,
     /// The visible label drawn on generated images (PNG, JPEG, WebP): only in the filter's
     /// visible build (`make filter-visible`).
     pub visible: Option<VisibleConfig>,
+    /// The invisible image watermark on the generated images (PNG, JPEG, WebP) the filter labels,
+    /// carrying the first 64 bits of the SHA-256 of the label's `ProduceID`: read back with
+    /// `aigc-edge verify --key-file` or the browser's `detectImageWatermark`. Only in the
+    /// visible build.
+    pub image_watermark: Option<ImageWatermarkConfig>,
     /// The audible label (Morse "AI") on generated audio — WAV, MP3, and the raw PCM of
     /// `/v1/audio/speech` — at its `start` or `end`; off when absent.
     pub audible: Option<AudiblePlacement>,
+}
+
+/// See [`LabelConfig::image_watermark`].
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageWatermarkConfig {
+    /// The secret key, at least 16 bytes.
+    pub key: Secret,
 }
 
 /// See [`LabelConfig::visible`].
@@ -334,14 +348,15 @@ impl AudiblePlacement {
     }
 }
 
-/// A private key as configured: deserialized as the PEM text, never printed.
+/// A secret as configured (a PEM private key, a watermark key): deserialized as the text,
+/// never printed.
 #[derive(Clone, Deserialize)]
 #[serde(transparent)]
-pub struct SecretPem(String);
+pub struct Secret(String);
 
-impl fmt::Debug for SecretPem {
+impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SecretPem(<redacted>)")
+        f.write_str("Secret(<redacted>)")
     }
 }
 
@@ -355,6 +370,7 @@ impl Default for LabelConfig {
             producer: "aigc-edge".to_string(),
             signing_key: None,
             visible: None,
+            image_watermark: None,
             audible: None,
         }
     }
@@ -404,6 +420,8 @@ pub struct Plugin {
     pub dictionary_source: String,
     /// The key `label.signing_key` names, parsed.
     pub signing_key: Option<SigningKey>,
+    /// The watermark under `label.image_watermark.key`.
+    pub image_watermark: Option<ImageWatermark>,
 }
 
 /// A configuration error naming the field.
@@ -460,6 +478,17 @@ impl PluginConfig {
             }
             if let Err(e) = visible.corner.parse::<aigc_edge::label::visible::Corner>() {
                 return bad("label.visible.corner", &e.to_string());
+            }
+        }
+        if let Some(mark) = &self.label.image_watermark {
+            if !cfg!(feature = "visible") {
+                return bad(
+                    "label.image_watermark",
+                    "this build writes no image watermark: load the filter's visible build (make filter-visible)",
+                );
+            }
+            if mark.key.0.len() < 16 {
+                return bad("label.image_watermark.key", "must be at least 16 bytes");
             }
         }
         if let Some(platform) = &self.platform {
@@ -646,13 +675,14 @@ impl Plugin {
             .map_err(|e| ConfigError(format!("invalid plugin configuration field `label.explicit`: {e}")))?;
         let signing_key = match &config.label.signing_key {
             // The error names what is wrong with the PEM, never its content.
-            Some(SecretPem(pem)) => Some(
+            Some(Secret(pem)) => Some(
                 SigningKey::from_pem(pem)
                     .map_err(|e| ConfigError(format!("invalid plugin configuration field `label.signing_key`: {e}")))?,
             ),
             None => None,
         };
-        Ok(Plugin { config, default, explicit_label, profiles, dictionary_source, signing_key })
+        let image_watermark = config.label.image_watermark.as_ref().map(|m| ImageWatermark::new(m.key.0.as_bytes()));
+        Ok(Plugin { config, default, explicit_label, profiles, dictionary_source, signing_key, image_watermark })
     }
 
     /// The filter for a profile name.

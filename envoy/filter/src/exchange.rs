@@ -631,7 +631,7 @@ impl Exchange {
     /// carries none (recorded in the audit log).
     fn label_file(&mut self, bytes: &[u8]) -> Option<Vec<u8>> {
         let label = self.label()?;
-        let drawn = self.visible(bytes);
+        let drawn = self.visible(bytes, &label.produce_id);
         let bytes = drawn.as_deref().unwrap_or(bytes);
         let marked;
         let bytes = match self.audible(bytes) {
@@ -652,27 +652,47 @@ impl Exchange {
         }
     }
 
-    /// A generated image with the visible label drawn, when configured (the visible build); an
-    /// image it cannot draw on (too small for a label 5% high, another format) is noted and
-    /// keeps its implicit label only.
+    /// A generated image with the visible label drawn and the invisible watermark (the label's
+    /// ProduceID) hidden, as configured (the visible build). An image it cannot draw on (too
+    /// small for a label 5% high, another format) is noted and keeps its implicit label only; one
+    /// too small for the watermark (under 96 px) gets the visible label alone.
     #[cfg(feature = "visible")]
-    fn visible(&mut self, bytes: &[u8]) -> Option<Vec<u8>> {
-        let visible = self.plugin.config.label.visible.as_ref()?;
+    fn visible(&mut self, bytes: &[u8], produce_id: &str) -> Option<Vec<u8>> {
+        use aigc_edge::watermark::image::Payload;
+        use aigc_edge_image::Paint;
+        let plugin = self.plugin.clone();
+        let label = &plugin.config.label;
+        if label.visible.is_none() && plugin.image_watermark.is_none() {
+            return None;
+        }
         if !matches!(FileFormat::detect(bytes), Some(FileFormat::Png | FileFormat::Jpeg | FileFormat::Webp)) {
             return None;
         }
-        let corner = visible.corner.parse().ok()?;
-        match aigc_edge_image::draw_visible(bytes, &visible.text, corner, 90) {
+        let visible = match &label.visible {
+            Some(v) => Some((v.text.as_str(), v.corner.parse().ok()?)),
+            None => None,
+        };
+        let watermark = plugin.image_watermark.as_ref().map(|m| (m, Payload::from_produce_id(produce_id)));
+        let painted =
+            aigc_edge_image::paint(bytes, &Paint { visible, watermark, quality: 90 }).or_else(|e| match visible {
+                Some(_) if watermark.is_some() => {
+                    aigc_edge_image::paint(bytes, &Paint { visible, watermark: None, quality: 90 })
+                }
+                _ => Err(e),
+            });
+        match painted {
             Ok(out) => Some(out),
             Err(_) => {
-                self.note(Direction::Response, Finding::UnlabeledFile, Action::Flag);
+                if visible.is_some() {
+                    self.note(Direction::Response, Finding::UnlabeledFile, Action::Flag);
+                }
                 None
             }
         }
     }
 
     #[cfg(not(feature = "visible"))]
-    fn visible(&mut self, _bytes: &[u8]) -> Option<Vec<u8>> {
+    fn visible(&mut self, _bytes: &[u8], _produce_id: &str) -> Option<Vec<u8>> {
         None
     }
 

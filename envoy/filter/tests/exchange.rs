@@ -367,6 +367,9 @@ fn bad_configuration_names_the_field() {
         (json!({"keywords": "x", "label": {"explicit": "AI"}}), "`label.explicit`"),
         (json!({"keywords": "x", "label": {"header": "x-label"}}), "`label.header`"),
         (json!({"keywords": "x", "label": {"producer": "有 空格"}}), "`label.producer`"),
+        // The standard build refuses the field; the visible build refuses the short key.
+        (json!({"keywords": "x", "label": {"image_watermark": {"key": "short"}}}), "`label.image_watermark"),
+        (json!({"keywords": "x", "label": {"image_watermark": {"secret": "k"}}}), "unknown field `secret`"),
         (json!({"keywords": "x", "policy": {"limits": {"max_carry_bytes": 0}}}), "`policy.limits.max_carry_bytes`"),
         (
             json!({"keywords": "x", "profiles": {"kid": {"actions": {"default": "nope"}}}}),

@@ -12,9 +12,11 @@ use aigc_edge::label::seal::{Keyring, PublicKey, Sealer, SigningKey};
 use aigc_edge::label::visible::{draw_label as draw, Corner};
 use aigc_edge::label::{ExplicitLabel, LabelPosition};
 use aigc_edge::policy::DictionarySource;
+use aigc_edge::watermark::image::{ImageWatermark, Payload};
 use aigc_edge::{watermark, Action, Dictionary, ImplicitLabel, KeywordFormat, KeywordKind, Policy};
 use serde_json::{json, Value};
 use wasm_bindgen::prelude::*;
+use wasm_bindgen::Clamped;
 
 #[wasm_bindgen(typescript_custom_section)]
 const TYPES: &str = r#"
@@ -46,6 +48,8 @@ export interface CodeChecks { ReservedCode1: string; ReservedCode2: string; }
 export interface FoundLabel { carrier: string; json: string; fields: LabelFields | null; problems: string[]; codes?: CodeChecks; }
 export interface FileReport { format: string; labels: FoundLabel[]; verdict: "compliant" | "non-compliant" | "no label"; reasons: string[]; }
 export interface Watermark { payload: string; copies: number; }
+/** A found image watermark: the 64-bit payload as 16 hex digits (CRC-checked: never a wrong one) and how well the image agrees with it, 0 to 1. */
+export interface ImageWatermark { payload: string; confidence: number; }
 export interface SigningKeyPair { privateKey: string; publicKey: string; }
 export interface DrawnLabel { x: number; y: number; width: number; height: number; textHeight: number; }
 "#;
@@ -313,6 +317,54 @@ pub fn detect_watermark(text: &str, key: &[u8]) -> Result<JsValue, JsError> {
         Some(d) => to_value(&json!({"payload": d.payload, "copies": d.copies})),
         None => Ok(JsValue::NULL),
     }
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// Canvas `ImageData`, or any `{data: Uint8ClampedArray, width, height}` of RGBA pixels.
+    #[wasm_bindgen(typescript_type = "ImageData")]
+    pub type ImageData;
+    #[wasm_bindgen(method, getter)]
+    fn width(this: &ImageData) -> u32;
+    #[wasm_bindgen(method, getter)]
+    fn height(this: &ImageData) -> u32;
+    #[wasm_bindgen(method, getter, js_name = data)]
+    fn pixels(this: &ImageData) -> Clamped<Vec<u8>>;
+    #[wasm_bindgen(method, getter, js_name = data)]
+    fn pixel_array(this: &ImageData) -> PixelArray;
+    type PixelArray;
+    #[wasm_bindgen(method)]
+    fn set(this: &PixelArray, source: Clamped<&[u8]>);
+}
+
+/// Hides the 64-bit `payload` (16 hex digits; [`imageWatermarkPayload`] derives it from a
+/// ProduceID) in the luminance of `image`, in place, under `key`. It survives JPEG and WebP
+/// recompression, resizing, crops and brightness or contrast changes; PSNR ≥ 40 dB. The shorter
+/// side must be at least 96 px.
+#[wasm_bindgen(js_name = watermarkImage)]
+pub fn watermark_image(image: &ImageData, key: &[u8], payload: &str) -> Result<(), JsError> {
+    let payload = Payload::from_hex(payload).map_err(to_js)?;
+    let mut pixels = image.pixels().0;
+    ImageWatermark::new(key).embed(&mut pixels, image.width(), image.height(), payload).map_err(to_js)?;
+    image.pixel_array().set(Clamped(&pixels));
+    Ok(())
+}
+
+/// The image watermark under `key` in `image`, or `null`: never a wrong payload.
+#[wasm_bindgen(js_name = detectImageWatermark, unchecked_return_type = "ImageWatermark | null")]
+pub fn detect_image_watermark(image: &ImageData, key: &[u8]) -> Result<JsValue, JsError> {
+    let pixels = image.pixels().0;
+    match ImageWatermark::new(key).detect(&pixels, image.width(), image.height()).map_err(to_js)? {
+        Some(found) => to_value(&json!({"payload": found.payload.to_hex(), "confidence": found.confidence})),
+        None => Ok(JsValue::NULL),
+    }
+}
+
+/// The default image watermark payload for a ProduceID (the first 64 bits of its SHA-256), so a
+/// found mark leads back to the label and the audit record.
+#[wasm_bindgen(js_name = imageWatermarkPayload)]
+pub fn image_watermark_payload(produce_id: &str) -> String {
+    Payload::from_produce_id(produce_id).to_hex()
 }
 
 /// The sealer for a shared HMAC key or an SM2 private key (PEM); the signature wins.
