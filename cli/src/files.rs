@@ -302,6 +302,7 @@ pub(crate) fn label(args: &LabelArgs) -> Result<Status, Failure> {
 pub(crate) fn verify(args: &VerifyArgs) -> Result<Status, Failure> {
     let key = args.key_file.as_deref().map(read_path).transpose()?;
     let keys = keyring(key.as_deref(), &args.public_key)?;
+    let image_mark = key.as_deref().map(ImageWatermark::new);
     let mut reports = Vec::new();
     let (mut not_compliant, mut unreadable) = (false, 0usize);
     for input in &args.files {
@@ -333,8 +334,8 @@ pub(crate) fn verify(args: &VerifyArgs) -> Result<Status, Failure> {
                 None => json!("none"),
             };
         }
-        if let (Some(k), FileFormat::Png | FileFormat::Jpeg | FileFormat::Webp) = (key.as_deref(), format) {
-            report["image_watermark"] = match aigc_edge_image::detect_watermark(&bytes, &ImageWatermark::new(k)) {
+        if let (Some(mark), FileFormat::Png | FileFormat::Jpeg | FileFormat::Webp) = (&image_mark, format) {
+            report["image_watermark"] = match aigc_edge_image::detect_watermark(&bytes, mark) {
                 Ok(Some(found)) => json!({
                     "found": true,
                     "payload": found.payload.to_hex(),

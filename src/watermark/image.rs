@@ -276,12 +276,10 @@ impl ImageWatermark {
         let (columns, rows) = (axis(w), axis(h));
 
         let luma = luma(rgba);
-        let radius = chip_px.round() as usize;
-        let mean = box_blur(&luma, w, h, radius);
+        // The local contrast in SSIM's own window (7 × 7): it sets the mask and bounds the change.
         let squares: Vec<f32> = luma.iter().map(|v| v * v).collect();
-        let mean_square = box_blur(&squares, w, h, radius);
-        // SSIM's own window (7 × 7): the contrast that bounds the change.
-        let (near_mean, near_square) = (box_blur(&luma, w, h, 3), box_blur(&squares, w, h, 3));
+        let (mean, mean_square) = (box_blur(&luma, w, h, 3), box_blur(&squares, w, h, 3));
+        drop(squares);
         // Each pixel's chip and its share of the chip's pattern (mask times window).
         let mut chip_of: Vec<u16> = Vec::with_capacity(w * h);
         let mut base: Vec<f32> = Vec::with_capacity(w * h);
@@ -289,18 +287,18 @@ impl ImageWatermark {
         for (y, &(chip_y, window_y)) in rows.iter().enumerate() {
             for (x, &(chip_x, window_x)) in columns.iter().enumerate() {
                 let i = y * w + x;
-                let contrast = (mean_square[i] - mean[i] * mean[i]).max(0.0).sqrt();
+                let variance = (mean_square[i] - mean[i] * mean[i]).max(0.0);
+                let contrast = variance.sqrt();
                 let mask = (contrast / MASK_REFERENCE).clamp(MASK_RANGE.0, MASK_RANGE.1);
                 chip_of.push((chip_y * CHIPS + chip_x) as u16);
                 base.push(mask * window_x * window_y);
-                let near = (near_square[i] - near_mean[i] * near_mean[i]).max(0.0);
                 // And within the pixel's range, so the change never clips to one side (near black a
                 // one-sided change shifts the mean, which SSIM's luminance term punishes).
                 let pixel = &rgba[4 * i..4 * i + 3];
                 let (low, high) =
                     (pixel.iter().min().copied().unwrap_or(0), pixel.iter().max().copied().unwrap_or(255));
                 let headroom = f32::from(low).min(f32::from(255 - high));
-                cap.push((SSIM_CAP * (2.0 * near + SSIM_C2).sqrt()).min(headroom));
+                cap.push((SSIM_CAP * (2.0 * variance + SSIM_C2).sqrt()).min(headroom));
             }
         }
         let target = 255.0f32 * 255.0 / 10f32.powf(PSNR_DB / 10.0);
@@ -341,14 +339,9 @@ impl ImageWatermark {
         let margin = largest_within(budget, strength * sorted[TILE_CHIPS / 2].max(floor), spent);
         let multiplier: Vec<f32> = (0..TILE_CHIPS).map(|c| tile[c] * amplitude(margin, c)).collect();
         // The caps cut the change where the image is flat; the budget they free goes to the rest.
-        let (multiplier, cap) = (&multiplier, &cap);
-        let capped = |scale: f32| {
-            chip_of
-                .iter()
-                .zip(&base)
-                .zip(cap)
-                .map(move |((&c, b), &m)| (scale * multiplier[usize::from(c)] * b).clamp(-m, m))
-        };
+        let raw: Vec<f32> = chip_of.iter().zip(&base).map(|(&c, b)| multiplier[usize::from(c)] * b).collect();
+        let (raw, cap) = (&raw, &cap);
+        let capped = |scale: f32| raw.iter().zip(cap).map(move |(r, &m)| (scale * r).clamp(-m, m));
         let scale = largest_within(budget, 1.0, |scale| capped(scale).map(|v| v * v).sum::<f32>());
         let change: Vec<f32> = capped(scale).collect();
         let mut strength = 1.0f32;
@@ -445,7 +438,7 @@ fn chip_values(fold: &[f32], offset: (usize, usize)) -> [f32; TILE_CHIPS] {
     soft
 }
 
-/// The largest `x` (to a 2⁻¹² share) with `cost(x)` within `budget`, for a `cost` that grows
+/// The largest `x` (to a 2⁻⁸ share) with `cost(x)` within `budget`, for a `cost` that grows
 /// with `x`, searched up from `start`.
 fn largest_within(budget: f32, start: f32, cost: impl Fn(f32) -> f32) -> f32 {
     let (mut low, mut high) = (0.0f32, start.max(f32::MIN_POSITIVE));
@@ -453,7 +446,7 @@ fn largest_within(budget: f32, start: f32, cost: impl Fn(f32) -> f32) -> f32 {
         low = high;
         high *= 2.0;
     }
-    for _ in 0..12 {
+    for _ in 0..8 {
         let mid = 0.5 * (low + high);
         if cost(mid) < budget {
             low = mid;
