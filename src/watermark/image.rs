@@ -89,6 +89,10 @@ pub const MIN_CHIP_PX: f32 = 4.0;
 /// Images with a shorter side below this are refused by [`ImageWatermark::embed`] and never
 /// found by [`ImageWatermark::detect`].
 pub const MIN_SIDE: u32 = 96;
+/// The most pixels [`ImageWatermark::embed`] and [`ImageWatermark::detect`] take (4096 × 4096):
+/// the work buffers are about 40 bytes a pixel, and a hostile upstream must not make a gateway
+/// VM allocate gigabytes.
+pub const MAX_PIXELS: u64 = 4096 * 4096;
 /// The peak signal-to-noise ratio of the marked image against the original.
 pub const PSNR_DB: f32 = 40.3;
 /// How far above the correlation surface a sync peak must stand, in standard deviations.
@@ -188,6 +192,13 @@ pub enum ImageWatermarkError {
         /// Height given.
         height: u32,
     },
+    /// More than [`MAX_PIXELS`] pixels.
+    TooLarge {
+        /// Width given.
+        width: u32,
+        /// Height given.
+        height: u32,
+    },
     /// A payload that is not sixteen hex digits.
     Payload(String),
 }
@@ -200,6 +211,9 @@ impl fmt::Display for ImageWatermarkError {
             }
             ImageWatermarkError::TooSmall { width, height } => {
                 write!(f, "image watermark: {width}x{height} is too small (shorter side below {MIN_SIDE} px)")
+            }
+            ImageWatermarkError::TooLarge { width, height } => {
+                write!(f, "image watermark: {width}x{height} is too large (more than {MAX_PIXELS} pixels)")
             }
             ImageWatermarkError::Payload(p) => write!(f, "image watermark payload {p:?} is not 16 hex digits"),
         }
@@ -474,6 +488,9 @@ fn check(rgba: &[u8], width: u32, height: u32) -> Result<(usize, usize), ImageWa
     }
     if width.min(height) < MIN_SIDE {
         return Err(ImageWatermarkError::TooSmall { width, height });
+    }
+    if u64::from(width) * u64::from(height) > MAX_PIXELS {
+        return Err(ImageWatermarkError::TooLarge { width, height });
     }
     Ok((w, h))
 }
@@ -879,6 +896,8 @@ mod tests {
             Err(ImageWatermarkError::TooSmall { width: 50, height: 50 })
         );
         assert!(mark.detect(&tiny, 50, 50).is_err());
+        let huge = vec![0u8; 8193 * 2048 * 4];
+        assert_eq!(mark.detect(&huge, 8193, 2048), Err(ImageWatermarkError::TooLarge { width: 8193, height: 2048 }));
         assert_eq!(Payload::from_hex("0123456789abcdef").unwrap(), Payload(0x0123_4567_89ab_cdef));
         assert!(Payload::from_hex("xyz").is_err());
         assert_eq!(Payload(0xab).to_string(), "00000000000000ab");
