@@ -87,11 +87,18 @@ try {
 
   await test('an uploaded photo is watermarked with its ProduceID and found after the page re-encodes it', async () => {
     const png = join(RUN, 'photo.png');
-    // Photo-like: a gradient under blurred noise (texture the mark can hide in).
-    python(`from PIL import Image, ImageFilter
-noise = Image.effect_noise((512, 384), 70).filter(ImageFilter.GaussianBlur(1.2))
-grad = Image.linear_gradient('L').resize((512, 384))
-Image.merge('RGB', (Image.blend(noise, grad, 0.5), noise, grad)).save(${JSON.stringify(png)})`);
+    // Photo-like at a generator's size: blurred noise over a gradient, with shapes. (At 75% of
+    // a 512 px image the chips fall under 4 px and the mark is marginal: see README.)
+    python(`from PIL import Image, ImageDraw, ImageFilter
+W, H = 1024, 768
+noise = Image.effect_noise((W, H), 60).filter(ImageFilter.GaussianBlur(1.5))
+grad = Image.linear_gradient('L').resize((W, H))
+img = Image.merge('RGB', (Image.blend(noise, grad, 0.5), noise, grad))
+d = ImageDraw.Draw(img)
+for i in range(14):
+    x, y = (197 * i) % (W - 240), (121 * i) % (H - 200)
+    d.ellipse((x, y, x + 240, y + 200), fill=((37 * i) % 256, (91 * i + 40) % 256, (53 * i + 90) % 256))
+img.save(${JSON.stringify(png)})`);
     const { saved } = await upload(png, 'watermarked.png');
     const mark = await page.$eval('#imagewatermark', (e) => ({ ...e.dataset, text: e.textContent }));
     assert(/^[0-9a-f]{16}$/.test(mark.payload ?? ''), JSON.stringify(mark));
