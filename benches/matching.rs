@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aho_corasick::AhoCorasick;
+use aigc_edge::normalize::simplify;
 use aigc_edge::{
     Dictionary, DictionaryBuilder, Filter, KeywordFormat, KeywordKind, KeywordList, Normalization, Policy, Step,
 };
@@ -147,6 +148,10 @@ fn main() {
     assert_eq!(kib_hits, whole_hits, "chunking must not change what is found");
     assert!(kib_out > 0, "the stream must output text");
 
+    // ---- Evasion ---------------------------------------------------------------------------
+    let english = read("keywords/ldnoobw_en.txt");
+    evasion(&list, &String::from_utf8_lossy(&english), &keywords_only);
+
     // ---- False positives -----------------------------------------------------------------
     println!("\n## False positives: share of benign lines flagged (64k dictionary)");
     println!("{:<28} {:>12} {:>12}", "normalization", "reviews", "sanguo");
@@ -161,6 +166,10 @@ fn main() {
     };
     let (r, s) = fp(Normalization::none());
     println!("{:<28} {:>11.2}% {:>11.2}%", "baseline: all steps off", r, s);
+    for step in Step::ALL {
+        let (r, s) = fp(Normalization::none().with(step, true));
+        println!("{:<28} {:>11.2}% {:>11.2}%", format!("{step:?} alone"), r, s);
+    }
     let all = Normalization::default();
     let (r, s) = fp(all);
     println!("{:<28} {:>11.2}% {:>11.2}%", "all steps on", r, s);
@@ -168,4 +177,163 @@ fn main() {
         let (r, s) = fp(all.with(step, false));
         println!("{:<28} {:>11.2}% {:>11.2}%", format!("all but {step:?}"), r, s);
     }
+}
+
+/// One way of writing a keyword to slip past a filter: its name and the rewrite (`None` when
+/// it does not apply to this keyword).
+type Technique = (&'static str, fn(&str) -> Option<String>);
+
+fn between(k: &str, sep: &str) -> String {
+    k.chars().map(String::from).collect::<Vec<_>>().join(sep)
+}
+
+/// The traditional form of each simplified character that has one (Unihan's table, inverted).
+fn traditional() -> std::collections::HashMap<char, char> {
+    let mut map = std::collections::HashMap::new();
+    for u in 0x4E00..0xA000u32 {
+        if let Some(t) = char::from_u32(u) {
+            let s = simplify(t);
+            if s != t {
+                map.entry(s).or_insert(t);
+            }
+        }
+    }
+    map
+}
+
+static TRADITIONAL: std::sync::OnceLock<std::collections::HashMap<char, char>> = std::sync::OnceLock::new();
+
+const CJK_TECHNIQUES: &[Technique] = &[
+    ("plain", |k| Some(k.to_string())),
+    ("zero-width between characters", |k| Some(between(k, "\u{200B}"))),
+    ("space between characters", |k| Some(between(k, " "))),
+    ("symbol between characters", |k| Some(between(k, "*"))),
+    ("traditional characters", |k| {
+        let map = TRADITIONAL.get_or_init(traditional);
+        let t: String = k.chars().map(|c| *map.get(&c).unwrap_or(&c)).collect();
+        (t != k).then_some(t)
+    }),
+    ("enumeration comma in every gap", |k| Some(between(k, "、"))),
+    ("comma in every gap", |k| Some(between(k, "，"))),
+    ("line break in every gap (vertical)", |k| Some(between(k, "\n"))),
+    ("one line break (wrapped line)", |k| {
+        let cut = k.char_indices().nth(k.chars().count() / 2).map(|(i, _)| i)?;
+        Some(format!("{}\n{}", &k[..cut], &k[cut..]))
+    }),
+    ("every character doubled", |k| Some(k.chars().flat_map(|c| [c, c]).collect())),
+];
+
+fn confusable(c: char) -> char {
+    match c {
+        'a' => 'а',
+        'c' => 'с',
+        'e' => 'е',
+        'i' => 'і',
+        'o' => 'о',
+        'p' => 'р',
+        's' => 'ѕ',
+        'x' => 'х',
+        'y' => 'у',
+        'k' => 'κ',
+        'v' => 'ν',
+        _ => c,
+    }
+}
+
+const LATIN_TECHNIQUES: &[Technique] = &[
+    ("plain", |k| Some(k.to_string())),
+    ("upper case", |k| Some(k.to_uppercase())),
+    ("full-width", |k| Some(k.chars().map(|c| char::from_u32(c as u32 + 0xFEE0).unwrap_or(c)).collect())),
+    ("circled letters", |k| {
+        Some(k.chars().map(|c| char::from_u32(c as u32 - 'a' as u32 + 0x24D0).unwrap_or(c)).collect())
+    }),
+    ("mathematical bold", |k| {
+        Some(k.chars().map(|c| char::from_u32(c as u32 - 'a' as u32 + 0x1D41A).unwrap_or(c)).collect())
+    }),
+    ("dots between letters", |k| Some(between(k, "."))),
+    ("spaces between letters", |k| Some(between(k, " "))),
+    ("zero-width between letters", |k| Some(between(k, "\u{200D}"))),
+    ("Cyrillic/Greek look-alikes", |k| {
+        let t: String = k.chars().map(confusable).collect();
+        (t != k).then_some(t)
+    }),
+    ("repeated letters", |k| Some(k.chars().flat_map(|c| std::iter::repeat_n(c, 3)).collect())),
+    ("look-alikes and repeats", |k| {
+        let t: String = k.chars().flat_map(|c| [c, confusable(c)]).collect();
+        (!t.is_ascii()).then_some(t)
+    }),
+];
+
+/// Detection of generated evasive variants: keywords sampled from the 64k list (CJK, 2 to 8
+/// characters) and the English list, each rewritten by every technique and set in a carrier
+/// sentence. A variant counts as found when a hit covers all of it.
+fn evasion(list: &KeywordList, english: &str, policy: &Policy) {
+    let dict = Arc::new(Dictionary::new(list).expect("builds"));
+    let filter = Filter::new(Arc::clone(&dict), policy).expect("filter");
+    let is_cjk =
+        |k: &str| (2..=8).contains(&k.chars().count()) && k.chars().all(|c| ('\u{4E00}'..='\u{9FFF}').contains(&c));
+    let cjk: Vec<&str> = list.keywords().iter().map(|k| k.text.as_str()).filter(|k| is_cjk(k)).step_by(40).collect();
+    let mut en_list = KeywordList::new();
+    en_list.add_source("ldnoobw_en.txt", english.as_bytes(), KeywordFormat::Native, KeywordKind::Deny);
+    let latin: Vec<String> = en_list
+        .keywords()
+        .iter()
+        .map(|k| k.text.to_lowercase())
+        .filter(|k| k.len() >= 3 && k.chars().all(|c| c.is_ascii_lowercase()))
+        .collect();
+    let en_filter = Filter::new(Arc::new(Dictionary::new(&en_list).expect("builds")), policy).expect("filter");
+    let found = |f: &Filter, carrier: (&str, &str), variant: &str| {
+        let text = format!("{}{variant}{}", carrier.0, carrier.1);
+        let (s, e) = (carrier.0.len(), carrier.0.len() + variant.len());
+        f.check(&text).hits.iter().any(|h| h.start <= s && h.end >= e)
+    };
+    println!("\n## Evasion: share of generated variants found (target 99%)");
+    println!(
+        "{} CJK keywords from the 64k list (every 40th of 2-8 characters), {} English ones; carrier sentences around each",
+        cjk.len(),
+        latin.len()
+    );
+    println!("{:<40} {:>9} {:>9} {:>9} {:>9}", "CJK technique", "2 chars", "3 chars", "4+ chars", "all");
+    let (mut total, mut hit) = (0usize, 0usize);
+    for (name, rewrite) in CJK_TECHNIQUES {
+        let mut by_len = [(0usize, 0usize); 3];
+        for k in &cjk {
+            let Some(v) = rewrite(k) else { continue };
+            let bucket = (k.chars().count() - 2).min(2);
+            by_len[bucket].0 += 1;
+            if found(&filter, ("我听说", "这件事是真的"), &v) {
+                by_len[bucket].1 += 1;
+            } else if std::env::var("AIGC_MISSES").is_ok() && bucket > 0 {
+                println!("    missed {v:?}");
+            }
+        }
+        let pct = |(n, h): (usize, usize)| {
+            if n == 0 {
+                "-".to_string()
+            } else {
+                format!("{:.1}%", h as f64 / n as f64 * 100.0)
+            }
+        };
+        let all = by_len.iter().fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+        total += all.0;
+        hit += all.1;
+        println!("{:<40} {:>9} {:>9} {:>9} {:>9}", name, pct(by_len[0]), pct(by_len[1]), pct(by_len[2]), pct(all));
+    }
+    println!("{:<40} {:>9}", "Latin technique", "found");
+    for (name, rewrite) in LATIN_TECHNIQUES {
+        let (mut n, mut h) = (0usize, 0usize);
+        for k in &latin {
+            let Some(v) = rewrite(k) else { continue };
+            n += 1;
+            if found(&en_filter, ("they said ", " to me"), &v) {
+                h += 1;
+            } else if std::env::var("AIGC_MISSES").is_ok() {
+                println!("    missed {v:?}");
+            }
+        }
+        total += n;
+        hit += h;
+        println!("{:<40} {:>8.1}%", name, h as f64 / n.max(1) as f64 * 100.0);
+    }
+    println!("{:<40} {:>8.1}% of {total}", "all variants", hit as f64 / total.max(1) as f64 * 100.0);
 }

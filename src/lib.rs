@@ -147,9 +147,25 @@ assert_eq!(label.check_codes(&keys)[0], CodeCheck::Verified(Scheme::Sm2));
 Each step of [`Normalization`] can be switched off in the policy. Keywords are stored in the
 form the policy's normalization sees them ([`normalize::canonical`]), so a dictionary is
 compiled for one normalization and a [`Filter`] refuses a policy that differs. Matches never
-span sentence or clause punctuation (`。，！？；：`, line breaks), which keeps separator
-skipping from joining words across sentences; `make bench` measures the false-positive cost
-of every step on benign corpora.
+span sentence ends (`。！？`), which keeps separator skipping from joining words across
+sentences; clause marks (`，、；：`) and line breaks are crossed only in an evader's pattern
+(the same mark in every gap of a keyword of three or more characters, or one line break;
+[`Step::Punctuation`]). Look-alike letters ([`Step::Confusables`]) and runs of one letter
+([`Step::Repeats`]) are folded too. `make bench` measures each step's detection on a generated
+evasion set and its false-positive cost on benign corpora.
+
+```
+use std::sync::Arc;
+use aigc_edge::{Dictionary, Filter, KeywordFormat, KeywordKind, KeywordList, Policy};
+let mut list = KeywordList::new();
+list.add_source("k.txt", "自制炸药\nfuck\n".as_bytes(), KeywordFormat::Native, KeywordKind::Deny);
+let filter = Filter::new(Arc::new(Dictionary::new(&list).unwrap()), &Policy::default()).unwrap();
+for evasive in ["自、制、炸、药", "自\n制\n炸\n药", "自制\n炸药", "fuсk (Cyrillic с)", "ffuuuck"] {
+    assert_eq!(filter.check(evasive).hits.len(), 1, "{evasive}");
+}
+// One comma between two characters is running text, not a pattern.
+assert!(filter.check("自制，炸药").hits.is_empty());
+```
 
 # JSON reports
 
@@ -192,6 +208,7 @@ mod report;
 mod scanner;
 pub mod stream;
 #[rustfmt::skip] // generated (tools/)
+mod confusables_table;
 mod t2s_table;
 pub mod watermark;
 

@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::confusables_table::CONFUSABLES;
 use crate::t2s_table::T2S;
 
 /// One normalization step. Each can be switched off in the policy
@@ -28,15 +29,40 @@ pub enum Step {
     /// Zero-width and other invisible characters are removed.
     Invisible,
     /// Separators (spaces, symbols, brackets, emoji) between the characters of a keyword are
-    /// skipped, at most `max_gap` in a row. Sentence and clause punctuation (`。，！？；：` and
-    /// line breaks) is never skipped, so a match cannot span two sentences.
+    /// skipped, at most `max_gap` in a row. Punctuation is not a separator: sentence ends
+    /// (`。！？!?…`) always end a match, clause marks only as [`Step::Punctuation`] says.
     Separators,
+    /// Clause marks (`、，,；;：:`) and line breaks between the characters of a keyword are
+    /// skipped when the gaps of the match form an evader's pattern rather than running text:
+    /// the same mark in every gap (`赌、博`, `自\n制\n炸\n药`), or a single line break and no
+    /// other mark (`自制\n炸药`, a hard-wrapped line). Any other mix, and a blank line, ends the
+    /// match. Off, every clause mark and line break ends a match.
+    Punctuation,
+    /// Letters of other scripts that look like Latin ones (UTS #39 confusables: Cyrillic `а`
+    /// `е` `о` `р` `с`, Greek `ο` `ν`, Cherokee, Armenian, …) are read as the Latin letter, so
+    /// `fuсk` with a Cyrillic `с` matches `fuck`. CJK characters are never touched.
+    Confusables,
+    /// A run of the same letter (after the other steps) matches that letter once, or as many
+    /// times as the keyword has it: `ffffuuuck` and `ⒻⒻⒻfⓤuⓤ⒰cⓒ⒦` match `fuck`, `asss` matches
+    /// `ass` but `as` does not; `自自制制炸炸药药` matches `自制炸药`. Applies to letters and CJK
+    /// characters, not to digits (`88964` is not `8964`); a one-letter Latin keyword matches
+    /// only as written (`q` is not in `QQ`).
+    Repeats,
 }
 
 impl Step {
     /// Every step, in the order of the artifact's step bits (append new steps at the end).
-    pub const ALL: [Step; 6] =
-        [Step::Case, Step::Width, Step::Styles, Step::Traditional, Step::Invisible, Step::Separators];
+    pub const ALL: [Step; 9] = [
+        Step::Case,
+        Step::Width,
+        Step::Styles,
+        Step::Traditional,
+        Step::Invisible,
+        Step::Separators,
+        Step::Punctuation,
+        Step::Confusables,
+        Step::Repeats,
+    ];
 
     /// The step's key in a policy's `normalize` object.
     pub fn name(self) -> &'static str {
@@ -47,6 +73,9 @@ impl Step {
             Step::Traditional => "traditional",
             Step::Invisible => "invisible",
             Step::Separators => "separators",
+            Step::Punctuation => "punctuation",
+            Step::Confusables => "confusables",
+            Step::Repeats => "repeats",
         }
     }
 
@@ -71,7 +100,7 @@ impl Step {
 /// let n = Normalization::default().with(Step::Traditional, false);
 /// assert!(n.has(Step::Case) && !n.has(Step::Traditional));
 /// assert_eq!(serde_json::to_string(&n).unwrap(),
-///     r#"{"case":true,"width":true,"styles":true,"traditional":false,"invisible":true,"separators":true,"max_gap":3}"#);
+///     r#"{"case":true,"width":true,"styles":true,"traditional":false,"invisible":true,"separators":true,"punctuation":true,"confusables":true,"repeats":true,"max_gap":3}"#);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Normalization {
@@ -180,6 +209,9 @@ pub(crate) enum Folded {
     Chars([char; 3], u8),
     /// A separator: skipped inside a match when [`Step::Separators`] is on, else a boundary.
     Separator,
+    /// A clause mark or line break under [`Step::Punctuation`]: skipped, and the gap's
+    /// pattern checked when a match is found.
+    Mark(Mark),
     /// An invisible character: ignored entirely.
     Invisible,
     /// Ends any match in progress (sentence punctuation, line breaks, controls).
@@ -220,33 +252,49 @@ pub fn is_invisible(c: char) -> bool {
         | 0xFEFF | 0xFFA0 | 0x1D173..=0x1D17A | 0xE0000..=0xE0FFF)
 }
 
-/// Punctuation that ends a sentence or clause; a match never spans it.
-fn is_sentence_boundary(c: char) -> bool {
-    matches!(
-        c,
-        '\n' | '\r'
-            | '\u{0B}'
-            | '\u{0C}'
-            | '\u{85}'
-            | '\u{2028}'
-            | '\u{2029}'
-            | ','
-            | ';'
-            | ':'
-            | '!'
-            | '?'
-            | '。'
-            | '，'
-            | '、'
-            | '；'
-            | '：'
-            | '！'
-            | '？'
-            | '…'
-            | '‥'
-            | '｡'
-            | '､'
-    )
+/// The kinds of clause mark [`Step::Punctuation`] tells apart: a gap pattern holds one kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mark {
+    /// `,` `，` `、` `､`
+    Comma,
+    /// `;` `；`
+    Semicolon,
+    /// `:` `：`
+    Colon,
+    /// `\n` and the other line and paragraph separators.
+    LineBreak,
+    /// `\r`: a line break, and one with a `\n` right after it.
+    Return,
+}
+
+impl Mark {
+    /// The mark's code in a character class (never 0).
+    pub(crate) fn code(self) -> u32 {
+        match self {
+            Mark::Comma => 1,
+            Mark::Semicolon => 2,
+            Mark::Colon => 3,
+            Mark::LineBreak => 4,
+            Mark::Return => 5,
+        }
+    }
+}
+
+/// A clause mark or line break: ends a match unless [`Step::Punctuation`] finds a pattern.
+fn clause_mark(c: char) -> Option<Mark> {
+    Some(match c {
+        ',' | '，' | '、' | '､' => Mark::Comma,
+        ';' | '；' => Mark::Semicolon,
+        ':' | '：' => Mark::Colon,
+        '\r' => Mark::Return,
+        '\n' | '\u{0B}' | '\u{0C}' | '\u{85}' | '\u{2028}' | '\u{2029}' => Mark::LineBreak,
+        _ => return None,
+    })
+}
+
+/// Punctuation that ends a sentence; a match never spans it.
+fn is_sentence_end(c: char) -> bool {
+    matches!(c, '!' | '?' | '。' | '！' | '？' | '…' | '‥' | '｡')
 }
 
 /// Letters and digits outside the CJK blocks: Latin-script keywords must not start or end
@@ -340,6 +388,12 @@ fn fold_case(c: char) -> char {
     }
 }
 
+/// The Latin letter or digit a look-alike from another script stands for.
+fn fold_confusable(c: char) -> Option<char> {
+    let i = CONFUSABLES.binary_search_by_key(&(c as u32), |&(from, _)| from).ok()?;
+    CONFUSABLES.get(i).map(|&(_, to)| char::from(to))
+}
+
 /// The simplified form of a traditional character, or the character itself.
 pub fn simplify(c: char) -> char {
     let u = c as u32;
@@ -358,12 +412,20 @@ pub(crate) fn fold(c: char, norm: &Normalization) -> Folded {
     if norm.has(Step::Width) {
         c = fold_width(c);
     }
-    if is_sentence_boundary(c) || (c.is_control() && c != '\t') {
+    if let Some(mark) = clause_mark(c) {
+        return if norm.has(Step::Punctuation) { Folded::Mark(mark) } else { Folded::Boundary };
+    }
+    if is_sentence_end(c) || (c.is_control() && c != '\t') {
         return Folded::Boundary;
     }
     if norm.has(Step::Styles) {
         if let Some(folded) = fold_style(c) {
             return folded;
+        }
+    }
+    if norm.has(Step::Confusables) && !c.is_ascii() {
+        if let Some(latin) = fold_confusable(c) {
+            c = latin;
         }
     }
     if norm.has(Step::Case) {
@@ -379,15 +441,37 @@ pub(crate) fn fold(c: char, norm: &Normalization) -> Folded {
     }
 }
 
+/// Does a run of `c` (as folded) count once under [`Step::Repeats`]? Letters and CJK
+/// characters; digits are numbers, read as written.
+pub(crate) fn repeats(c: char, norm: &Normalization) -> bool {
+    norm.has(Step::Repeats) && c.is_alphabetic()
+}
+
 /// The canonical form of a keyword under `norm`: what the matcher must see for it to match.
-/// Separators, invisible characters and sentence punctuation are dropped (`6？4` is stored as
-/// `64`), since in text they are skipped or end the match.
+/// Separators, invisible characters and punctuation are dropped (`6？4` is stored as `64`),
+/// since in text they are skipped or end the match. Under [`Step::Repeats`] a run of a letter
+/// is stored once (`ass` as `as`), and the dictionary keeps the least run each letter needs.
 pub fn canonical(keyword: &str, norm: &Normalization) -> String {
-    let mut out = String::with_capacity(keyword.len());
+    canonical_runs(keyword, norm).0.into_iter().collect()
+}
+
+/// [`canonical`] as characters, with the length of the run each stands for (1 unless
+/// [`Step::Repeats`] collapsed a run): the least run the text must have there.
+pub(crate) fn canonical_runs(keyword: &str, norm: &Normalization) -> (Vec<char>, Vec<u8>) {
+    let mut chars: Vec<char> = Vec::with_capacity(keyword.len());
+    let mut runs: Vec<u8> = Vec::with_capacity(keyword.len());
     for c in keyword.chars() {
-        out.extend(fold(c, norm).chars());
+        for &f in fold(c, norm).chars() {
+            match (chars.last(), runs.last_mut()) {
+                (Some(&last), Some(run)) if last == f && repeats(f, norm) => *run = run.saturating_add(1),
+                _ => {
+                    chars.push(f);
+                    runs.push(1);
+                }
+            }
+        }
     }
-    out
+    (chars, runs)
 }
 
 #[cfg(test)]
@@ -409,6 +493,13 @@ mod tests {
             ("a\u{200B}b", "ab"),
             ("two girls", "twogirls"),
             ("习　近平", "习近平"),
+            ("fuсk", "fuck"),   // Cyrillic с
+            ("ΡΟRΝ", "porn"),   // Greek capitals
+            ("SHІT", "shit"),   // Cyrillic І stands for I, not l
+            ("ffuuck", "fuck"), // repeats
+            ("自自制", "自制"), // CJK runs too
+            ("1100", "1100"),   // and digit runs
+            ("赌、博", "赌博"),
         ];
         for (input, want) in cases {
             assert_eq!(canonical(input, &Normalization::default()), want, "canonical({input:?})");
@@ -418,8 +509,14 @@ mod tests {
     #[test]
     fn boundaries_and_separators() {
         let all = Normalization::default();
-        for c in ['。', '，', '\n', '!', '?', '；', '！', '？', ','] {
+        for c in ['。', '!', '?', '！', '？', '…', '\u{7}'] {
             assert_eq!(fold(c, &all), Folded::Boundary, "{c:?}");
+        }
+        let marks = [('，', Mark::Comma), ('、', Mark::Comma), (',', Mark::Comma), ('；', Mark::Semicolon)];
+        let marks = marks.into_iter().chain([(':', Mark::Colon), ('\n', Mark::LineBreak), ('\r', Mark::Return)]);
+        for (c, mark) in marks {
+            assert_eq!(fold(c, &all), Folded::Mark(mark), "{c:?}");
+            assert_eq!(fold(c, &all.with(Step::Punctuation, false)), Folded::Boundary, "{c:?} without punctuation");
         }
         for c in [' ', '@', '+', '【', ']', '✨', '*', '.', '\t', '　'] {
             assert_eq!(fold(c, &all), Folded::Separator, "{c:?}");
@@ -431,11 +528,12 @@ mod tests {
 
     #[test]
     fn steps_switch_off() {
-        let cases: [(Step, char, char); 4] = [
+        let cases: [(Step, char, char); 5] = [
             (Step::Case, 'A', 'a'),
             (Step::Width, 'ａ', 'a'),
             (Step::Styles, 'ⓐ', 'a'),
             (Step::Traditional, '紅', '红'),
+            (Step::Confusables, 'с', 'c'),
         ];
         for (step, input, folded) in cases {
             let on = Normalization::default();

@@ -3,8 +3,46 @@
 
 use std::sync::Arc;
 
-use crate::dictionary::{class, Dictionary, NONE};
+use crate::dictionary::{class, CharClass, Dictionary, Pattern, NONE};
 use crate::keywords::KeywordKind;
+
+/// What the gap before a character held, under [`Step::Punctuation`](crate::Step): the kind of
+/// clause mark in its low bits (a [`Mark`](crate::normalize::Mark) code; `MIXED` for two kinds),
+/// and which line-break characters it met, so `\r\n` is one line break and a blank line ends
+/// the match.
+mod gap {
+    pub(super) const KIND: u8 = 0b111;
+    pub(super) const MIXED: u8 = 0b111;
+    pub(super) const LINE: u8 = 4;
+    pub(super) const RETURN: u8 = 5;
+    pub(super) const SAW_RETURN: u8 = 1 << 3;
+    pub(super) const SAW_NEWLINE: u8 = 1 << 4;
+}
+
+/// Do the gaps of a match form a pattern [`Step::Punctuation`](crate::Step) lets through: no
+/// mark, the same mark in every gap, or a single line break?
+fn gaps_allowed(gaps: impl Iterator<Item = u8>) -> bool {
+    let (mut kind, mut marked, mut total) = (0u8, 0usize, 0usize);
+    for g in gaps {
+        total += 1;
+        let k = g & gap::KIND;
+        if k == 0 {
+            continue;
+        }
+        if k == gap::MIXED || (kind != 0 && kind != k) {
+            return false;
+        }
+        kind = k;
+        marked += 1;
+    }
+    match kind {
+        0 => true,
+        gap::LINE => marked == 1 || marked == total,
+        // One comma between two characters is running text as often as evasion (`其中，国家`
+        // holds `中，国`): the pattern needs two gaps.
+        _ => marked == total && total >= 2,
+    }
+}
 
 /// The character starting at `bytes[i]` of a valid UTF-8 text, and its width.
 #[inline(always)]
@@ -37,6 +75,10 @@ pub(crate) fn utf8_width(first: u8) -> usize {
 struct RingSlot {
     start: usize,
     word_before: bool,
+    /// The clause marks in the gap before this character (`gap::*`).
+    gap: u8,
+    /// How many times the character came in a row ([`Step::Repeats`](crate::Step)).
+    run: u8,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,11 +100,23 @@ pub(crate) struct Scanner {
     count: usize,
     gap: u32,
     max_gap: u32,
+    /// The clause marks met in the current gap (`gap::*`).
+    gap_marks: u8,
     last_word: bool,
+    /// [`CharClass::repeat_key`] of the last character stepped, while only a gap (separators,
+    /// marks, invisible characters) came after it: the next one equal to it extends its run,
+    /// so `妹 妹` is the `妹妹` of a keyword as `妹妹` is.
+    last_repeat: u32,
+    /// End of the last character stepped (or of its run).
+    last_end: usize,
+    /// A separator or mark came since the last character.
+    spaced: bool,
     /// End of the last character seen.
     pos: usize,
     /// Hits waiting for the next character to check the word boundary after them.
     pending: Vec<Candidate>,
+    /// Hits whose last letter must repeat more times (`ass` after `as`).
+    short: Vec<Candidate>,
     /// Deny hits waiting to know whether an allow hit covers them.
     open: Vec<Candidate>,
     allows: Vec<(usize, usize)>,
@@ -84,9 +138,14 @@ impl Scanner {
             count: 0,
             gap: 0,
             max_gap: u32::from(max_gap),
+            gap_marks: 0,
             last_word: false,
+            last_repeat: CharClass::NO_REPEAT,
+            last_end: 0,
+            spaced: false,
             pos: 0,
             pending: Vec::new(),
+            short: Vec::new(),
             open: Vec::new(),
             allows: Vec::new(),
             found: Vec::new(),
@@ -104,6 +163,8 @@ impl Scanner {
     pub(crate) fn forget(&mut self) {
         self.state = 0;
         self.gap = 0;
+        self.gap_marks = 0;
+        self.end_run();
         self.pending.clear();
         self.open.clear();
         self.allows.clear();
@@ -169,8 +230,10 @@ impl Scanner {
     /// Invalid bytes ending at `end` act as a boundary.
     fn boundary(&mut self, end: usize) {
         self.resolve_pending(false);
+        self.end_run();
         self.state = 0;
         self.gap = 0;
+        self.gap_marks = 0;
         self.last_word = false;
         self.pos = end;
         self.settle_open();
@@ -185,14 +248,15 @@ impl Scanner {
         while i < bytes.len() {
             // Fast path: a plain character while nothing is undecided. The automaton state and
             // counters live in locals here; they go back to `self` before anything else runs.
-            if self.pending.is_empty() && self.open.is_empty() {
+            if self.pending.is_empty() && self.open.is_empty() && self.short.is_empty() {
                 let (mut state, mut count, mut last_word) = (self.state, self.count, self.last_word);
+                let (mut last_repeat, mut marks) = (self.last_repeat, self.gap_marks);
                 let from = i;
                 let mut slow = None;
                 while i < bytes.len() {
                     let (c, width) = decode(bytes, i);
                     let class = dict.class(c);
-                    if class.kind() != class::CHAR {
+                    if class.kind() != class::CHAR || class.repeats(last_repeat) {
                         slow = Some((c, width));
                         break;
                     }
@@ -207,15 +271,22 @@ impl Scanner {
                         }
                         state = next;
                         count = count.wrapping_add(1);
-                        self.ring[count & self.ring_mask] = RingSlot { start: base + i, word_before: last_word };
+                        self.ring[count & self.ring_mask] =
+                            RingSlot { start: base + i, word_before: last_word, gap: marks, run: 1 };
                     }
+                    marks = 0;
                     last_word = class.is_word();
+                    last_repeat = class.repeat_key();
                     i += width;
                 }
                 (self.state, self.count, self.last_word) = (state, count, last_word);
                 if i > from {
                     self.gap = 0;
+                    self.gap_marks = 0;
+                    self.spaced = false;
+                    self.last_repeat = last_repeat;
                     self.pos = base + i;
+                    self.last_end = base + i;
                 }
                 let Some((c, width)) = slow else { return };
                 self.feed_char(dict, c, base + i, base + i + width);
@@ -231,28 +302,17 @@ impl Scanner {
     fn feed_char(&mut self, dict: &Dictionary, c: char, start: usize, end: usize) {
         let class = dict.class(c);
         match class.kind() {
+            class::CHAR if class.repeats(self.last_repeat) && self.run_continues() => self.repeat(end),
             class::CHAR => {
                 if !self.pending.is_empty() {
                     self.resolve_pending(class.is_word());
                 }
                 self.step(dict, class.code(), class.is_word(), start, end);
+                self.last_repeat = class.repeat_key();
             }
-            class::INVISIBLE => {
-                self.gap += 1;
-                if self.gap > self.max_gap {
-                    self.state = 0;
-                }
-                self.pos = end;
-            }
-            class::SEPARATOR => {
-                self.resolve_pending(false);
-                self.last_word = false;
-                self.gap += 1;
-                if self.gap > self.max_gap {
-                    self.state = 0;
-                }
-                self.pos = end;
-            }
+            class::INVISIBLE => self.skip(end),
+            class::SEPARATOR => self.skip_spacing(end),
+            class::MARK if self.add_mark(class.code() as u8) => self.skip_spacing(end),
             class::MULTI => {
                 for (code, word) in dict.multi(c) {
                     self.resolve_pending(word);
@@ -266,10 +326,127 @@ impl Scanner {
         }
     }
 
+    /// A separator or mark skipped inside a match.
+    fn skip_spacing(&mut self, end: usize) {
+        self.resolve_pending(false);
+        self.last_word = false;
+        self.spaced = true;
+        self.skip(end);
+    }
+
+    /// A character skipped inside a match (separator, invisible, allowed mark).
+    fn skip(&mut self, end: usize) {
+        self.gap += 1;
+        if self.gap > self.max_gap {
+            self.state = 0;
+            self.end_run();
+        }
+        self.pos = end;
+    }
+
+    /// Adds a clause mark to the current gap; false when the gap becomes a paragraph break.
+    fn add_mark(&mut self, code: u8) -> bool {
+        let marks = self.gap_marks;
+        let (kind, saw) = if code == gap::LINE || code == gap::RETURN {
+            let saw = if code == gap::RETURN { gap::SAW_RETURN } else { gap::SAW_NEWLINE };
+            // A second line break in one gap (`\n\n`, `\r\r`, `\n\r`) is a blank line.
+            if marks & saw != 0 || (saw == gap::SAW_RETURN && marks & gap::SAW_NEWLINE != 0) {
+                return false;
+            }
+            (gap::LINE, saw)
+        } else {
+            (code, 0)
+        };
+        let held = marks & gap::KIND;
+        let kind = if held == 0 || held == kind { kind } else { gap::MIXED };
+        self.gap_marks = (marks & !gap::KIND) | saw | kind;
+        true
+    }
+
+    /// Does a character equal to the last one continue its run? Always when adjacent; across
+    /// a gap of separators only when the last one stood alone, as in spaced-out writing
+    /// (`p u s s y`, `妹 妹`): in `as soon` the second `s` starts a word, and a keyword
+    /// starting there must see it.
+    fn run_continues(&self) -> bool {
+        // A clause mark splits a run as it splits two characters (`曹操，操` is no `操操`).
+        !self.spaced || (self.gap_marks == 0 && !self.ring[self.count & self.ring_mask].word_before)
+    }
+
+    /// The run of the last character is over: a later equal character is a new one.
+    fn end_run(&mut self) {
+        self.last_repeat = CharClass::NO_REPEAT;
+        self.short.clear();
+    }
+
+    /// The last character came again ([`Step::Repeats`](crate::Step)): its run grows, and the
+    /// hits ending with it now end here.
+    fn repeat(&mut self, end: usize) {
+        let at = self.count & self.ring_mask;
+        self.ring[at].run = self.ring[at].run.saturating_add(1);
+        let last_end = self.last_end;
+        // Across a gap, a CJK hit keeps its end (`赌博 博彩` keeps `赌博` to itself), while a
+        // Latin one takes the run in: a Latin run crosses a gap only in spaced-out letters
+        // (`x . x . x` is one run of `xxx`).
+        let spaced = core::mem::take(&mut self.spaced);
+        let dict = Arc::clone(&self.dict);
+        let ends_word = |c: &Candidate| dict.pattern(c.pattern).is_some_and(|p| p.ends_word);
+        let accepted = self.open.iter_mut().filter(|c| !spaced || ends_word(c));
+        for c in accepted.chain(self.pending.iter_mut()).chain(self.short.iter_mut()) {
+            if c.end == last_end {
+                c.end = end;
+            }
+        }
+        // A one-letter keyword matches only as written: `q` is not in `QQ`.
+        let (dict, run) = (&self.dict, self.ring[at].run);
+        self.pending.retain(|c| dict.pattern(c.pattern).is_none_or(|p| dict.most_run(p) >= run));
+        let short = core::mem::take(&mut self.short);
+        for c in short {
+            match self.dict.pattern(c.pattern).copied() {
+                Some(p) if self.runs_reached(&p) => self.found_hit(&p, c),
+                Some(_) => self.short.push(c),
+                None => {}
+            }
+        }
+        // A gap inside a run is not a gap between two characters of a keyword.
+        self.gap = 0;
+        self.gap_marks = 0;
+        self.pos = end;
+        self.last_end = end;
+    }
+
+    /// The ring slots of the last `len` characters, first to last.
+    fn last_slots(&self, len: u16) -> impl Iterator<Item = &RingSlot> + '_ {
+        let back = usize::from(len).saturating_sub(1);
+        (0..=back).map(move |k| &self.ring[self.count.wrapping_sub(back - k) & self.ring_mask])
+    }
+
+    /// Has each character of `p` (ending at the last one) come at least as many times in a
+    /// row as the keyword has it?
+    fn runs_reached(&self, p: &Pattern) -> bool {
+        match self.dict.runs(p) {
+            None => true,
+            Some(runs) => self.last_slots(p.len).zip(runs).all(|(slot, &least)| slot.run >= least),
+        }
+    }
+
+    /// A hit past its run and gap checks: to the word-boundary check or accepted.
+    fn found_hit(&mut self, p: &Pattern, c: Candidate) {
+        if p.ends_word {
+            self.pending.push(c);
+        } else {
+            self.accept(c);
+        }
+    }
+
     #[inline]
     fn step(&mut self, dict: &Dictionary, code: u32, word: bool, start: usize, end: usize) {
+        self.short.clear();
+        self.last_repeat = CharClass::NO_REPEAT;
         self.gap = 0;
+        self.spaced = false;
         self.pos = end;
+        self.last_end = end;
+        let marks = core::mem::take(&mut self.gap_marks);
         if code == 0 {
             self.state = 0;
             self.last_word = word;
@@ -277,23 +454,35 @@ impl Scanner {
         }
         self.state = dict.next_state(self.state, code);
         self.count = self.count.wrapping_add(1);
-        self.ring[self.count & self.ring_mask] = RingSlot { start, word_before: self.last_word };
+        self.ring[self.count & self.ring_mask] = RingSlot { start, word_before: self.last_word, gap: marks, run: 1 };
         self.last_word = word;
         let mut s = dict.first_output(self.state);
         while s != NONE {
             let (pattern, next) = dict.output(s);
             s = next;
-            let Some(p) = dict.pattern(pattern) else { continue };
+            let Some(&p) = dict.pattern(pattern) else { continue };
             let back = usize::from(p.len).saturating_sub(1);
             let first = self.ring[self.count.wrapping_sub(back) & self.ring_mask];
             if p.starts_word && first.word_before {
                 continue;
             }
+            if !gaps_allowed(self.last_slots(p.len).skip(1).map(|slot| slot.gap)) {
+                continue;
+            }
             let c = Candidate { pattern, start: first.start, end };
-            if p.ends_word {
-                self.pending.push(c);
-            } else {
-                self.accept(c);
+            match dict.runs(&p) {
+                Some(runs) => {
+                    let (body, last) = runs.split_at(runs.len().saturating_sub(1));
+                    if !self.last_slots(p.len).zip(body).all(|(slot, &least)| slot.run >= least) {
+                        continue;
+                    }
+                    if last.first().is_some_and(|&least| least > 1) {
+                        self.short.push(c);
+                        continue;
+                    }
+                    self.found_hit(&p, c);
+                }
+                None => self.found_hit(&p, c),
             }
         }
     }
@@ -343,7 +532,7 @@ impl Scanner {
         if depth > 0 {
             settled = self.ring[self.count.wrapping_sub(depth - 1) & self.ring_mask].start;
         }
-        for c in &self.pending {
+        for c in self.pending.iter().chain(&self.short) {
             settled = settled.min(c.start);
         }
         settled
@@ -356,6 +545,7 @@ impl Scanner {
             self.boundary(end);
         }
         self.resolve_pending(false);
+        self.end_run();
         self.state = 0;
         self.settle_open();
         let rest = core::mem::take(&mut self.open);

@@ -68,15 +68,15 @@ fn derive_depth_and_links(
 
 const MAGIC: &[u8; 8] = b"AIGCDICT";
 /// Version of the artifact layout; bumped on any change.
-pub const ARTIFACT_VERSION: u32 = 2;
+pub const ARTIFACT_VERSION: u32 = 3;
 const HEADER: usize = 24;
 
 fn norm_bits(n: &Normalization) -> u32 {
-    n.step_bits() | (u32::from(n.max_gap) << 8)
+    n.step_bits() | (u32::from(n.max_gap) << 16)
 }
 
 fn norm_from_bits(bits: u32) -> Normalization {
-    Normalization::from_step_bits(bits & 0xFF, (bits >> 8) as u8)
+    Normalization::from_step_bits(bits & 0xFFFF, (bits >> 16) as u8)
 }
 
 fn action_byte(a: Option<Action>) -> u8 {
@@ -207,10 +207,11 @@ impl Dictionary {
                 let kind = u32::from(p.kind == KeywordKind::Allow);
                 let flags = kind | u32::from(p.starts_word) << 1 | u32::from(p.ends_word) << 2;
                 let packed = u32::from(action_byte(p.action)) | flags << 8 | u32::from(p.len) << 16;
-                [p.categories.bits(), packed]
+                [p.categories.bits(), packed, p.runs]
             })
             .collect();
         put_u32s(&mut payload, &meta);
+        put_u32s(&mut payload, &self.runs.iter().map(|&r| u32::from(r)).collect::<Vec<u32>>());
         put_u32s(&mut payload, &self.text_end);
         payload.extend_from_slice(&(self.text.len() as u32).to_le_bytes());
         payload.extend_from_slice(self.text.as_bytes());
@@ -283,6 +284,8 @@ impl Dictionary {
         let out = r.u32s(n, "out")?;
         let n = r.count("keyword metadata", max)?;
         let meta = r.u32s(n, "keyword metadata")?;
+        let n = r.count("run lengths", max)?;
+        let runs: Vec<u8> = r.u32s(n, "run lengths")?.into_iter().map(|v| v.min(255) as u8).collect();
         let n = r.count("keyword offsets", max)?;
         let text_end = r.u32s(n, "keyword offsets")?;
         let n = r.count("keyword text", body.len())?;
@@ -293,8 +296,11 @@ impl Dictionary {
             return Err(Error::artifact("trailing bytes after keyword text"));
         }
 
-        let mut patterns = Vec::with_capacity(meta.len() / 2);
-        for m in meta.chunks_exact(2) {
+        if meta.len() % 3 != 0 {
+            return Err(Error::artifact("keyword metadata is not whole records"));
+        }
+        let mut patterns = Vec::with_capacity(meta.len() / 3);
+        for m in meta.chunks_exact(3) {
             let packed = m[1];
             let flags = (packed >> 8) & 0xFF;
             patterns.push(Pattern {
@@ -304,6 +310,7 @@ impl Dictionary {
                 starts_word: flags & 2 != 0,
                 ends_word: flags & 4 != 0,
                 len: (packed >> 16) as u16,
+                runs: m[2],
             });
         }
         let slots = nodes.len();
@@ -335,6 +342,12 @@ impl Dictionary {
             Some("no keywords")
         } else if patterns.iter().any(|p| p.len == 0) {
             Some("keyword of length 0")
+        } else if patterns
+            .iter()
+            .any(|p| p.runs != NONE && p.runs as usize + usize::from(p.len) + usize::from(p.len == 1) > runs.len())
+            || runs.contains(&0)
+        {
+            Some("run lengths out of range")
         } else {
             None
         };
@@ -352,6 +365,7 @@ impl Dictionary {
             link,
             depth,
             patterns,
+            runs,
             text,
             text_end,
             max_len,

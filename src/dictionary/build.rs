@@ -57,9 +57,9 @@ impl DictionaryBuilder {
         let mut report = list.clone();
         // Canonical form -> index into `entries`.
         let mut seen: HashMap<String, usize> = HashMap::new();
-        let mut entries: Vec<(Vec<char>, Pattern, usize)> = Vec::new();
+        let mut entries: Vec<(Vec<char>, Vec<u8>, Pattern, usize)> = Vec::new();
         for (index, keyword) in list.keywords().iter().enumerate() {
-            let form: Vec<char> = canonical(&keyword.text, &self.norm).chars().collect();
+            let (form, runs) = canonical_runs(&keyword.text, &self.norm);
             let (Some(&first), Some(&last)) = (form.first(), form.last()) else {
                 report.push_diagnostic(keyword.origin, Problem::NothingToMatch);
                 continue;
@@ -71,10 +71,19 @@ impl DictionaryBuilder {
                 len: form.len() as u16,
                 starts_word: is_word_char(first),
                 ends_word: is_word_char(last),
+                runs: NONE,
             };
             let key: String = form.iter().collect();
             if let Some(&at) = seen.get(&key) {
-                let (_, earlier, first_index) = &mut entries[at];
+                let (_, earlier_runs, earlier, first_index) = &mut entries[at];
+                // `as` and `ass` share the form `as`: the looser runs serve both. A one-letter
+                // form also keeps its longest run (`xx` and `xxx` match up to `xxx`).
+                if let ([least, most], [run]) = (earlier_runs.as_mut_slice(), runs.as_slice()) {
+                    (*least, *most) = ((*least).min(*run), (*most).max(*run));
+                }
+                for (e, &r) in earlier_runs.iter_mut().zip(&runs) {
+                    *e = (*e).min(r);
+                }
                 let origin = list.keywords()[*first_index].origin;
                 let first_at = (report.source_name(origin.0).to_string(), origin.1);
                 report.push_diagnostic(keyword.origin, Problem::Duplicate { first: first_at });
@@ -86,7 +95,9 @@ impl DictionaryBuilder {
                 continue;
             }
             seen.insert(key, entries.len());
-            entries.push((form, pattern, index));
+            // A one-letter form matches only runs it was written with: `[least, most]`.
+            let runs = if let [run] = runs.as_slice() { vec![*run, *run] } else { runs };
+            entries.push((form, runs, pattern, index));
         }
         if entries.is_empty() {
             return Err(Error::new(ErrorKind::EmptyDictionary));
@@ -94,7 +105,7 @@ impl DictionaryBuilder {
 
         // Dense codes, most frequent character first, so the arrays stay compact.
         let mut freq: HashMap<char, u64> = HashMap::new();
-        for (form, _, _) in &entries {
+        for (form, _, _, _) in &entries {
             for &c in form {
                 *freq.entry(c).or_default() += 1;
             }
@@ -109,7 +120,8 @@ impl DictionaryBuilder {
         let mut patterns = Vec::with_capacity(entries.len());
         let mut text = String::new();
         let mut text_end = Vec::with_capacity(entries.len());
-        for (form, pattern, index) in &entries {
+        let mut runs_table: Vec<u8> = Vec::new();
+        for (form, runs, pattern, index) in &entries {
             let mut node = 0usize;
             for c in form {
                 let code = code_of.get(c).copied().unwrap_or(0);
@@ -124,7 +136,12 @@ impl DictionaryBuilder {
                 };
             }
             trie[node].pattern = patterns.len() as u32;
-            patterns.push(*pattern);
+            let mut pattern = *pattern;
+            if form.len() == 1 || runs.iter().any(|&r| r > 1) {
+                pattern.runs = runs_table.len() as u32;
+                runs_table.extend_from_slice(runs);
+            }
+            patterns.push(pattern);
             text.push_str(&list.keywords()[*index].text);
             text_end.push(text.len() as u32);
         }
@@ -132,6 +149,7 @@ impl DictionaryBuilder {
         let mut dict = place(&mut trie, self.norm)?;
         dict.codes = codes;
         dict.patterns = patterns;
+        dict.runs = runs_table;
         dict.text = text;
         dict.text_end = text_end;
         dict.max_len = max_len;
@@ -182,6 +200,7 @@ fn place(trie: &mut [TrieNode], norm: Normalization) -> Result<Dictionary, Error
         link: vec![NONE; slots],
         depth: vec![0; slots],
         patterns: Vec::new(),
+        runs: Vec::new(),
         text: String::new(),
         text_end: Vec::new(),
         max_len: 0,

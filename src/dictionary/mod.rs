@@ -17,7 +17,7 @@ pub use build::DictionaryBuilder;
 use crate::category::{Action, CategorySet};
 use crate::error::{Error, ErrorKind};
 use crate::keywords::{Diagnostic, KeywordKind, KeywordList, Problem};
-use crate::normalize::{canonical, fold, is_word_char, Folded, Normalization};
+use crate::normalize::{canonical_runs, fold, is_word_char, repeats, Folded, Normalization};
 
 pub(crate) const NONE: u32 = u32::MAX;
 const ROOT: u32 = 0;
@@ -37,6 +37,10 @@ pub(crate) struct Pattern {
     pub(crate) starts_word: bool,
     /// The canonical form ends with a word character (needs a boundary after it).
     pub(crate) ends_word: bool,
+    /// Where the keyword's least run lengths start in [`Dictionary::runs`] (one per character,
+    /// under [`Step::Repeats`](crate::Step::Repeats); a one-letter keyword has its longest run
+    /// after it), or `NONE` when every run is 1.
+    pub(crate) runs: u32,
 }
 
 /// How the matcher treats one text character; one entry per BMP character.
@@ -45,6 +49,8 @@ pub(crate) struct CharClass(u32);
 
 const CODE_MASK: u32 = 0x00FF_FFFF;
 const WORD_BIT: u32 = 1 << 24;
+/// A run of this character counts once ([`Step::Repeats`](crate::Step::Repeats)).
+const REPEAT_BIT: u32 = 1 << 25;
 const KIND_SHIFT: u32 = 28;
 
 /// The kinds of [`CharClass`].
@@ -56,9 +62,11 @@ pub(crate) mod class {
     pub(crate) const BOUNDARY: u32 = 3;
     /// Folds into several characters (`⑩`): see [`super::Dictionary::multi`].
     pub(crate) const MULTI: u32 = 4;
+    /// A clause mark or line break, with its [`Mark`](crate::normalize::Mark) code.
+    pub(crate) const MARK: u32 = 5;
 }
 use class::{BOUNDARY as KIND_BOUNDARY, CHAR as KIND_CHAR, INVISIBLE as KIND_INVISIBLE};
-use class::{MULTI as KIND_MULTI, SEPARATOR as KIND_SEPARATOR};
+use class::{MARK as KIND_MARK, MULTI as KIND_MULTI, SEPARATOR as KIND_SEPARATOR};
 
 impl CharClass {
     fn new(kind: u32, code: u32, word: bool) -> CharClass {
@@ -73,6 +81,23 @@ impl CharClass {
     pub(crate) fn is_word(self) -> bool {
         self.0 & WORD_BIT != 0
     }
+    /// Does this character continue the run whose [`CharClass::repeat_key`] is `last`? Only
+    /// when both fold to the same repeatable letter.
+    #[inline(always)]
+    pub(crate) fn repeats(self, last: u32) -> bool {
+        self.0 == last
+    }
+    /// What a later character compares with [`CharClass::repeats`]: [`CharClass::NO_REPEAT`],
+    /// which no class equals, unless a run of this character counts once.
+    #[inline(always)]
+    pub(crate) fn repeat_key(self) -> u32 {
+        if self.0 & REPEAT_BIT != 0 {
+            self.0
+        } else {
+            Self::NO_REPEAT
+        }
+    }
+    pub(crate) const NO_REPEAT: u32 = u32::MAX;
 }
 
 /// A compiled keyword dictionary.
@@ -105,6 +130,8 @@ pub struct Dictionary {
     link: Vec<u32>,
     depth: Vec<u16>,
     patterns: Vec<Pattern>,
+    /// Least run lengths of the keywords that have a repeated letter ([`Pattern::runs`]).
+    runs: Vec<u8>,
     /// Keyword texts concatenated; pattern `i` is `text[text_end[i-1]..text_end[i]]`.
     text: String,
     text_end: Vec<u32>,
@@ -191,6 +218,25 @@ impl Dictionary {
 
     pub(crate) fn pattern(&self, id: u32) -> Option<&Pattern> {
         self.patterns.get(id as usize)
+    }
+
+    /// The longest run a one-letter keyword matches (`q` only as `q`, not in `QQ`; `xx` and
+    /// `xxx` merged up to `xxx`); no limit for longer keywords.
+    pub(crate) fn most_run(&self, pattern: &Pattern) -> u8 {
+        if pattern.len != 1 || pattern.runs == NONE {
+            return u8::MAX;
+        }
+        self.runs.get(pattern.runs as usize + 1).copied().unwrap_or(u8::MAX)
+    }
+
+    /// The least run length of each character of `pattern`, when any is over 1 (and for every
+    /// one-letter keyword, which stores its longest run after it).
+    pub(crate) fn runs(&self, pattern: &Pattern) -> Option<&[u8]> {
+        if pattern.runs == NONE {
+            return None;
+        }
+        let at = pattern.runs as usize;
+        self.runs.get(at..at + usize::from(pattern.len))
     }
 
     /// The keyword text of pattern `id`, as written in its file.
@@ -283,9 +329,17 @@ impl Dictionary {
 
     pub(crate) fn classify(&self, c: char) -> CharClass {
         match fold(c, &self.norm) {
-            Folded::Chars(cs, 1) => CharClass::new(KIND_CHAR, self.code(cs[0]), is_word_char(cs[0])),
+            Folded::Chars(cs, 1) => {
+                let class = CharClass::new(KIND_CHAR, self.code(cs[0]), is_word_char(cs[0]));
+                if repeats(cs[0], &self.norm) && class.code() != 0 {
+                    CharClass(class.0 | REPEAT_BIT)
+                } else {
+                    class
+                }
+            }
             Folded::Chars(cs, _) => CharClass::new(KIND_MULTI, 0, is_word_char(cs[0])),
             Folded::Separator => CharClass::new(KIND_SEPARATOR, 0, false),
+            Folded::Mark(mark) => CharClass::new(KIND_MARK, mark.code(), false),
             Folded::Invisible => CharClass::new(KIND_INVISIBLE, 0, false),
             Folded::Boundary => CharClass::new(KIND_BOUNDARY, 0, false),
         }
