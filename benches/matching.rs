@@ -150,7 +150,19 @@ fn main() {
 
     // ---- Evasion ---------------------------------------------------------------------------
     let english = read("keywords/ldnoobw_en.txt");
-    evasion(&list, &String::from_utf8_lossy(&english), &keywords_only);
+    let english = String::from_utf8_lossy(&english);
+    let (found, total) = evasion(&list, &english, &keywords_only, true);
+    println!("{:<40} {:>8.1}% of {total}", "all variants", found as f64 / total.max(1) as f64 * 100.0);
+    let mut older = keywords_only.clone();
+    older.normalize = [Step::Punctuation, Step::Confusables, Step::Repeats]
+        .into_iter()
+        .fold(Normalization::default(), |n, step| n.with(step, false));
+    let (found, total) = evasion(&list, &english, &older, false);
+    println!(
+        "{:<40} {:>8.1}% of {total}",
+        "baseline: without punctuation, confusables, repeats",
+        found as f64 / total.max(1) as f64 * 100.0
+    );
 
     // ---- False positives -----------------------------------------------------------------
     println!("\n## False positives: share of benign lines flagged (64k dictionary)");
@@ -266,9 +278,14 @@ const LATIN_TECHNIQUES: &[Technique] = &[
 
 /// Detection of generated evasive variants: keywords sampled from the 64k list (CJK, 2 to 8
 /// characters) and the English list, each rewritten by every technique and set in a carrier
-/// sentence. A variant counts as found when a hit covers all of it.
-fn evasion(list: &KeywordList, english: &str, policy: &Policy) {
-    let dict = Arc::new(Dictionary::new(list).expect("builds"));
+/// sentence. A variant counts as found when a hit covers all of it. Returns how many of how
+/// many were found; prints the table when `print`.
+fn evasion(list: &KeywordList, english: &str, policy: &Policy, print: bool) -> (usize, usize) {
+    let build = |list: &KeywordList| {
+        let dict = DictionaryBuilder::new().normalization(policy.normalize).build(list).expect("builds");
+        Arc::new(dict)
+    };
+    let dict = build(list);
     let filter = Filter::new(Arc::clone(&dict), policy).expect("filter");
     let is_cjk =
         |k: &str| (2..=8).contains(&k.chars().count()) && k.chars().all(|c| ('\u{4E00}'..='\u{9FFF}').contains(&c));
@@ -281,19 +298,24 @@ fn evasion(list: &KeywordList, english: &str, policy: &Policy) {
         .map(|k| k.text.to_lowercase())
         .filter(|k| k.len() >= 3 && k.chars().all(|c| c.is_ascii_lowercase()))
         .collect();
-    let en_filter = Filter::new(Arc::new(Dictionary::new(&en_list).expect("builds")), policy).expect("filter");
+    let en_filter = Filter::new(build(&en_list), policy).expect("filter");
     let found = |f: &Filter, carrier: (&str, &str), variant: &str| {
         let text = format!("{}{variant}{}", carrier.0, carrier.1);
         let (s, e) = (carrier.0.len(), carrier.0.len() + variant.len());
         f.check(&text).hits.iter().any(|h| h.start <= s && h.end >= e)
     };
-    println!("\n## Evasion: share of generated variants found (target 99%)");
-    println!(
+    let say = |line: String| {
+        if print {
+            println!("{line}");
+        }
+    };
+    say("\n## Evasion: share of generated variants found (target 99%)".to_string());
+    say(format!(
         "{} CJK keywords from the 64k list (every 40th of 2-8 characters), {} English ones; carrier sentences around each",
         cjk.len(),
         latin.len()
-    );
-    println!("{:<40} {:>9} {:>9} {:>9} {:>9}", "CJK technique", "2 chars", "3 chars", "4+ chars", "all");
+    ));
+    say(format!("{:<40} {:>9} {:>9} {:>9} {:>9}", "CJK technique", "2 chars", "3 chars", "4+ chars", "all"));
     let (mut total, mut hit) = (0usize, 0usize);
     for (name, rewrite) in CJK_TECHNIQUES {
         let mut by_len = [(0usize, 0usize); 3];
@@ -303,7 +325,7 @@ fn evasion(list: &KeywordList, english: &str, policy: &Policy) {
             by_len[bucket].0 += 1;
             if found(&filter, ("我听说", "这件事是真的"), &v) {
                 by_len[bucket].1 += 1;
-            } else if std::env::var("AIGC_MISSES").is_ok() && bucket > 0 {
+            } else if print && std::env::var("AIGC_MISSES").is_ok() && bucket > 0 {
                 println!("    missed {v:?}");
             }
         }
@@ -317,9 +339,9 @@ fn evasion(list: &KeywordList, english: &str, policy: &Policy) {
         let all = by_len.iter().fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
         total += all.0;
         hit += all.1;
-        println!("{:<40} {:>9} {:>9} {:>9} {:>9}", name, pct(by_len[0]), pct(by_len[1]), pct(by_len[2]), pct(all));
+        say(format!("{:<40} {:>9} {:>9} {:>9} {:>9}", name, pct(by_len[0]), pct(by_len[1]), pct(by_len[2]), pct(all)));
     }
-    println!("{:<40} {:>9}", "Latin technique", "found");
+    say(format!("{:<40} {:>9}", "Latin technique", "found"));
     for (name, rewrite) in LATIN_TECHNIQUES {
         let (mut n, mut h) = (0usize, 0usize);
         for k in &latin {
@@ -327,13 +349,13 @@ fn evasion(list: &KeywordList, english: &str, policy: &Policy) {
             n += 1;
             if found(&en_filter, ("they said ", " to me"), &v) {
                 h += 1;
-            } else if std::env::var("AIGC_MISSES").is_ok() {
+            } else if print && std::env::var("AIGC_MISSES").is_ok() {
                 println!("    missed {v:?}");
             }
         }
         total += n;
         hit += h;
-        println!("{:<40} {:>8.1}%", name, h as f64 / n.max(1) as f64 * 100.0);
+        say(format!("{:<40} {:>8.1}%", name, h as f64 / n.max(1) as f64 * 100.0));
     }
-    println!("{:<40} {:>8.1}% of {total}", "all variants", hit as f64 / total.max(1) as f64 * 100.0);
+    (hit, total)
 }

@@ -20,20 +20,21 @@ mod gap {
 }
 
 /// Do the gaps of a match form a pattern [`Step::Punctuation`](crate::Step) lets through: no
-/// mark, the same mark in every gap, or a single line break?
-fn gaps_allowed(gaps: impl Iterator<Item = u8>) -> bool {
+/// mark, the same mark in every gap, or a single line break? Each item is a mark kind and how
+/// many of how many gaps held it (a run's inner gaps count too).
+fn gaps_allowed(gaps: impl Iterator<Item = (u8, usize, usize)>) -> bool {
     let (mut kind, mut marked, mut total) = (0u8, 0usize, 0usize);
-    for g in gaps {
-        total += 1;
+    for (g, with_mark, gaps) in gaps {
+        total += gaps;
         let k = g & gap::KIND;
-        if k == 0 {
+        if k == 0 || with_mark == 0 {
             continue;
         }
         if k == gap::MIXED || (kind != 0 && kind != k) {
             return false;
         }
         kind = k;
-        marked += 1;
+        marked += with_mark;
     }
     match kind {
         0 => true,
@@ -79,6 +80,21 @@ struct RingSlot {
     gap: u8,
     /// How many times the character came in a row ([`Step::Repeats`](crate::Step)).
     run: u8,
+    /// The mark kind in the gaps inside the run, and how many of its `run - 1` gaps held it.
+    inner: u8,
+    inner_marked: u8,
+    /// Where the run's last repeat starts: a match may start there instead (`赌，赌博`).
+    last_start: usize,
+}
+
+impl RingSlot {
+    /// The gaps this character brings to a match, as [`gaps_allowed`] counts them: the one
+    /// before it (unless it starts the match), and those inside its run.
+    fn gaps(&self, first: bool) -> [(u8, usize, usize); 2] {
+        let before = if first { (0, 0, 0) } else { (self.gap, usize::from(self.gap & gap::KIND != 0), 1) };
+        let inner = (self.inner, usize::from(self.inner_marked), usize::from(self.run.saturating_sub(1)));
+        [before, inner]
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -271,8 +287,15 @@ impl Scanner {
                         }
                         state = next;
                         count = count.wrapping_add(1);
-                        self.ring[count & self.ring_mask] =
-                            RingSlot { start: base + i, word_before: last_word, gap: marks, run: 1 };
+                        self.ring[count & self.ring_mask] = RingSlot {
+                            start: base + i,
+                            word_before: last_word,
+                            gap: marks,
+                            run: 1,
+                            inner: 0,
+                            inner_marked: 0,
+                            last_start: base + i,
+                        };
                     }
                     marks = 0;
                     last_word = class.is_word();
@@ -302,7 +325,7 @@ impl Scanner {
     fn feed_char(&mut self, dict: &Dictionary, c: char, start: usize, end: usize) {
         let class = dict.class(c);
         match class.kind() {
-            class::CHAR if class.repeats(self.last_repeat) && self.run_continues() => self.repeat(end),
+            class::CHAR if class.repeats(self.last_repeat) && self.run_continues() => self.repeat(start, end),
             class::CHAR => {
                 if !self.pending.is_empty() {
                     self.resolve_pending(class.is_word());
@@ -364,12 +387,16 @@ impl Scanner {
     }
 
     /// Does a character equal to the last one continue its run? Always when adjacent; across
-    /// a gap of separators only when the last one stood alone, as in spaced-out writing
-    /// (`p u s s y`, `妹 妹`): in `as soon` the second `s` starts a word, and a keyword
-    /// starting there must see it.
+    /// a gap only when the last one stood alone, as in spaced-out writing (`p u s s y`,
+    /// `妹 妹`): in `as soon` the second `s` starts a word, and a keyword starting there must
+    /// see it.
     fn run_continues(&self) -> bool {
-        // A clause mark splits a run as it splits two characters (`曹操，操` is no `操操`).
-        !self.spaced || (self.gap_marks == 0 && !self.ring[self.count & self.ring_mask].word_before)
+        let last = &self.ring[self.count & self.ring_mask];
+        // Marks inside one run are all of one kind; whether they fit the match's pattern is
+        // checked with its other gaps (`色、妹、妹` does, `曹操，操` does not).
+        let marks = self.gap_marks & gap::KIND;
+        let mark_fits = marks == 0 || last.inner == 0 || marks == last.inner;
+        !self.spaced || (!last.word_before && mark_fits)
     }
 
     /// The run of the last character is over: a later equal character is a new one.
@@ -380,9 +407,15 @@ impl Scanner {
 
     /// The last character came again ([`Step::Repeats`](crate::Step)): its run grows, and the
     /// hits ending with it now end here.
-    fn repeat(&mut self, end: usize) {
+    fn repeat(&mut self, start: usize, end: usize) {
         let at = self.count & self.ring_mask;
-        self.ring[at].run = self.ring[at].run.saturating_add(1);
+        let slot = &mut self.ring[at];
+        slot.run = slot.run.saturating_add(1);
+        slot.last_start = start;
+        if self.gap_marks & gap::KIND != 0 {
+            slot.inner = self.gap_marks & gap::KIND;
+            slot.inner_marked = slot.inner_marked.saturating_add(1);
+        }
         let last_end = self.last_end;
         // Across a gap, a CJK hit keeps its end (`赌博 博彩` keeps `赌博` to itself), while a
         // Latin one takes the run in: a Latin run crosses a gap only in spaced-out letters
@@ -429,8 +462,21 @@ impl Scanner {
         }
     }
 
-    /// A hit past its run and gap checks: to the word-boundary check or accepted.
-    fn found_hit(&mut self, p: &Pattern, c: Candidate) {
+    /// A hit past its run check: its gaps checked (a run's inner gaps are known only now), then
+    /// to the word-boundary check or accepted.
+    fn found_hit(&mut self, p: &Pattern, mut c: Candidate) {
+        let gaps = self.last_slots(p.len).enumerate().flat_map(|(k, slot)| slot.gaps(k == 0));
+        if !gaps_allowed(gaps) {
+            // A match starting inside a run may start at its last repeat instead, leaving the
+            // run's gaps out (`赌，赌博` holds `赌博`, `他，他妈的` holds `他妈的`).
+            let first = *self.last_slots(p.len).next().unwrap_or(&RingSlot::default());
+            let needs_run = self.dict.runs(p).and_then(|r| r.first().copied()).unwrap_or(1) > 1;
+            let tail = self.last_slots(p.len).skip(1).flat_map(|slot| slot.gaps(false));
+            if first.run < 2 || needs_run || !gaps_allowed(tail) {
+                return;
+            }
+            c.start = first.last_start;
+        }
         if p.ends_word {
             self.pending.push(c);
         } else {
@@ -454,7 +500,15 @@ impl Scanner {
         }
         self.state = dict.next_state(self.state, code);
         self.count = self.count.wrapping_add(1);
-        self.ring[self.count & self.ring_mask] = RingSlot { start, word_before: self.last_word, gap: marks, run: 1 };
+        self.ring[self.count & self.ring_mask] = RingSlot {
+            start,
+            word_before: self.last_word,
+            gap: marks,
+            run: 1,
+            inner: 0,
+            inner_marked: 0,
+            last_start: start,
+        };
         self.last_word = word;
         let mut s = dict.first_output(self.state);
         while s != NONE {
@@ -464,9 +518,6 @@ impl Scanner {
             let back = usize::from(p.len).saturating_sub(1);
             let first = self.ring[self.count.wrapping_sub(back) & self.ring_mask];
             if p.starts_word && first.word_before {
-                continue;
-            }
-            if !gaps_allowed(self.last_slots(p.len).skip(1).map(|slot| slot.gap)) {
                 continue;
             }
             let c = Candidate { pattern, start: first.start, end };

@@ -70,6 +70,13 @@ const CASES: &[Case] = &[
     case("spaced-letters-with-a-double", "pussy", "p u s s y", &["p u s s y"]),
     case("spaced-run-keeps-hits-apart", "赌博\n博彩", "赌博 博彩", &["赌博", "博 博彩"]),
     case("no-run-across-a-comma", "赌博\n操操", "赌，赌博 曹操，操", &["赌博"]),
+    case(
+        "run-inside-a-comma-pattern",
+        "色妹妹\n妹妹的穴",
+        "色、妹、妹。妹，妹，的，穴",
+        &["色、妹、妹", "妹，妹，的，穴"],
+    ),
+    case("match-after-a-run", "他妈的", "你，他，他妈的", &["他妈的"]),
     case("spaced-one-letter-run", "xx\nxxx", "x.x.x and x x", &["x.x.x", "x x"]),
     case("repeat-keeps-word-boundary", "ass", "grasss", &[]),
     case("digit-runs-stay", "8964", "88964 8964", &["8964"]),
@@ -436,4 +443,33 @@ fn personal_information_can_block_a_stream() {
     assert!(matches!(c.blocked, Some(Block::PersonalInformation(_))), "{c:?}");
     let all = [String::from_utf8_lossy(&c.output).into_owned()].concat();
     assert!(!all.contains("1381"), "{all}");
+}
+
+/// Streams agree with whole texts on random mixes of the characters the new steps treat
+/// specially (runs, marks, line breaks, spaced letters), split byte by byte and in 7s.
+#[test]
+fn random_mixes_stream_as_they_check() {
+    const ALPHABET: &[&str] =
+        &["赌", "博", "妹", "的", "，", "、", "\n", "\r", " ", "x", "a", "s", "。", "\u{200B}", "ѕ"];
+    let f = filter("赌博\n妹妹的\nass\nxx\n赌赌博\na\n博的", "", MASK_ALL);
+    let mut seed = 0x2545_F491_4F6C_DD1Du64;
+    for _ in 0..400 {
+        let mut text = String::new();
+        for _ in 0..24 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            text.push_str(ALPHABET[(seed % ALPHABET.len() as u64) as usize]);
+        }
+        let d = f.check(&text);
+        let want_out = d.text.clone().unwrap_or_else(|| text.clone());
+        let mut want_hits: Vec<(usize, usize)> = d.hits.iter().map(|h| (h.start, h.end)).collect();
+        want_hits.sort();
+        for size in [1, 7] {
+            let chunks: Vec<&[u8]> = text.as_bytes().chunks(size).collect();
+            let (out, hits) = run_stream(&f, &chunks);
+            assert_eq!(String::from_utf8_lossy(&out), want_out, "{text:?} in {size}s");
+            assert_eq!(hits, want_hits, "{text:?} in {size}s");
+        }
+    }
 }

@@ -106,6 +106,20 @@ fn mask_applies_policy_and_redacts_personal_information() {
 }
 
 #[test]
+fn evasive_spellings_are_read_through_and_switched_off_by_policy() {
+    // `check` reads a line at a time: vertical writing is the Envoy and core tests' case.
+    let text = "法、轮、功\n法法轮轮功功\nffuuuck\n".as_bytes();
+    let o = run(&["check", "--keywords", KEYWORDS], text);
+    assert_eq!(o.status.code(), Some(1), "lines were blocked: {}", stderr(&o));
+    assert_eq!(stdout(&o).matches("\"flagged\":true").count(), 2, "{}", stdout(&o));
+    let policy = tmp("no-evasion-steps.json");
+    std::fs::write(&policy, r#"{"normalize": {"punctuation": false, "repeats": false}}"#).expect("write");
+    let o = run(&["check", "--keywords", KEYWORDS, "--policy", policy.to_str().expect("utf-8 path")], text);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o).matches("\"flagged\":true").count(), 0, "{}", stdout(&o));
+}
+
+#[test]
 fn bad_policy_names_the_field() {
     let policy = tmp("bad-policy.json");
     std::fs::write(&policy, r#"{"normalize": {"max_gap": 99}}"#).expect("write");

@@ -216,3 +216,17 @@ fn long_texts_with_many_hits_map_offsets_in_one_pass() {
         assert_eq!(h["end"].as_u64(), Some(i as u64 * 7 + 6));
     }
 }
+
+#[wasm_bindgen_test]
+fn evasive_spellings_are_read_through_in_the_browser() {
+    let f = Filter::new("法轮功\tA.1a\nfuck\n", None, None).unwrap();
+    for spelling in ["法、轮、功", "法\n轮\n功", "法法轮轮功功", "fuсk", "ffuuuck"] {
+        assert_eq!(json(&f.check(spelling).unwrap())["hits"].as_array().map(Vec::len), Some(1), "{spelling:?}");
+    }
+    // The same policy fields as every host.
+    let policy = r#"{"normalize": {"punctuation": false, "confusables": false, "repeats": false}}"#;
+    let off = Filter::new("法轮功\tA.1a\nfuck\n", Some(policy.into()), None).unwrap();
+    for spelling in ["法、轮、功", "fuсk", "ffuuuck"] {
+        assert_eq!(json(&off.check(spelling).unwrap())["hits"], serde_json::json!([]), "{spelling:?}");
+    }
+}
