@@ -266,7 +266,12 @@ pub(crate) fn label(args: &LabelArgs) -> Result<Status, Failure> {
                 watermark: mark.as_ref().map(|mark| (mark, payload)),
                 quality: args.quality,
             };
-            bytes = aigc_edge_image::paint(&bytes, &paint).map_err(|e| format!("{}: {e}", args.input))?;
+            let painted = aigc_edge_image::paint(&bytes, &paint).map_err(|e| format!("{}: {e}", args.input))?;
+            // Asked for by name, a watermark the image cannot carry is an error here.
+            if let aigc_edge_image::Watermarked::Skipped(e) = painted.watermark {
+                return Err(format!("{}: {e}", args.input).into());
+            }
+            bytes = painted.bytes;
         }
         if let Some(placement) = args.audible {
             if let Some(format) = args.pcm {

@@ -316,6 +316,8 @@ impl ImageWatermark {
                 cap.push((SSIM_CAP * (2.0 * variance + SSIM_C2).sqrt()).min(headroom));
             }
         }
+        // Each work buffer goes as soon as it is used up: the peak, not the sum, bounds a VM.
+        drop((mean, mean_square, columns, rows));
         let target = 255.0f32 * 255.0 / 10f32.powf(PSNR_DB / 10.0);
         let mut energy = [0f32; TILE_CHIPS];
         for (&c, b) in chip_of.iter().zip(&base) {
@@ -340,7 +342,9 @@ impl ImageWatermark {
             .zip(chip_of.iter().zip(&base))
             .map(|(l, (&c, b))| l + strength * tile[usize::from(c)] * b)
             .collect();
+        drop(luma);
         let response = measure(&trial);
+        drop(trial);
         let mut gain = [0f32; TILE_CHIPS];
         for c in 0..TILE_CHIPS {
             gain[c] = (response[c] - host[c]) * tile[c] / strength;
@@ -355,29 +359,25 @@ impl ImageWatermark {
         let multiplier: Vec<f32> = (0..TILE_CHIPS).map(|c| tile[c] * amplitude(margin, c)).collect();
         // The caps cut the change where the image is flat; the budget they free goes to the rest.
         let raw: Vec<f32> = chip_of.iter().zip(&base).map(|(&c, b)| multiplier[usize::from(c)] * b).collect();
+        drop((chip_of, base));
         let (raw, cap) = (&raw, &cap);
         let capped = |scale: f32| raw.iter().zip(cap).map(move |(r, &m)| (scale * r).clamp(-m, m));
         let scale = largest_within(budget, 1.0, |scale| capped(scale).map(|v| v * v).sum::<f32>());
         let change: Vec<f32> = capped(scale).collect();
-        let mut strength = 1.0f32;
-        // Once more after rounding and clipping.
-        let rounded_error = |strength: f32| -> f32 {
-            let mut sum = 0f64;
-            for (pixel, c) in rgba.chunks_exact(4).zip(&change) {
-                for &v in &pixel[..3] {
-                    let d = (f32::from(v) + strength * c).round().clamp(0.0, 255.0) - f32::from(v);
-                    sum += f64::from(d * d);
-                }
+        // Rounding to 8 bits adds error of its own: one factor brings the whole change back
+        // within the budget (scaling the capped change keeps every pixel within its cap).
+        let rounded = |c: &f32, v: u8| (f32::from(v) + c).round().clamp(0.0, 255.0);
+        let mut error = 0f64;
+        for (pixel, c) in rgba.chunks_exact(4).zip(&change) {
+            for &v in &pixel[..3] {
+                error += f64::from((rounded(c, v) - f32::from(v)).powi(2));
             }
-            (sum / (3 * change.len()) as f64) as f32
-        };
-        let error = rounded_error(strength);
-        if error > target {
-            strength *= (target / error).sqrt() * 0.98;
         }
+        let error = (error / (3 * change.len()) as f64) as f32;
+        let correction = if error > target { (target / error).sqrt() * 0.98 } else { 1.0 };
         for (pixel, c) in rgba.chunks_exact_mut(4).zip(&change) {
             for v in &mut pixel[..3] {
-                *v = (f32::from(*v) + strength * c).round().clamp(0.0, 255.0) as u8;
+                *v = rounded(&(correction * c), *v) as u8;
             }
         }
         Ok(())

@@ -673,15 +673,10 @@ impl Exchange {
             None => None,
         };
         let watermark = plugin.image_watermark.as_ref().map(|m| (m, Payload::from_produce_id(produce_id)));
-        let painted =
-            aigc_edge_image::paint(bytes, &Paint { visible, watermark, quality: 90 }).or_else(|e| match visible {
-                Some(_) if watermark.is_some() => {
-                    aigc_edge_image::paint(bytes, &Paint { visible, watermark: None, quality: 90 })
-                }
-                _ => Err(e),
-            });
-        match painted {
-            Ok(out) => Some(out),
+        // An image too small or too large for the watermark still gets the visible label, in
+        // the same decode.
+        match aigc_edge_image::paint(bytes, &Paint { visible, watermark, quality: 90 }) {
+            Ok(painted) => Some(painted.bytes),
             Err(_) => {
                 if visible.is_some() {
                     self.note(Direction::Response, Finding::UnlabeledFile, Action::Flag);
