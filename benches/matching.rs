@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aho_corasick::AhoCorasick;
-use aigc_edge::normalize::simplify;
+use aigc_edge::normalize::{reading, simplify};
 use aigc_edge::{
     Dictionary, DictionaryBuilder, Filter, KeywordFormat, KeywordKind, KeywordList, Normalization, Policy, Step,
 };
@@ -151,8 +151,12 @@ fn main() {
     // ---- Evasion ---------------------------------------------------------------------------
     let english = read("keywords/ldnoobw_en.txt");
     let english = String::from_utf8_lossy(&english);
-    let (found, total) = evasion(&list, &english, &keywords_only, true);
-    println!("{:<40} {:>8.1}% of {total}", "all variants", found as f64 / total.max(1) as f64 * 100.0);
+    let mut with_pinyin = keywords_only.clone();
+    with_pinyin.normalize = Normalization::default().with(Step::Pinyin, true);
+    let (found, total) = evasion(&list, &english, &with_pinyin, true);
+    println!("{:<40} {:>8.1}% of {total}", "all variants, pinyin on", found as f64 / total.max(1) as f64 * 100.0);
+    let (found, total) = evasion(&list, &english, &keywords_only, false);
+    println!("{:<40} {:>8.1}% of {total}", "all variants, default steps", found as f64 / total.max(1) as f64 * 100.0);
     let mut older = keywords_only.clone();
     older.normalize = [Step::Punctuation, Step::Confusables, Step::Repeats]
         .into_iter()
@@ -185,9 +189,48 @@ fn main() {
     let all = Normalization::default();
     let (r, s) = fp(all);
     println!("{:<28} {:>11.2}% {:>11.2}%", "all steps on", r, s);
-    for step in Step::ALL {
+    for step in Step::ALL.into_iter().filter(|&s| s != Step::Pinyin) {
         let (r, s) = fp(all.with(step, false));
         println!("{:<28} {:>11.2}% {:>11.2}%", format!("all but {step:?}"), r, s);
+    }
+    let (r, s) = fp(all.with(Step::Pinyin, true));
+    println!("{:<28} {:>11.2}% {:>11.2}%", "all on + Pinyin", r, s);
+
+    // ---- What pinyin costs, by keyword length ----------------------------------------------
+    println!("\n## Pinyin: benign lines flagged by keywords of each length, without / with the step");
+    println!("{:<12} {:>9} {:>22} {:>22}", "keywords", "count", "reviews", "sanguo");
+    let lengths: [(&str, fn(usize) -> bool); 3] =
+        [("2 chars", |n| n == 2), ("3 chars", |n| n == 3), ("4+ chars", |n| n >= 4)];
+    for (name, fits) in lengths {
+        let mut subset = KeywordList::new();
+        let words: String = list
+            .keywords()
+            .iter()
+            .filter(|k| fits(k.text.chars().count()) && k.text.chars().all(|c| reading(c).is_some()))
+            .map(|k| format!("{}\n", k.text))
+            .collect();
+        subset.add_source("subset", words.as_bytes(), KeywordFormat::Native, KeywordKind::Deny);
+        let share = |norm: Normalization| {
+            let mut policy = keywords_only.clone();
+            policy.normalize = norm;
+            let dict = DictionaryBuilder::new().normalization(norm).build(&subset).expect("builds");
+            let f = Filter::new(Arc::new(dict), &policy).expect("filter");
+            let share = |ls: &[String]| {
+                ls.iter().filter(|l| !f.check(l).hits.is_empty()).count() as f64 / ls.len() as f64 * 100.0
+            };
+            (share(&reviews), share(&sanguo))
+        };
+        let (r0, s0) = share(all);
+        let (r1, s1) = share(all.with(Step::Pinyin, true));
+        println!(
+            "{:<12} {:>9} {:>9.2}% -> {:>7.2}% {:>9.2}% -> {:>7.2}%",
+            name,
+            subset.keywords().len(),
+            r0,
+            r1,
+            s0,
+            s1
+        );
     }
 }
 
@@ -234,6 +277,44 @@ const CJK_TECHNIQUES: &[Technique] = &[
     }),
     ("every character doubled", |k| Some(k.chars().flat_map(|c| [c, c]).collect())),
 ];
+
+/// Pinyin spellings, found only with `"pinyin": true`.
+const PINYIN_TECHNIQUES: &[Technique] = &[
+    ("full pinyin", |k| k.chars().map(reading).collect::<Option<String>>()),
+    ("spaced pinyin, capitalized", |k| {
+        let syllables: Option<Vec<String>> =
+            k.chars().map(|c| reading(c).map(|r| r[..1].to_uppercase() + &r[1..])).collect();
+        syllables.map(|s| s.join(" "))
+    }),
+    ("last character in pinyin", |k| {
+        let last = k.chars().last()?;
+        Some(format!("{}{}", &k[..k.len() - last.len_utf8()], reading(last)?))
+    }),
+    ("a homophone for each character", |k| {
+        let map = HOMOPHONES.get_or_init(homophones);
+        let t: String = k.chars().map(|c| *map.get(&c).unwrap_or(&c)).collect();
+        (t != k).then_some(t)
+    }),
+];
+
+static HOMOPHONES: std::sync::OnceLock<std::collections::HashMap<char, char>> = std::sync::OnceLock::new();
+
+/// For each common character, another of the same first reading.
+fn homophones() -> std::collections::HashMap<char, char> {
+    let mut by_reading: std::collections::HashMap<&str, Vec<char>> = std::collections::HashMap::new();
+    for c in ('\u{4E00}'..='\u{9FA5}').filter(|&c| simplify(c) == c) {
+        if let Some(r) = reading(c) {
+            by_reading.entry(r).or_default().push(c);
+        }
+    }
+    let mut map = std::collections::HashMap::new();
+    for chars in by_reading.values() {
+        for (i, &c) in chars.iter().enumerate() {
+            map.insert(c, chars[(i + 1) % chars.len()]);
+        }
+    }
+    map
+}
 
 fn confusable(c: char) -> char {
     match c {
@@ -317,6 +398,13 @@ fn evasion(list: &KeywordList, english: &str, policy: &Policy, print: bool) -> (
     ));
     say(format!("{:<40} {:>9} {:>9} {:>9} {:>9}", "CJK technique", "2 chars", "3 chars", "4+ chars", "all"));
     let (mut total, mut hit) = (0usize, 0usize);
+    let pct = |(n, h): (usize, usize)| {
+        if n == 0 {
+            "-".to_string()
+        } else {
+            format!("{:.1}%", h as f64 / n as f64 * 100.0)
+        }
+    };
     for (name, rewrite) in CJK_TECHNIQUES {
         let mut by_len = [(0usize, 0usize); 3];
         for k in &cjk {
@@ -329,17 +417,34 @@ fn evasion(list: &KeywordList, english: &str, policy: &Policy, print: bool) -> (
                 println!("    missed {v:?}");
             }
         }
-        let pct = |(n, h): (usize, usize)| {
-            if n == 0 {
-                "-".to_string()
-            } else {
-                format!("{:.1}%", h as f64 / n as f64 * 100.0)
-            }
-        };
         let all = by_len.iter().fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
         total += all.0;
         hit += all.1;
         say(format!("{:<40} {:>9} {:>9} {:>9} {:>9}", name, pct(by_len[0]), pct(by_len[1]), pct(by_len[2]), pct(all)));
+    }
+    if policy.normalize.has(Step::Pinyin) {
+        for (name, rewrite) in PINYIN_TECHNIQUES {
+            let mut by_len = [(0usize, 0usize); 3];
+            for k in &cjk {
+                let Some(v) = rewrite(k) else { continue };
+                let bucket = (k.chars().count() - 2).min(2);
+                by_len[bucket].0 += 1;
+                if found(&filter, ("我听说", "这件事是真的"), &v) {
+                    by_len[bucket].1 += 1;
+                }
+            }
+            let all = by_len.iter().fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+            total += all.0;
+            hit += all.1;
+            say(format!(
+                "{:<40} {:>9} {:>9} {:>9} {:>9}",
+                name,
+                pct(by_len[0]),
+                pct(by_len[1]),
+                pct(by_len[2]),
+                pct(all)
+            ));
+        }
     }
     say(format!("{:<40} {:>9}", "Latin technique", "found"));
     for (name, rewrite) in LATIN_TECHNIQUES {

@@ -151,7 +151,8 @@ span sentence ends (`。！？`), which keeps separator skipping from joining wo
 sentences; clause marks (`，、；：`) and line breaks are crossed only in an evader's pattern
 (the same mark in every gap of a keyword of three or more characters, or one line break;
 [`Step::Punctuation`]). Look-alike letters ([`Step::Confusables`]) and runs of one letter
-([`Step::Repeats`]) are folded too. `make bench` measures each step's detection on a generated
+([`Step::Repeats`]) are folded too; [`Step::Pinyin`], off by default, matches keywords by
+their Mandarin readings (`dubo`, `赌bo`, `堵博`) in a second automaton. `make bench` measures each step's detection on a generated
 evasion set and its false-positive cost on benign corpora.
 
 ```
@@ -209,6 +210,7 @@ mod scanner;
 pub mod stream;
 #[rustfmt::skip] // generated (tools/)
 mod confusables_table;
+mod pinyin_table;
 mod t2s_table;
 pub mod watermark;
 

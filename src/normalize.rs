@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::confusables_table::CONFUSABLES;
+use crate::pinyin_table::{FIRST_READING, MORE_READINGS, READING_BASE, SYLLABLES};
 use crate::t2s_table::T2S;
 
 /// One normalization step. Each can be switched off in the policy
@@ -48,11 +49,17 @@ pub enum Step {
     /// characters, not to digits (`88964` is not `8964`); a one-letter Latin keyword matches
     /// only as written (`q` is not in `QQ`).
     Repeats,
+    /// Keywords are matched by their Mandarin readings too: written in pinyin (`dubo`, `Du Bo`,
+    /// `dǔ bó`), partly in pinyin (`赌bo`), or with characters of the same sound (`堵博`). Off by
+    /// default: on short keywords it costs precision (`make bench` measures it by keyword
+    /// length). Readings are plain (no tones, `ü` as `v`); a character with several readings
+    /// matches by any of them in a keyword, by its first in text.
+    Pinyin,
 }
 
 impl Step {
     /// Every step, in the order of the artifact's step bits (append new steps at the end).
-    pub const ALL: [Step; 9] = [
+    pub const ALL: [Step; 10] = [
         Step::Case,
         Step::Width,
         Step::Styles,
@@ -62,6 +69,7 @@ impl Step {
         Step::Punctuation,
         Step::Confusables,
         Step::Repeats,
+        Step::Pinyin,
     ];
 
     /// The step's key in a policy's `normalize` object.
@@ -76,6 +84,7 @@ impl Step {
             Step::Punctuation => "punctuation",
             Step::Confusables => "confusables",
             Step::Repeats => "repeats",
+            Step::Pinyin => "pinyin",
         }
     }
 
@@ -93,14 +102,14 @@ impl Step {
 /// Which normalization steps apply to text, as read from a policy's `normalize` object:
 /// `{"case": true, …, "max_gap": 3}`, one boolean per [`Step`] by its [`Step::name`].
 ///
-/// All steps are on by default.
+/// Every step but [`Step::Pinyin`] is on by default.
 ///
 /// ```
 /// use aigc_edge::{Normalization, Step};
 /// let n = Normalization::default().with(Step::Traditional, false);
 /// assert!(n.has(Step::Case) && !n.has(Step::Traditional));
 /// assert_eq!(serde_json::to_string(&n).unwrap(),
-///     r#"{"case":true,"width":true,"styles":true,"traditional":false,"invisible":true,"separators":true,"punctuation":true,"confusables":true,"repeats":true,"max_gap":3}"#);
+///     r#"{"case":true,"width":true,"styles":true,"traditional":false,"invisible":true,"separators":true,"punctuation":true,"confusables":true,"repeats":true,"pinyin":false,"max_gap":3}"#);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Normalization {
@@ -111,7 +120,7 @@ pub struct Normalization {
 
 impl Default for Normalization {
     fn default() -> Self {
-        Step::ALL.into_iter().fold(Normalization::none(), |n, step| n.with(step, true))
+        Step::ALL.into_iter().fold(Normalization::none(), |n, step| n.with(step, step != Step::Pinyin))
     }
 }
 
@@ -214,6 +223,9 @@ pub(crate) enum Folded {
     Mark(Mark),
     /// An invisible character: ignored entirely.
     Invisible,
+    /// A CJK character as the pinyin lane reads it: its first reading, an index into the
+    /// reading table ([`Step::Pinyin`]).
+    Syllable(u16),
     /// Ends any match in progress (sentence punctuation, line breaks, controls).
     Boundary,
 }
@@ -236,6 +248,15 @@ impl Folded {
             Folded::Chars(cs, n) => &cs[..usize::from(*n)],
             _ => &[],
         }
+    }
+
+    /// The characters the matcher sees: [`Folded::chars`], or a syllable's letters.
+    pub(crate) fn letters(&self) -> impl Iterator<Item = char> + '_ {
+        let syllable = match self {
+            Folded::Syllable(s) => syllable(*s),
+            _ => "",
+        };
+        self.chars().iter().copied().chain(syllable.chars())
     }
 }
 
@@ -438,6 +459,108 @@ pub(crate) fn fold(c: char, norm: &Normalization) -> Folded {
         Folded::one(c)
     } else {
         Folded::Separator
+    }
+}
+
+/// The letters of reading `index` (one-based; `""` for none).
+fn syllable(index: u16) -> &'static str {
+    usize::from(index).checked_sub(1).and_then(|i| SYLLABLES.get(i)).copied().unwrap_or("")
+}
+
+/// The first Mandarin reading of a CJK character, plain (no tone, `ü` as `v`), as
+/// [`Step::Pinyin`] reads it in text.
+///
+/// ```
+/// assert_eq!(aigc_edge::normalize::reading('赌'), Some("du"));
+/// assert_eq!(aigc_edge::normalize::reading('绿'), Some("lv"));
+/// assert_eq!(aigc_edge::normalize::reading('a'), None);
+/// ```
+pub fn reading(c: char) -> Option<&'static str> {
+    readings(c).next().map(syllable)
+}
+
+/// Every reading of `c`, first the commonest; none for a character without one.
+fn readings(c: char) -> impl Iterator<Item = u16> {
+    let first =
+        (c as u32).checked_sub(READING_BASE).and_then(|i| FIRST_READING.get(i as usize)).copied().filter(|&r| r != 0);
+    // Offsets from READING_BASE fit in 16 bits (the table ends at U+9FFF); others match none.
+    let offset = (c as u32).checked_sub(READING_BASE).and_then(|o| u16::try_from(o).ok());
+    let from = offset.map_or(MORE_READINGS.len(), |o| MORE_READINGS.partition_point(|&(cp, _)| cp < o));
+    let more = MORE_READINGS[from..].iter().take_while(move |&&(cp, _)| Some(cp) == offset).map(|&(_, r)| r);
+    first.into_iter().chain(more)
+}
+
+/// A pinyin vowel with a tone mark, or `ü`, as a plain letter (`ü` is `v`, as keyboards take it).
+fn plain_letter(c: char) -> Option<char> {
+    Some(match c {
+        'ā' | 'á' | 'ǎ' | 'à' | 'Ā' | 'Á' | 'Ǎ' | 'À' => 'a',
+        'ē' | 'é' | 'ě' | 'è' | 'Ē' | 'É' | 'Ě' | 'È' | 'ê' | 'Ê' => 'e',
+        'ī' | 'í' | 'ǐ' | 'ì' | 'Ī' | 'Í' | 'Ǐ' | 'Ì' => 'i',
+        'ō' | 'ó' | 'ǒ' | 'ò' | 'Ō' | 'Ó' | 'Ǒ' | 'Ò' => 'o',
+        'ū' | 'ú' | 'ǔ' | 'ù' | 'Ū' | 'Ú' | 'Ǔ' | 'Ù' => 'u',
+        'ü' | 'ǖ' | 'ǘ' | 'ǚ' | 'ǜ' | 'Ü' | 'Ǖ' | 'Ǘ' | 'Ǚ' | 'Ǜ' => 'v',
+        'ń' | 'ň' | 'ǹ' | 'Ń' | 'Ň' | 'Ǹ' => 'n',
+        'ḿ' | 'Ḿ' => 'm',
+        _ => return None,
+    })
+}
+
+/// How the pinyin lane sees `c`: as [`fold`] does, but a CJK character with a reading is its
+/// syllable, a toned vowel its plain letter, and a digit (a tone number, `du4`) is skipped.
+/// Runs are not collapsed in this lane, so [`Step::Repeats`] is left out of `norm`.
+pub(crate) fn fold_reading(c: char, norm: &Normalization) -> Folded {
+    let c = plain_letter(c).unwrap_or(c);
+    match fold(c, norm) {
+        Folded::Chars([f, _, _], 1) if f.is_ascii_digit() => Folded::Invisible,
+        Folded::Chars([f, _, _], 1) => match readings(f).next() {
+            Some(reading) => Folded::Syllable(reading),
+            None => Folded::one(f),
+        },
+        Folded::Chars(cs, n) if cs.iter().take(usize::from(n)).all(char::is_ascii_digit) => Folded::Invisible,
+        other => other,
+    }
+}
+
+/// The forms a keyword takes in the pinyin lane: its characters' readings, every combination of
+/// them (the first `limit`), as letters. Empty when it has no CJK character with a reading.
+pub(crate) fn reading_forms(keyword: &str, norm: &Normalization, limit: usize) -> Vec<Vec<char>> {
+    let mut forms: Vec<Vec<char>> = vec![Vec::new()];
+    let mut any = false;
+    for c in keyword.chars() {
+        let c = plain_letter(c).unwrap_or(c);
+        let folded = fold(c, norm);
+        let options: Vec<&'static str> = match folded {
+            Folded::Chars([f, _, _], 1) if !f.is_ascii_digit() => {
+                let rs: Vec<&'static str> = readings(f).map(syllable).collect();
+                if rs.is_empty() {
+                    forms.iter_mut().for_each(|form| form.push(f));
+                    continue;
+                }
+                any = true;
+                rs
+            }
+            _ => {
+                let letters: Vec<char> = fold_reading(c, norm).letters().collect();
+                forms.iter_mut().for_each(|form| form.extend(&letters));
+                continue;
+            }
+        };
+        let mut next = Vec::with_capacity((forms.len() * options.len()).min(limit));
+        for form in &forms {
+            for option in &options {
+                if next.len() < limit {
+                    let mut f = form.clone();
+                    f.extend(option.chars());
+                    next.push(f);
+                }
+            }
+        }
+        forms = next;
+    }
+    if any {
+        forms
+    } else {
+        Vec::new()
     }
 }
 

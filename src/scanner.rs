@@ -136,8 +136,14 @@ pub(crate) struct Scanner {
     /// Deny hits waiting to know whether an allow hit covers them.
     open: Vec<Candidate>,
     allows: Vec<(usize, usize)>,
-    /// Decided deny hits, for the owner to take.
+    /// Deny hits this automaton decided, not yet merged into `found`.
+    decided: Vec<Candidate>,
+    /// Decided deny hits of both lanes, each once, for the owner to take.
     pub(crate) found: Vec<Candidate>,
+    /// The pinyin lane's scanner, fed the same text ([`Step::Pinyin`](crate::Step)).
+    lane: Option<Box<Scanner>>,
+    /// Hits merged lately, so one found by both lanes is reported once.
+    recent: Vec<Candidate>,
     /// An incomplete UTF-8 sequence from the end of the last chunk.
     utf8: [u8; 4],
     utf8_len: usize,
@@ -164,19 +170,90 @@ impl Scanner {
             short: Vec::new(),
             open: Vec::new(),
             allows: Vec::new(),
+            decided: Vec::new(),
             found: Vec::new(),
+            lane: dict.reading_lane().map(|lane| Box::new(Scanner::new(lane, max_gap))),
+            recent: Vec::new(),
             utf8: [0; 4],
             utf8_len: 0,
         }
     }
 
-    /// Everything before this offset is decided: no match in progress can reach back to it.
-    pub(crate) fn settled(&self) -> usize {
-        self.open.iter().map(|c| c.start).fold(self.settled_without_open(), usize::min)
+    /// Feeds bytes of a stream (UTF-8 may split anywhere) to both lanes.
+    pub(crate) fn feed_bytes(&mut self, bytes: &[u8]) {
+        self.scan_bytes(bytes);
+        if let Some(lane) = self.lane.as_mut() {
+            lane.feed_bytes(bytes);
+        }
+        self.merge();
+    }
+
+    /// Feeds a whole text starting at byte `base` to both lanes.
+    pub(crate) fn feed_str(&mut self, text: &str, base: usize) {
+        self.scan_str(text, base);
+        if let Some(lane) = self.lane.as_mut() {
+            lane.feed_str(text, base);
+        }
+        self.merge();
+    }
+
+    /// Ends the text: every undecided hit is decided.
+    pub(crate) fn finish(&mut self) {
+        self.finish_scan();
+        if let Some(lane) = self.lane.as_mut() {
+            lane.finish();
+        }
+        self.merge();
     }
 
     /// Drops every undecided match (fail-open past the carry limit).
     pub(crate) fn forget(&mut self) {
+        self.forget_here();
+        if let Some(lane) = self.lane.as_mut() {
+            lane.forget();
+        }
+    }
+
+    /// Everything before this offset is decided in both lanes.
+    pub(crate) fn settled(&self) -> usize {
+        let here = self.settled_here();
+        self.lane.as_ref().map_or(here, |lane| here.min(lane.settled()))
+    }
+
+    /// Moves what both lanes decided into `found`, a hit found by both once (the lane's
+    /// patterns reported as the main automaton's).
+    fn merge(&mut self) {
+        let lane_found = match self.lane.as_mut() {
+            Some(lane) => core::mem::take(&mut lane.found),
+            None => {
+                self.found.append(&mut self.decided);
+                return;
+            }
+        };
+        let lane_dict = self.lane.as_ref().map(|l| Arc::clone(&l.dict));
+        let translated = lane_found.into_iter().filter_map(|c| {
+            let pattern = lane_dict.as_ref()?.main_pattern(c.pattern);
+            (pattern != NONE).then_some(Candidate { pattern, ..c })
+        });
+        let decided = core::mem::take(&mut self.decided);
+        for c in decided.into_iter().chain(translated) {
+            if !self.recent.contains(&c) {
+                self.recent.push(c);
+                self.found.push(c);
+            }
+        }
+        // A later duplicate starts where its lane is still undecided.
+        let settled = self.settled();
+        self.recent.retain(|c| c.start >= settled);
+    }
+
+    /// Everything before this offset is decided: no match in progress can reach back to it.
+    fn settled_here(&self) -> usize {
+        self.open.iter().map(|c| c.start).fold(self.settled_without_open(), usize::min)
+    }
+
+    /// Drops every undecided match (fail-open past the carry limit).
+    fn forget_here(&mut self) {
         self.state = 0;
         self.gap = 0;
         self.gap_marks = 0;
@@ -186,7 +263,7 @@ impl Scanner {
         self.allows.clear();
     }
 
-    pub(crate) fn feed_bytes(&mut self, mut bytes: &[u8]) {
+    fn scan_bytes(&mut self, mut bytes: &[u8]) {
         let mut base = self.pos + self.utf8_len;
         if self.utf8_len > 0 {
             // Complete the character split across chunks.
@@ -204,13 +281,13 @@ impl Scanner {
             self.utf8_len = 0;
             let start = base - len;
             match core::str::from_utf8(&held[..len]) {
-                Ok(s) => self.feed_str(s, start),
+                Ok(s) => self.scan_str(s, start),
                 Err(_) => {
                     // Not a character after all: the lead byte is invalid, the rest re-read.
                     self.boundary(start + 1);
                     let rest = held[1..len].to_vec();
                     self.pos = start + 1;
-                    self.feed_bytes(&rest);
+                    self.scan_bytes(&rest);
                     base = self.pos + self.utf8_len;
                 }
             }
@@ -218,13 +295,13 @@ impl Scanner {
         while !bytes.is_empty() {
             match core::str::from_utf8(bytes) {
                 Ok(s) => {
-                    self.feed_str(s, base);
+                    self.scan_str(s, base);
                     return;
                 }
                 Err(e) => {
                     let valid = e.valid_up_to();
                     let (good, rest) = bytes.split_at(valid);
-                    self.feed_str(core::str::from_utf8(good).unwrap_or(""), base);
+                    self.scan_str(core::str::from_utf8(good).unwrap_or(""), base);
                     base += valid;
                     match e.error_len() {
                         Some(bad) => {
@@ -255,7 +332,7 @@ impl Scanner {
         self.settle_open();
     }
 
-    pub(crate) fn feed_str(&mut self, text: &str, base: usize) {
+    fn scan_str(&mut self, text: &str, base: usize) {
         // A local handle, so the hot loop reads the dictionary without going through `self`.
         let dict = Arc::clone(&self.dict);
         let dict = &*dict;
@@ -336,6 +413,20 @@ impl Scanner {
             class::INVISIBLE => self.skip(end),
             class::SEPARATOR => self.skip_spacing(end),
             class::MARK if self.add_mark(class.code() as u8) => self.skip_spacing(end),
+            class::SYLLABLE => {
+                // A syllable is a word of its own: a match may start and end at its edges,
+                // never inside it.
+                self.resolve_pending(false);
+                self.last_word = false;
+                for (k, (code, _)) in dict.multi(c).enumerate() {
+                    if k > 0 {
+                        self.resolve_pending(true);
+                    }
+                    self.step(dict, code, true, start, end);
+                }
+                self.resolve_pending(false);
+                self.last_word = false;
+            }
             class::MULTI => {
                 for (code, word) in dict.multi(c) {
                     self.resolve_pending(word);
@@ -562,7 +653,7 @@ impl Scanner {
     fn settle_open(&mut self) {
         let settled = self.settled_without_open();
         let allows = &self.allows;
-        let found = &mut self.found;
+        let found = &mut self.decided;
         self.open.retain(|c| {
             if c.start >= settled {
                 return true;
@@ -589,7 +680,7 @@ impl Scanner {
         settled
     }
 
-    pub(crate) fn finish(&mut self) {
+    fn finish_scan(&mut self) {
         if self.utf8_len > 0 {
             let end = self.pos + self.utf8_len;
             self.utf8_len = 0;
@@ -600,6 +691,6 @@ impl Scanner {
         self.state = 0;
         self.settle_open();
         let rest = core::mem::take(&mut self.open);
-        self.found.extend(rest);
+        self.decided.extend(rest);
     }
 }

@@ -473,3 +473,63 @@ fn random_mixes_stream_as_they_check() {
         }
     }
 }
+
+/// A filter whose dictionary is compiled under `policy`'s normalization.
+fn filter_under(deny: &str, allow: &str, policy: &str) -> Filter {
+    let mut list = KeywordList::new();
+    list.add_source("deny", deny.as_bytes(), KeywordFormat::Native, KeywordKind::Deny);
+    list.add_source("allow", allow.as_bytes(), KeywordFormat::Native, KeywordKind::Allow);
+    let policy = Policy::from_json(policy).unwrap();
+    let dict = aigc_edge::DictionaryBuilder::new().normalization(policy.normalize).build(&list).unwrap();
+    Filter::new(Arc::new(dict), &policy).unwrap()
+}
+
+const PINYIN: &str = r#"{"normalize": {"pinyin": true}, "actions": {"default": "mask", "uncategorized": "mask"}, "pii": {"action": "pass"}}"#;
+
+#[test]
+fn pinyin_whole_and_streamed() {
+    let cases: &[(&str, &str, &str, &[&str])] = &[
+        ("full pinyin", "赌博", "一起去dubo吧", &["dubo"]),
+        ("spaced and cased", "赌博", "一起去 Du Bo 吧", &["Du Bo"]),
+        ("tone marks", "赌博", "dǔ bó", &["dǔ bó"]),
+        ("tone numbers", "赌博", "du3 bo2 ok", &["du3 bo"]),
+        ("part pinyin", "自制炸药", "自制zha药和zizhi炸药", &["自制zha药", "zizhi炸药"]),
+        ("homophones", "赌博", "网上堵博", &["堵博"]),
+        ("plain still found once", "赌博", "网上赌博", &["赌博"]),
+        ("not inside a syllable", "赌博", "独步", &[]),
+        ("not inside a Latin word", "赌博", "dubois", &[]),
+        ("heteronym in a keyword", "长老会", "zhanglaohui and changlaohui", &["zhanglaohui", "changlaohui"]),
+        ("traditional homophone", "赌博", "賭搏", &["賭搏"]),
+        ("allow covers", "黄片", "三黄片", &[]),
+    ];
+    for &(name, deny, text, want) in cases {
+        let allow = if name == "allow covers" { "三黄片" } else { "" };
+        let f = filter_under(deny, allow, PINYIN);
+        let text = if name == "allow covers" { "sanhuangpian" } else { text };
+        let d = f.check(text);
+        let got: Vec<&str> = d.hits.iter().map(|h| &text[h.start..h.end]).collect();
+        assert_eq!(got, want, "case {name}");
+        let want_out = d.text.clone().unwrap_or_else(|| text.to_string());
+        let mut want_hits: Vec<(usize, usize)> = d.hits.iter().map(|h| (h.start, h.end)).collect();
+        want_hits.sort();
+        let bytes = text.as_bytes();
+        let mut splits: Vec<Vec<&[u8]>> = (0..=bytes.len()).map(|k| vec![&bytes[..k], &bytes[k..]]).collect();
+        splits.push(bytes.chunks(1).collect());
+        for chunks in splits {
+            let (out, hits) = run_stream(&f, &chunks);
+            assert_eq!(String::from_utf8_lossy(&out), want_out, "case {name}");
+            assert_eq!(hits, want_hits, "case {name}");
+        }
+    }
+    // Off by default.
+    assert!(filter("赌博", "", MASK_ALL).check("dubo").hits.is_empty());
+    // The lane travels in the artifact.
+    let mut list = KeywordList::new();
+    list.add_source("deny", "赌博\n".as_bytes(), KeywordFormat::Native, KeywordKind::Deny);
+    let policy = Policy::from_json(PINYIN).unwrap();
+    let dict = aigc_edge::DictionaryBuilder::new().normalization(policy.normalize).build(&list).unwrap();
+    let loaded = Dictionary::from_artifact(&dict.to_artifact()).unwrap();
+    assert_eq!(loaded.to_artifact(), dict.to_artifact());
+    let f = Filter::new(Arc::new(loaded), &policy).unwrap();
+    assert_eq!(f.check("堵博 and du bo").hits.len(), 2);
+}

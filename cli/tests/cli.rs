@@ -117,6 +117,17 @@ fn evasive_spellings_are_read_through_and_switched_off_by_policy() {
     let o = run(&["check", "--keywords", KEYWORDS, "--policy", policy.to_str().expect("utf-8 path")], text);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(stdout(&o).matches("\"flagged\":true").count(), 0, "{}", stdout(&o));
+    // Pinyin, off by default, by the same field; a compiled artifact carries its lane.
+    std::fs::write(&policy, r#"{"normalize": {"pinyin": true}}"#).expect("write");
+    let policy = policy.to_str().expect("utf-8 path");
+    let o = run(&["check", "--keywords", KEYWORDS, "--policy", policy], "falungong\n堵博\n".as_bytes());
+    assert_eq!(stdout(&o).matches("\"flagged\":true").count(), 2, "{}", stdout(&o));
+    let artifact = tmp("pinyin.dict");
+    let a = artifact.to_str().expect("utf-8 path");
+    let o = run(&["compile", "--keywords", KEYWORDS, "--policy", policy, "--output", a], b"");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(&["check", "--dictionary", a, "--policy", policy], "falungong\n".as_bytes());
+    assert_eq!(stdout(&o).matches("\"flagged\":true").count(), 1, "{}", stdout(&o));
 }
 
 #[test]

@@ -215,6 +215,12 @@ impl Dictionary {
         put_u32s(&mut payload, &self.text_end);
         payload.extend_from_slice(&(self.text.len() as u32).to_le_bytes());
         payload.extend_from_slice(self.text.as_bytes());
+        // The pinyin lane: its patterns' main patterns (empty outside a lane), then the lane
+        // itself as an artifact of its own (empty when there is none).
+        put_u32s(&mut payload, &self.origin);
+        let lane = self.reading_lane.as_ref().map(|lane| lane.to_artifact()).unwrap_or_default();
+        payload.extend_from_slice(&(lane.len() as u32).to_le_bytes());
+        payload.extend_from_slice(&lane);
 
         let mut out = Vec::with_capacity(HEADER + payload.len() + 4);
         out.extend_from_slice(MAGIC);
@@ -292,8 +298,12 @@ impl Dictionary {
         let text = core::str::from_utf8(r.take(n, "keyword text")?)
             .map_err(|e| Error::artifact(format!("keyword text is not UTF-8: {e}")))?
             .to_string();
+        let n = r.count("lane patterns", max)?;
+        let origin = r.u32s(n, "lane patterns")?;
+        let n = r.count("pinyin lane", body.len())?;
+        let lane_bytes = r.take(n, "pinyin lane")?;
         if r.at != r.bytes.len() {
-            return Err(Error::artifact("trailing bytes after keyword text"));
+            return Err(Error::artifact("trailing bytes after the pinyin lane"));
         }
 
         if meta.len() % 3 != 0 {
@@ -354,6 +364,26 @@ impl Dictionary {
         if let Some(problem) = problem {
             return Err(Error::artifact(problem));
         }
+        let lane = !origin.is_empty();
+        let reading_lane = if lane_bytes.is_empty() {
+            None
+        } else {
+            let loaded = Dictionary::from_artifact(lane_bytes)?;
+            let fits = loaded.lane
+                && loaded.reading_lane.is_none()
+                && loaded.origin.len() == loaded.patterns.len()
+                && loaded.origin.iter().all(|&o| (o as usize) < patterns.len());
+            if !fits {
+                return Err(Error::artifact("pinyin lane does not fit its dictionary"));
+            }
+            Some(Arc::new(loaded))
+        };
+        if lane && (origin.len() != patterns.len() || reading_lane.is_some()) {
+            return Err(Error::artifact("lane patterns out of range"));
+        }
+        if reading_lane.is_some() && !norm.has(Step::Pinyin) {
+            return Err(Error::artifact("pinyin lane without the pinyin step"));
+        }
         let (depth, link) = derive_depth_and_links(&nodes, &fail, &out, max_len).map_err(Error::artifact)?;
         mark_reports(&mut nodes, &out, &link);
         Ok(Dictionary {
@@ -371,6 +401,9 @@ impl Dictionary {
             max_len,
             classes: LazyClasses::new(),
             diagnostics: Vec::new(),
+            lane,
+            origin,
+            reading_lane,
         })
     }
 }

@@ -103,59 +103,124 @@ impl DictionaryBuilder {
             return Err(Error::new(ErrorKind::EmptyDictionary));
         }
 
-        // Dense codes, most frequent character first, so the arrays stay compact.
-        let mut freq: HashMap<char, u64> = HashMap::new();
-        for (form, _, _, _) in &entries {
-            for &c in form {
-                *freq.entry(c).or_default() += 1;
-            }
-        }
-        let mut by_freq: Vec<(char, u64)> = freq.into_iter().collect();
-        by_freq.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        let code_of: HashMap<char, u32> = by_freq.iter().enumerate().map(|(i, &(c, _))| (c, i as u32 + 1)).collect();
-        let mut codes: Vec<(u32, u32)> = code_of.iter().map(|(&c, &code)| (c as u32, code)).collect();
-        codes.sort_unstable();
-
-        let mut trie = vec![TrieNode { children: Vec::new(), pattern: NONE }];
-        let mut patterns = Vec::with_capacity(entries.len());
-        let mut text = String::new();
-        let mut text_end = Vec::with_capacity(entries.len());
-        let mut runs_table: Vec<u8> = Vec::new();
-        for (form, runs, pattern, index) in &entries {
-            let mut node = 0usize;
-            for c in form {
-                let code = code_of.get(c).copied().unwrap_or(0);
-                node = match trie[node].children.iter().find(|(k, _)| *k == code) {
-                    Some(&(_, child)) => child as usize,
-                    None => {
-                        trie.push(TrieNode { children: Vec::new(), pattern: NONE });
-                        let child = trie.len() - 1;
-                        trie[node].children.push((code, child as u32));
-                        child
-                    }
-                };
-            }
-            trie[node].pattern = patterns.len() as u32;
-            let mut pattern = *pattern;
-            if form.len() == 1 || runs.iter().any(|&r| r > 1) {
-                pattern.runs = runs_table.len() as u32;
-                runs_table.extend_from_slice(runs);
-            }
-            patterns.push(pattern);
-            text.push_str(&list.keywords()[*index].text);
-            text_end.push(text.len() as u32);
-        }
-        let max_len = patterns.iter().map(|p| p.len).max().unwrap_or(0);
-        let mut dict = place(&mut trie, self.norm)?;
-        dict.codes = codes;
-        dict.patterns = patterns;
-        dict.runs = runs_table;
-        dict.text = text;
-        dict.text_end = text_end;
-        dict.max_len = max_len;
+        let mut dict = assemble(&entries, list, self.norm)?;
         dict.diagnostics = report.diagnostics().to_vec();
+        if self.norm.has(Step::Pinyin) {
+            // Pattern `i` of the main automaton is `entries[i]`.
+            let mut main_id = vec![None; list.keywords().len()];
+            for (index, keyword) in list.keywords().iter().enumerate() {
+                let (form, _) = canonical_runs(&keyword.text, &self.norm);
+                main_id[index] = seen.get(&form.iter().collect::<String>()).map(|&at| at as u32);
+            }
+            dict.reading_lane = build_lane(list, &main_id, self.norm)?.map(Arc::new);
+        }
         Ok(dict)
     }
+}
+
+/// The most pinyin forms one keyword adds (the combinations of its characters' readings).
+const MAX_READING_FORMS: usize = 8;
+
+/// The pinyin lane ([`Step::Pinyin`]): every keyword by its readings, over text read as
+/// syllables. `main_id[i]` is keyword `i`'s pattern in the main automaton, which its hits report.
+fn build_lane(list: &KeywordList, main_id: &[Option<u32>], norm: Normalization) -> Result<Option<Dictionary>, Error> {
+    let lane_norm = norm.with(Step::Repeats, false);
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut entries: Vec<(Vec<char>, Vec<u8>, Pattern, usize)> = Vec::new();
+    let mut origin: Vec<u32> = Vec::new();
+    for (index, keyword) in list.keywords().iter().enumerate() {
+        let Some(id) = main_id.get(index).copied().flatten() else { continue };
+        for form in reading_forms(&keyword.text, &lane_norm, MAX_READING_FORMS) {
+            let (Some(&first), Some(&last)) = (form.first(), form.last()) else { continue };
+            let key: String = form.iter().collect();
+            if let Some(&at) = seen.get(&key) {
+                let earlier = &mut entries[at].2;
+                earlier.categories = earlier.categories.union(keyword.categories);
+                earlier.action = earlier.action.max(keyword.action);
+                continue;
+            }
+            let pattern = Pattern {
+                categories: keyword.categories,
+                action: keyword.action,
+                kind: keyword.kind,
+                len: form.len() as u16,
+                starts_word: is_word_char(first),
+                ends_word: is_word_char(last),
+                runs: NONE,
+            };
+            seen.insert(key, entries.len());
+            // No runs in this lane; a one-letter form still stores its `[least, most]`.
+            let runs = vec![1; form.len().max(2)];
+            entries.push((form, runs, pattern, index));
+            origin.push(id);
+        }
+    }
+    if entries.is_empty() {
+        return Ok(None);
+    }
+    let mut lane = assemble(&entries, list, lane_norm)?;
+    lane.lane = true;
+    lane.origin = origin;
+    Ok(Some(lane))
+}
+
+/// The automaton over `entries` (canonical form, least runs, pattern, keyword index in `list`).
+fn assemble(
+    entries: &[(Vec<char>, Vec<u8>, Pattern, usize)],
+    list: &KeywordList,
+    norm: Normalization,
+) -> Result<Dictionary, Error> {
+    // Dense codes, most frequent character first, so the arrays stay compact.
+    let mut freq: HashMap<char, u64> = HashMap::new();
+    for (form, _, _, _) in entries {
+        for &c in form {
+            *freq.entry(c).or_default() += 1;
+        }
+    }
+    let mut by_freq: Vec<(char, u64)> = freq.into_iter().collect();
+    by_freq.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let code_of: HashMap<char, u32> = by_freq.iter().enumerate().map(|(i, &(c, _))| (c, i as u32 + 1)).collect();
+    let mut codes: Vec<(u32, u32)> = code_of.iter().map(|(&c, &code)| (c as u32, code)).collect();
+    codes.sort_unstable();
+
+    let mut trie = vec![TrieNode { children: Vec::new(), pattern: NONE }];
+    let mut patterns = Vec::with_capacity(entries.len());
+    let mut text = String::new();
+    let mut text_end = Vec::with_capacity(entries.len());
+    let mut runs_table: Vec<u8> = Vec::new();
+    for (form, runs, pattern, index) in entries {
+        let mut node = 0usize;
+        for c in form {
+            let code = code_of.get(c).copied().unwrap_or(0);
+            node = match trie[node].children.iter().find(|(k, _)| *k == code) {
+                Some(&(_, child)) => child as usize,
+                None => {
+                    trie.push(TrieNode { children: Vec::new(), pattern: NONE });
+                    let child = trie.len() - 1;
+                    trie[node].children.push((code, child as u32));
+                    child
+                }
+            };
+        }
+        trie[node].pattern = patterns.len() as u32;
+        let mut pattern = *pattern;
+        if form.len() == 1 || runs.iter().any(|&r| r > 1) {
+            pattern.runs = runs_table.len() as u32;
+            runs_table.extend_from_slice(runs);
+        }
+        patterns.push(pattern);
+        text.push_str(&list.keywords()[*index].text);
+        text_end.push(text.len() as u32);
+    }
+    let max_len = patterns.iter().map(|p| p.len).max().unwrap_or(0);
+    let mut dict = place(&mut trie, norm)?;
+    dict.codes = codes;
+    dict.patterns = patterns;
+    dict.runs = runs_table;
+    dict.text = text;
+    dict.text_end = text_end;
+    dict.max_len = max_len;
+    Ok(dict)
 }
 
 /// Lays the trie out as a double array and computes failure links.
@@ -206,6 +271,9 @@ fn place(trie: &mut [TrieNode], norm: Normalization) -> Result<Dictionary, Error
         max_len: 0,
         classes: LazyClasses::new(),
         diagnostics: Vec::new(),
+        lane: false,
+        origin: Vec::new(),
+        reading_lane: None,
     };
     for (node, t) in trie.iter().enumerate() {
         dict.out[slot_of[node] as usize] = t.pattern;

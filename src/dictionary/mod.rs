@@ -6,6 +6,7 @@
 //! the script. The artifact stores these arrays as they are, so loading is a copy and a check.
 
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 
 mod artifact;
 mod build;
@@ -17,7 +18,9 @@ pub use build::DictionaryBuilder;
 use crate::category::{Action, CategorySet};
 use crate::error::{Error, ErrorKind};
 use crate::keywords::{Diagnostic, KeywordKind, KeywordList, Problem};
-use crate::normalize::{canonical_runs, fold, is_word_char, repeats, Folded, Normalization};
+use crate::normalize::{
+    canonical_runs, fold, fold_reading, is_word_char, reading_forms, repeats, Folded, Normalization, Step,
+};
 
 pub(crate) const NONE: u32 = u32::MAX;
 const ROOT: u32 = 0;
@@ -64,9 +67,11 @@ pub(crate) mod class {
     pub(crate) const MULTI: u32 = 4;
     /// A clause mark or line break, with its [`Mark`](crate::normalize::Mark) code.
     pub(crate) const MARK: u32 = 5;
+    /// A CJK character read as its syllable (pinyin lane): see [`super::Dictionary::multi`].
+    pub(crate) const SYLLABLE: u32 = 6;
 }
 use class::{BOUNDARY as KIND_BOUNDARY, CHAR as KIND_CHAR, INVISIBLE as KIND_INVISIBLE};
-use class::{MARK as KIND_MARK, MULTI as KIND_MULTI, SEPARATOR as KIND_SEPARATOR};
+use class::{MARK as KIND_MARK, MULTI as KIND_MULTI, SEPARATOR as KIND_SEPARATOR, SYLLABLE as KIND_SYLLABLE};
 
 impl CharClass {
     fn new(kind: u32, code: u32, word: bool) -> CharClass {
@@ -138,6 +143,12 @@ pub struct Dictionary {
     max_len: u16,
     classes: LazyClasses,
     diagnostics: Vec<Diagnostic>,
+    /// This automaton is a pinyin lane: it reads text by [`fold_reading`].
+    lane: bool,
+    /// In a lane, the main automaton's pattern for each of its own (what a hit reports).
+    origin: Vec<u32>,
+    /// The pinyin lane, when [`Step::Pinyin`](crate::Step::Pinyin) is on.
+    reading_lane: Option<Arc<Dictionary>>,
 }
 
 /// The hot part of a state: its children's base (top bit: the state has something to report)
@@ -328,7 +339,8 @@ impl Dictionary {
     }
 
     pub(crate) fn classify(&self, c: char) -> CharClass {
-        match fold(c, &self.norm) {
+        match self.fold(c) {
+            Folded::Syllable(_) => CharClass::new(KIND_SYLLABLE, 0, false),
             Folded::Chars(cs, 1) => {
                 let class = CharClass::new(KIND_CHAR, self.code(cs[0]), is_word_char(cs[0]));
                 if repeats(cs[0], &self.norm) && class.code() != 0 {
@@ -347,12 +359,33 @@ impl Dictionary {
 
     /// Codes of the characters `c` folds into (for [`class::MULTI`]), with their word flags.
     pub(crate) fn multi(&self, c: char) -> impl Iterator<Item = (u32, bool)> + '_ {
-        let folded = fold(c, &self.norm);
-        let (chars, n) = match folded {
-            Folded::Chars(cs, n) => (cs, usize::from(n)),
-            _ => (['\0'; 3], 0),
-        };
-        (0..n).map(move |i| (self.code(chars[i]), is_word_char(chars[i])))
+        let folded = self.fold(c);
+        let letters: Vec<char> = folded.letters().collect();
+        letters.into_iter().map(move |l| (self.code(l), is_word_char(l)))
+    }
+
+    /// How this automaton reads `c`: as written after folding, or in a pinyin lane by its
+    /// reading.
+    fn fold(&self, c: char) -> Folded {
+        if self.lane {
+            fold_reading(c, &self.norm)
+        } else {
+            fold(c, &self.norm)
+        }
+    }
+
+    /// The pinyin lane, when there is one.
+    pub(crate) fn reading_lane(&self) -> Option<&Arc<Dictionary>> {
+        self.reading_lane.as_ref()
+    }
+
+    /// The main automaton's pattern for pattern `id` of this one (itself outside a lane).
+    pub(crate) fn main_pattern(&self, id: u32) -> u32 {
+        if self.lane {
+            self.origin.get(id as usize).copied().unwrap_or(NONE)
+        } else {
+            id
+        }
     }
 }
 

@@ -223,6 +223,8 @@ fn evasive_spellings_are_read_through_in_the_browser() {
     for spelling in ["法、轮、功", "法\n轮\n功", "法法轮轮功功", "fuсk", "ffuuuck"] {
         assert_eq!(json(&f.check(spelling).unwrap())["hits"].as_array().map(Vec::len), Some(1), "{spelling:?}");
     }
+    let pinyin = Filter::new("法轮功\tA.1a\n", Some(r#"{"normalize": {"pinyin": true}}"#.into()), None).unwrap();
+    assert_eq!(json(&pinyin.check("Fa Lun Gong").unwrap())["hits"].as_array().map(Vec::len), Some(1));
     // The same policy fields as every host.
     let policy = r#"{"normalize": {"punctuation": false, "confusables": false, "repeats": false}}"#;
     let off = Filter::new("法轮功\tA.1a\nfuck\n", Some(policy.into()), None).unwrap();
