@@ -405,7 +405,8 @@ fn evasion(list: &KeywordList, english: &str, policy: &Policy, print: bool) -> (
             format!("{:.1}%", h as f64 / n as f64 * 100.0)
         }
     };
-    for (name, rewrite) in CJK_TECHNIQUES {
+    let pinyin: &[Technique] = if policy.normalize.has(Step::Pinyin) { PINYIN_TECHNIQUES } else { &[] };
+    for (name, rewrite) in CJK_TECHNIQUES.iter().chain(pinyin) {
         let mut by_len = [(0usize, 0usize); 3];
         for k in &cjk {
             let Some(v) = rewrite(k) else { continue };
@@ -421,30 +422,6 @@ fn evasion(list: &KeywordList, english: &str, policy: &Policy, print: bool) -> (
         total += all.0;
         hit += all.1;
         say(format!("{:<40} {:>9} {:>9} {:>9} {:>9}", name, pct(by_len[0]), pct(by_len[1]), pct(by_len[2]), pct(all)));
-    }
-    if policy.normalize.has(Step::Pinyin) {
-        for (name, rewrite) in PINYIN_TECHNIQUES {
-            let mut by_len = [(0usize, 0usize); 3];
-            for k in &cjk {
-                let Some(v) = rewrite(k) else { continue };
-                let bucket = (k.chars().count() - 2).min(2);
-                by_len[bucket].0 += 1;
-                if found(&filter, ("我听说", "这件事是真的"), &v) {
-                    by_len[bucket].1 += 1;
-                }
-            }
-            let all = by_len.iter().fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
-            total += all.0;
-            hit += all.1;
-            say(format!(
-                "{:<40} {:>9} {:>9} {:>9} {:>9}",
-                name,
-                pct(by_len[0]),
-                pct(by_len[1]),
-                pct(by_len[2]),
-                pct(all)
-            ));
-        }
     }
     say(format!("{:<40} {:>9}", "Latin technique", "found"));
     for (name, rewrite) in LATIN_TECHNIQUES {

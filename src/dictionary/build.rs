@@ -64,15 +64,7 @@ impl DictionaryBuilder {
                 report.push_diagnostic(keyword.origin, Problem::NothingToMatch);
                 continue;
             };
-            let pattern = Pattern {
-                categories: keyword.categories,
-                action: keyword.action,
-                kind: keyword.kind,
-                len: form.len() as u16,
-                starts_word: is_word_char(first),
-                ends_word: is_word_char(last),
-                runs: NONE,
-            };
+            let pattern = Pattern::of(keyword, form.len(), first, last);
             let key: String = form.iter().collect();
             if let Some(&at) = seen.get(&key) {
                 let (_, earlier_runs, earlier, first_index) = &mut entries[at];
@@ -139,15 +131,7 @@ fn build_lane(list: &KeywordList, main_id: &[Option<u32>], norm: Normalization) 
                 earlier.action = earlier.action.max(keyword.action);
                 continue;
             }
-            let pattern = Pattern {
-                categories: keyword.categories,
-                action: keyword.action,
-                kind: keyword.kind,
-                len: form.len() as u16,
-                starts_word: is_word_char(first),
-                ends_word: is_word_char(last),
-                runs: NONE,
-            };
+            let pattern = Pattern::of(keyword, form.len(), first, last);
             seen.insert(key, entries.len());
             // No runs in this lane; a one-letter form still stores its `[least, most]`.
             let runs = vec![1; form.len().max(2)];
@@ -221,6 +205,22 @@ fn assemble(
     dict.text_end = text_end;
     dict.max_len = max_len;
     Ok(dict)
+}
+
+impl Pattern {
+    /// What the automaton knows of `keyword` in a form of `len` characters from `first` to
+    /// `last` (runs filled in when the automaton is assembled).
+    fn of(keyword: &crate::keywords::Keyword, len: usize, first: char, last: char) -> Pattern {
+        Pattern {
+            categories: keyword.categories,
+            action: keyword.action,
+            kind: keyword.kind,
+            len: len as u16,
+            starts_word: is_word_char(first),
+            ends_word: is_word_char(last),
+            runs: NONE,
+        }
+    }
 }
 
 /// Lays the trie out as a double array and computes failure links.
