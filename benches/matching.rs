@@ -195,6 +195,10 @@ fn main() {
     }
     let (r, s) = fp(all.with(Step::Pinyin, true));
     println!("{:<28} {:>11.2}% {:>11.2}%", "all on + Pinyin", r, s);
+    let mut long_only = all.with(Step::Pinyin, true);
+    long_only.pinyin_scope.min_chars = 4;
+    let (r, s) = fp(long_only);
+    println!("{:<28} {:>11.2}% {:>11.2}%", "all on + Pinyin, 4+ chars", r, s);
 
     // ---- What pinyin costs, by keyword length ----------------------------------------------
     println!("\n## Pinyin: benign lines flagged by keywords of each length, without / with the step");

@@ -210,6 +210,7 @@ mod scanner;
 pub mod stream;
 #[rustfmt::skip] // generated (tools/)
 mod confusables_table;
+#[cfg(feature = "pinyin")]
 mod pinyin_table;
 mod t2s_table;
 pub mod watermark;
@@ -220,7 +221,7 @@ pub use error::{Error, ErrorKind};
 pub use filter::{Decision, Filter, Hit};
 pub use keywords::{KeywordFormat, KeywordKind, KeywordList};
 pub use label::{files, ExplicitLabel, ImplicitLabel};
-pub use normalize::{Normalization, Step};
+pub use normalize::{Normalization, PinyinScope, Step};
 pub use pii::PiiKind;
 pub use policy::Policy;
 pub use stream::{Block, Chunk, Stream};

@@ -6,7 +6,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::confusables_table::CONFUSABLES;
+use crate::category::CategorySet;
+
+use crate::confusables_table::{CONFUSABLE_AS, CONFUSABLE_FROM};
+#[cfg(feature = "pinyin")]
 use crate::pinyin_table::{FIRST_READING, MORE_READINGS, READING_BASE, SYLLABLES};
 use crate::t2s_table::T2S;
 
@@ -116,6 +119,38 @@ pub struct Normalization {
     steps: u32,
     /// Most separators or invisible characters skipped in a row inside one match (1–16).
     pub max_gap: u8,
+    /// Which keywords [`Step::Pinyin`] applies to, when it is on.
+    pub pinyin_scope: PinyinScope,
+}
+
+/// Which keywords [`Step::Pinyin`] matches by their readings: `"pinyin": true` is every
+/// keyword; `"pinyin": {"min_chars": 4, "categories": ["A.1a"]}` only those of at least 4
+/// characters in one of the categories (each field optional). Sound costs precision on short
+/// keywords (`make bench` measures it by length), so a scope keeps it where it pays.
+///
+/// ```
+/// use aigc_edge::{Normalization, Policy, Step};
+/// let p = Policy::from_json(r#"{"normalize": {"pinyin": {"min_chars": 4}}}"#).unwrap();
+/// assert!(p.normalize.has(Step::Pinyin));
+/// assert_eq!(p.normalize.pinyin_scope.min_chars, 4);
+/// let e = Policy::from_json(r#"{"normalize": {"pinyin": {"min_char": 4}}}"#).unwrap_err();
+/// assert!(e.to_string().contains("normalize.pinyin"), "{e}");
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PinyinScope {
+    /// The fewest characters a keyword needs (0: any).
+    pub min_chars: u8,
+    /// The categories a keyword must have one of (empty: any keyword, uncategorized too).
+    pub categories: CategorySet,
+}
+
+impl PinyinScope {
+    /// Does the scope take `keyword`?
+    #[cfg_attr(not(feature = "pinyin"), allow(dead_code))]
+    pub(crate) fn takes(&self, keyword: &crate::keywords::Keyword) -> bool {
+        keyword.text.chars().count() >= usize::from(self.min_chars)
+            && (self.categories.is_empty() || keyword.categories.bits() & self.categories.bits() != 0)
+    }
 }
 
 impl Default for Normalization {
@@ -127,7 +162,7 @@ impl Default for Normalization {
 impl Normalization {
     /// Every step off: text and keywords are matched as written.
     pub fn none() -> Self {
-        Normalization { steps: 0, max_gap: 3 }
+        Normalization { steps: 0, max_gap: 3, pinyin_scope: PinyinScope::default() }
     }
 
     /// Is `step` on?
@@ -152,12 +187,14 @@ impl Normalization {
 
     /// The normalization with these step bits; unknown bits are ignored.
     pub(crate) fn from_step_bits(bits: u32, max_gap: u8) -> Self {
-        Step::ALL.into_iter().fold(Normalization { steps: 0, max_gap }, |n, step| n.with(step, bits & step.bit() != 0))
+        let none = Normalization { max_gap, ..Normalization::none() };
+        Step::ALL.into_iter().fold(none, |n, step| n.with(step, bits & step.bit() != 0))
     }
 
     /// The first step on which `self` and `other` differ.
     pub(crate) fn first_difference(&self, other: &Normalization) -> Option<Step> {
-        Step::ALL.into_iter().find(|&s| self.has(s) != other.has(s))
+        let scope = self.has(Step::Pinyin) && self.pinyin_scope != other.pinyin_scope;
+        Step::ALL.into_iter().find(|&s| self.has(s) != other.has(s)).or(scope.then_some(Step::Pinyin))
     }
 }
 
@@ -166,6 +203,13 @@ impl Serialize for Normalization {
         use serde::ser::SerializeMap;
         let mut map = serializer.serialize_map(Some(Step::ALL.len() + 1))?;
         for step in Step::ALL {
+            #[cfg(feature = "pinyin")]
+            if step == Step::Pinyin && self.has(step) && self.pinyin_scope != PinyinScope::default() {
+                let categories: Vec<String> = self.pinyin_scope.categories.iter().map(|c| c.to_string()).collect();
+                let scope = serde_json::json!({"min_chars": self.pinyin_scope.min_chars, "categories": categories});
+                map.serialize_entry(step.name(), &scope)?;
+                continue;
+            }
             map.serialize_entry(step.name(), &self.has(step))?;
         }
         map.serialize_entry("max_gap", &self.max_gap)?;
@@ -193,6 +237,19 @@ impl<'de> Deserialize<'de> for Normalization {
                     }
                     if key == "max_gap" {
                         n.max_gap = map.next_value()?;
+                    } else if key == Step::Pinyin.name() {
+                        // Without the reading table only `true`/`false` is read (and `true`
+                        // refused by the policy check, naming the field).
+                        #[cfg(feature = "pinyin")]
+                        {
+                            let setting: PinyinSetting = map.next_value()?;
+                            n = n.with(Step::Pinyin, setting.0.is_some());
+                            n.pinyin_scope = setting.0.unwrap_or_default();
+                        }
+                        #[cfg(not(feature = "pinyin"))]
+                        {
+                            n = n.with(Step::Pinyin, map.next_value()?);
+                        }
                     } else if let Some(step) = Step::from_name(&key) {
                         n = n.with(step, map.next_value()?);
                     } else {
@@ -211,6 +268,44 @@ impl<'de> Deserialize<'de> for Normalization {
     }
 }
 
+/// `"pinyin"`: a boolean, or the object of a [`PinyinScope`] (which switches the step on).
+#[cfg(feature = "pinyin")]
+struct PinyinSetting(Option<PinyinScope>);
+
+#[cfg(feature = "pinyin")]
+impl<'de> Deserialize<'de> for PinyinSetting {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Scope {
+            #[serde(default)]
+            min_chars: u8,
+            #[serde(default)]
+            categories: Vec<crate::category::Category>,
+        }
+        struct Setting;
+        impl<'de> serde::de::Visitor<'de> for Setting {
+            type Value = PinyinSetting;
+
+            fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                f.write_str("true, false or {\"min_chars\": n, \"categories\": [...]}")
+            }
+
+            fn visit_bool<E: serde::de::Error>(self, on: bool) -> Result<PinyinSetting, E> {
+                Ok(PinyinSetting(on.then(PinyinScope::default)))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<PinyinSetting, A::Error> {
+                let scope = Scope::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                let mut categories = CategorySet::EMPTY;
+                scope.categories.into_iter().for_each(|c| categories.insert(c));
+                Ok(PinyinSetting(Some(PinyinScope { min_chars: scope.min_chars, categories })))
+            }
+        }
+        deserializer.deserialize_any(Setting)
+    }
+}
+
 /// How the matcher sees one character of text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Folded {
@@ -225,6 +320,7 @@ pub(crate) enum Folded {
     Invisible,
     /// A CJK character as the pinyin lane reads it: its first reading, an index into the
     /// reading table ([`Step::Pinyin`]).
+    #[cfg_attr(not(feature = "pinyin"), allow(dead_code))]
     Syllable(u16),
     /// Ends any match in progress (sentence punctuation, line breaks, controls).
     Boundary,
@@ -411,15 +507,15 @@ fn fold_case(c: char) -> char {
 
 /// The Latin letter or digit a look-alike from another script stands for.
 fn fold_confusable(c: char) -> Option<char> {
-    let i = CONFUSABLES.binary_search_by_key(&(c as u32), |&(from, _)| from).ok()?;
-    CONFUSABLES.get(i).map(|&(_, to)| char::from(to))
+    let i = CONFUSABLE_FROM.binary_search(&u16::try_from(c as u32).ok()?).ok()?;
+    CONFUSABLE_AS.get(i).map(|&to| char::from(to))
 }
 
 /// The simplified form of a traditional character, or the character itself.
 pub fn simplify(c: char) -> char {
-    let u = c as u32;
-    match T2S.binary_search_by_key(&u, |&(t, _)| t) {
-        Ok(i) => T2S.get(i).and_then(|&(_, s)| char::from_u32(s)).unwrap_or(c),
+    let code = |b0: u8, b1: u8, b2: u8| u32::from_le_bytes([b0, b1, b2, 0]);
+    match T2S.binary_search_by_key(&(c as u32), |&[t0, t1, t2, ..]| code(t0, t1, t2)) {
+        Ok(i) => T2S.get(i).and_then(|&[.., s0, s1, s2]| char::from_u32(code(s0, s1, s2))).unwrap_or(c),
         Err(_) => c,
     }
 }
@@ -462,7 +558,24 @@ pub(crate) fn fold(c: char, norm: &Normalization) -> Folded {
     }
 }
 
+/// Does this build carry the reading table [`Step::Pinyin`] needs (cargo feature `pinyin`, on by
+/// default)? Without it a policy that switches pinyin on is refused, naming `normalize.pinyin`.
+pub const HAS_READINGS: bool = cfg!(feature = "pinyin");
+
 /// The letters of reading `index` (one-based; `""` for none).
+#[cfg(not(feature = "pinyin"))]
+fn syllable(_index: u16) -> &'static str {
+    ""
+}
+
+/// Every reading of `c`: none in a build without the table.
+#[cfg(not(feature = "pinyin"))]
+fn readings(_c: char) -> impl Iterator<Item = u16> {
+    core::iter::empty()
+}
+
+/// The letters of reading `index` (one-based; `""` for none).
+#[cfg(feature = "pinyin")]
 fn syllable(index: u16) -> &'static str {
     usize::from(index).checked_sub(1).and_then(|i| SYLLABLES.get(i)).copied().unwrap_or("")
 }
@@ -471,6 +584,7 @@ fn syllable(index: u16) -> &'static str {
 /// [`Step::Pinyin`] reads it in text.
 ///
 /// ```
+/// # if !aigc_edge::normalize::HAS_READINGS { return; }
 /// assert_eq!(aigc_edge::normalize::reading('赌'), Some("du"));
 /// assert_eq!(aigc_edge::normalize::reading('绿'), Some("lv"));
 /// assert_eq!(aigc_edge::normalize::reading('a'), None);
@@ -480,6 +594,7 @@ pub fn reading(c: char) -> Option<&'static str> {
 }
 
 /// Every reading of `c`, first the commonest; none for a character without one.
+#[cfg(feature = "pinyin")]
 fn readings(c: char) -> impl Iterator<Item = u16> {
     let first =
         (c as u32).checked_sub(READING_BASE).and_then(|i| FIRST_READING.get(i as usize)).copied().filter(|&r| r != 0);
@@ -490,6 +605,7 @@ fn readings(c: char) -> impl Iterator<Item = u16> {
     first.into_iter().chain(more)
 }
 
+#[cfg(feature = "pinyin")]
 /// A pinyin vowel with a tone mark, or `ü`, as a plain letter (`ü` is `v`, as keyboards take it).
 fn plain_letter(c: char) -> Option<char> {
     Some(match c {
@@ -505,6 +621,7 @@ fn plain_letter(c: char) -> Option<char> {
     })
 }
 
+#[cfg(feature = "pinyin")]
 /// How the pinyin lane sees `c`: as [`fold`] does, but a CJK character with a reading is its
 /// syllable, a toned vowel its plain letter, and a digit (a tone number, `du4`) is skipped.
 /// Runs are not collapsed in this lane, so [`Step::Repeats`] is left out of `norm`.
@@ -521,11 +638,14 @@ pub(crate) fn fold_reading(c: char, norm: &Normalization) -> Folded {
     }
 }
 
+#[cfg(feature = "pinyin")]
 /// The forms a keyword takes in the pinyin lane: its characters' readings, every combination of
-/// them (the first `limit`), as letters. Empty when it has no CJK character with a reading.
+/// them (the first `limit`), as letters. Empty with fewer than two CJK characters that have a
+/// reading (one syllable matches by sound nearly anywhere: `※色※` would be `se`), or with a
+/// digit (the lane skips digits in text as tone numbers: `2020年` would be `nian`).
 pub(crate) fn reading_forms(keyword: &str, norm: &Normalization, limit: usize) -> Vec<Vec<char>> {
     let mut forms: Vec<Vec<char>> = vec![Vec::new()];
-    let mut any = false;
+    let mut syllables = 0usize;
     for c in keyword.chars() {
         let c = plain_letter(c).unwrap_or(c);
         let folded = fold(c, norm);
@@ -536,7 +656,7 @@ pub(crate) fn reading_forms(keyword: &str, norm: &Normalization, limit: usize) -
                     forms.iter_mut().for_each(|form| form.push(f));
                     continue;
                 }
-                any = true;
+                syllables += 1;
                 rs
             }
             _ => {
@@ -557,7 +677,8 @@ pub(crate) fn reading_forms(keyword: &str, norm: &Normalization, limit: usize) -
         }
         forms = next;
     }
-    if any {
+    let digit = keyword.chars().any(|c| fold(c, norm).chars().iter().any(char::is_ascii_digit));
+    if syllables >= 2 && !digit {
         forms
     } else {
         Vec::new()

@@ -251,6 +251,10 @@ impl Policy {
 
     /// Checks values serde cannot: ranges and non-empty strings.
     pub fn validate(&self) -> Result<(), Error> {
+        if self.normalize.has(crate::Step::Pinyin) && !crate::normalize::HAS_READINGS {
+            // The CLI, the browser module and the filter's visible build have them.
+            return Err(Error::policy("normalize.pinyin", "not in this build (no reading table)"));
+        }
         let positive = [
             ("limits.max_text_bytes", self.limits.max_text_bytes),
             ("limits.max_carry_bytes", self.limits.max_carry_bytes),

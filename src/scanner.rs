@@ -143,6 +143,7 @@ pub(crate) struct Scanner {
     /// The pinyin lane's scanner, fed the same text ([`Step::Pinyin`](crate::Step)).
     lane: Option<Box<Scanner>>,
     /// Hits merged lately, so one found by both lanes is reported once.
+    #[cfg_attr(not(feature = "pinyin"), allow(dead_code))]
     recent: Vec<Candidate>,
     /// An incomplete UTF-8 sequence from the end of the last chunk.
     utf8: [u8; 4],
@@ -172,11 +173,22 @@ impl Scanner {
             allows: Vec::new(),
             decided: Vec::new(),
             found: Vec::new(),
-            lane: dict.reading_lane().map(|lane| Box::new(Scanner::new(lane, max_gap))),
+            lane: Scanner::lane(dict, max_gap),
             recent: Vec::new(),
             utf8: [0; 4],
             utf8_len: 0,
         }
+    }
+
+    /// The pinyin lane's scanner, when the dictionary has the lane.
+    #[cfg(feature = "pinyin")]
+    fn lane(dict: &Arc<Dictionary>, max_gap: u8) -> Option<Box<Scanner>> {
+        dict.reading_lane().map(|lane| Box::new(Scanner::new(lane, max_gap)))
+    }
+
+    #[cfg(not(feature = "pinyin"))]
+    fn lane(_dict: &Arc<Dictionary>, _max_gap: u8) -> Option<Box<Scanner>> {
+        None
     }
 
     /// Feeds bytes of a stream (UTF-8 may split anywhere) to both lanes.
@@ -223,6 +235,16 @@ impl Scanner {
     /// Moves what both lanes decided into `found`, a hit found by both once (the lane's
     /// patterns reported as the main automaton's).
     fn merge(&mut self) {
+        #[cfg(not(feature = "pinyin"))]
+        {
+            self.found.append(&mut self.decided);
+        }
+        #[cfg(feature = "pinyin")]
+        self.merge_lanes();
+    }
+
+    #[cfg(feature = "pinyin")]
+    fn merge_lanes(&mut self) {
         let lane_found = match self.lane.as_mut() {
             Some(lane) => core::mem::take(&mut lane.found),
             None => {

@@ -533,3 +533,35 @@ fn pinyin_whole_and_streamed() {
     let f = Filter::new(Arc::new(loaded), &policy).unwrap();
     assert_eq!(f.check("堵博 and du bo").hits.len(), 2);
 }
+
+#[test]
+fn pinyin_scope_by_length_and_category() {
+    let deny = "赌博\tA.1h\n法轮功\tA.1a\n自制炸药\tA.1d\n";
+    let cases: [(&str, &[&str]); 4] = [
+        (r#"true"#, &["dubo", "falungong", "zizhizhayao"]),
+        (r#"{"min_chars": 3}"#, &["falungong", "zizhizhayao"]),
+        (r#"{"categories": ["A.1a", "A.1d"], "min_chars": 4}"#, &["zizhizhayao"]),
+        (r#"{"categories": ["A.1h"]}"#, &["dubo"]),
+    ];
+    let text = "dubo falungong zizhizhayao";
+    for (scope, want) in cases {
+        let policy = format!(r#"{{"normalize": {{"pinyin": {scope}}}, "pii": {{"action": "pass"}}}}"#);
+        let f = filter_under(deny, "", &policy);
+        let got: Vec<&str> = f.check(text).hits.iter().map(|h| &text[h.start..h.end]).collect();
+        assert_eq!(got, want, "scope {scope}");
+        // The scope is part of what the dictionary was compiled for.
+        let mut list = KeywordList::new();
+        list.add_source("deny", deny.as_bytes(), KeywordFormat::Native, KeywordKind::Deny);
+        let p = Policy::from_json(&policy).unwrap();
+        let dict = aigc_edge::DictionaryBuilder::new().normalization(p.normalize).build(&list).unwrap();
+        let loaded = Dictionary::from_artifact(&dict.to_artifact()).unwrap();
+        assert_eq!(loaded.normalization(), &p.normalize, "scope {scope}");
+        let other = Policy::from_json(r#"{"normalize": {"pinyin": {"min_chars": 9}}}"#).unwrap();
+        assert!(Filter::new(Arc::new(loaded), &other).is_err(), "scope {scope}");
+    }
+    for bad in [r#"{"min_char": 3}"#, r#"{"categories": ["Z.9"]}"#, r#""yes""#] {
+        let policy = format!(r#"{{"normalize": {{"pinyin": {bad}}}}}"#);
+        let e = Policy::from_json(&policy).unwrap_err().to_string();
+        assert!(e.contains("normalize.pinyin"), "{bad}: {e}");
+    }
+}

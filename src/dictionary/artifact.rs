@@ -72,11 +72,13 @@ pub const ARTIFACT_VERSION: u32 = 3;
 const HEADER: usize = 24;
 
 fn norm_bits(n: &Normalization) -> u32 {
-    n.step_bits() | (u32::from(n.max_gap) << 16)
+    n.step_bits() | (u32::from(n.max_gap) << 16) | (u32::from(n.pinyin_scope.min_chars) << 24)
 }
 
 fn norm_from_bits(bits: u32) -> Normalization {
-    Normalization::from_step_bits(bits & 0xFFFF, (bits >> 16) as u8)
+    let mut n = Normalization::from_step_bits(bits & 0xFFFF, (bits >> 16) as u8);
+    n.pinyin_scope.min_chars = (bits >> 24) as u8;
+    n
 }
 
 fn action_byte(a: Option<Action>) -> u8 {
@@ -221,6 +223,7 @@ impl Dictionary {
         let lane = self.reading_lane.as_ref().map(|lane| lane.to_artifact()).unwrap_or_default();
         payload.extend_from_slice(&(lane.len() as u32).to_le_bytes());
         payload.extend_from_slice(&lane);
+        payload.extend_from_slice(&self.norm.pinyin_scope.categories.bits().to_le_bytes());
 
         let mut out = Vec::with_capacity(HEADER + payload.len() + 4);
         out.extend_from_slice(MAGIC);
@@ -302,6 +305,8 @@ impl Dictionary {
         let origin = r.u32s(n, "lane patterns")?;
         let n = r.count("pinyin lane", body.len())?;
         let lane_bytes = r.take(n, "pinyin lane")?;
+        let mut norm = norm;
+        norm.pinyin_scope.categories = CategorySet::from_bits(r.u32("pinyin categories")?);
         if r.at != r.bytes.len() {
             return Err(Error::artifact("trailing bytes after the pinyin lane"));
         }
@@ -365,6 +370,12 @@ impl Dictionary {
             return Err(Error::artifact(problem));
         }
         let lane = !origin.is_empty();
+        #[cfg(not(feature = "pinyin"))]
+        let reading_lane: Option<Arc<Dictionary>> = match lane_bytes.is_empty() {
+            true => None,
+            false => return Err(Error::artifact("pinyin lane, not in this build")),
+        };
+        #[cfg(feature = "pinyin")]
         let reading_lane = if lane_bytes.is_empty() {
             None
         } else {
@@ -381,7 +392,7 @@ impl Dictionary {
         if lane && (origin.len() != patterns.len() || reading_lane.is_some()) {
             return Err(Error::artifact("lane patterns out of range"));
         }
-        if reading_lane.is_some() && !norm.has(Step::Pinyin) {
+        if reading_lane.is_some() && !norm.has(crate::Step::Pinyin) {
             return Err(Error::artifact("pinyin lane without the pinyin step"));
         }
         let (depth, link) = derive_depth_and_links(&nodes, &fail, &out, max_len).map_err(Error::artifact)?;

@@ -4,6 +4,8 @@
 use std::collections::{HashMap, VecDeque};
 
 use super::*;
+#[cfg(feature = "pinyin")]
+use crate::Step;
 
 /// Builds a [`Dictionary`].
 ///
@@ -97,6 +99,7 @@ impl DictionaryBuilder {
 
         let mut dict = assemble(&entries, list, self.norm)?;
         dict.diagnostics = report.diagnostics().to_vec();
+        #[cfg(feature = "pinyin")]
         if self.norm.has(Step::Pinyin) {
             // Pattern `i` of the main automaton is `entries[i]`.
             let mut main_id = vec![None; list.keywords().len()];
@@ -110,9 +113,11 @@ impl DictionaryBuilder {
     }
 }
 
+#[cfg(feature = "pinyin")]
 /// The most pinyin forms one keyword adds (the combinations of its characters' readings).
 const MAX_READING_FORMS: usize = 8;
 
+#[cfg(feature = "pinyin")]
 /// The pinyin lane ([`Step::Pinyin`]): every keyword by its readings, over text read as
 /// syllables. `main_id[i]` is keyword `i`'s pattern in the main automaton, which its hits report.
 fn build_lane(list: &KeywordList, main_id: &[Option<u32>], norm: Normalization) -> Result<Option<Dictionary>, Error> {
@@ -122,6 +127,10 @@ fn build_lane(list: &KeywordList, main_id: &[Option<u32>], norm: Normalization) 
     let mut origin: Vec<u32> = Vec::new();
     for (index, keyword) in list.keywords().iter().enumerate() {
         let Some(id) = main_id.get(index).copied().flatten() else { continue };
+        // Allow words always: they only cancel what they cover.
+        if keyword.kind == KeywordKind::Deny && !norm.pinyin_scope.takes(keyword) {
+            continue;
+        }
         for form in reading_forms(&keyword.text, &lane_norm, MAX_READING_FORMS) {
             let (Some(&first), Some(&last)) = (form.first(), form.last()) else { continue };
             let key: String = form.iter().collect();

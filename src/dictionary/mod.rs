@@ -18,9 +18,9 @@ pub use build::DictionaryBuilder;
 use crate::category::{Action, CategorySet};
 use crate::error::{Error, ErrorKind};
 use crate::keywords::{Diagnostic, KeywordKind, KeywordList, Problem};
-use crate::normalize::{
-    canonical_runs, fold, fold_reading, is_word_char, reading_forms, repeats, Folded, Normalization, Step,
-};
+use crate::normalize::{canonical_runs, fold, is_word_char, repeats, Folded, Normalization};
+#[cfg(feature = "pinyin")]
+use crate::normalize::{fold_reading, reading_forms};
 
 pub(crate) const NONE: u32 = u32::MAX;
 const ROOT: u32 = 0;
@@ -367,19 +367,21 @@ impl Dictionary {
     /// How this automaton reads `c`: as written after folding, or in a pinyin lane by its
     /// reading.
     fn fold(&self, c: char) -> Folded {
+        #[cfg(feature = "pinyin")]
         if self.lane {
-            fold_reading(c, &self.norm)
-        } else {
-            fold(c, &self.norm)
+            return fold_reading(c, &self.norm);
         }
+        fold(c, &self.norm)
     }
 
     /// The pinyin lane, when there is one.
+    #[cfg_attr(not(feature = "pinyin"), allow(dead_code))]
     pub(crate) fn reading_lane(&self) -> Option<&Arc<Dictionary>> {
         self.reading_lane.as_ref()
     }
 
     /// The main automaton's pattern for pattern `id` of this one (itself outside a lane).
+    #[cfg_attr(not(feature = "pinyin"), allow(dead_code))]
     pub(crate) fn main_pattern(&self, id: u32) -> u32 {
         if self.lane {
             self.origin.get(id as usize).copied().unwrap_or(NONE)

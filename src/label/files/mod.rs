@@ -190,7 +190,13 @@ impl fmt::Display for FileError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.format {
             Some(format) => {
-                write!(f, "malformed {} at byte {}: {}", format.as_str().to_uppercase(), self.offset, self.message)
+                write!(
+                    f,
+                    "malformed {} at byte {}: {}",
+                    format.as_str().to_ascii_uppercase(),
+                    self.offset,
+                    self.message
+                )
             }
             None => f.write_str(&self.message),
         }
