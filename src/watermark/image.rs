@@ -366,7 +366,9 @@ impl ImageWatermark {
         let change: Vec<f32> = capped(scale).collect();
         // Rounding to 8 bits adds error of its own: one factor brings the whole change back
         // within the budget (scaling the capped change keeps every pixel within its cap).
-        let rounded = |c: &f32, v: u8| (f32::from(v) + c).round().clamp(0.0, 255.0);
+        // Ties to even: one instruction in wasm (f32.nearest), where `round` (ties away from
+        // zero) is a libm call, six per pixel; the two differ only on exact halves.
+        let rounded = |c: &f32, v: u8| (f32::from(v) + c).round_ties_even().clamp(0.0, 255.0);
         let mut error = 0f64;
         for (pixel, c) in rgba.chunks_exact(4).zip(&change) {
             for &v in &pixel[..3] {
@@ -807,7 +809,7 @@ mod tests {
                     }
                     n = 1.0;
                 }
-                out.extend(acc.map(|v| (v / n).round() as u8));
+                out.extend(acc.map(|v| (v / n).round_ties_even() as u8));
             }
         }
         out
