@@ -377,6 +377,12 @@ fn bad_configuration_names_the_field() {
         ),
         (json!({"keywords": "x", "route_profiles": {"r": "ghost"}}), "`route_profiles.r`"),
         (json!({"keywords": "x", "modee": "monitor"}), "unknown field `modee`"),
+        // Nested fields of the plugin's own configuration are named by their path too.
+        (json!({"keywords": "x", "guard": {"cluster": "g", "stream": {"mode": "later"}}}), "`guard.stream.mode`"),
+        (json!({"keywords": "x", "label": {"visible": {"corner": "top-left"}}}), "`label.visible.text`"),
+        (json!({"keywords": "x", "dictionary_fetch": {"cluster": "c"}}), "`dictionary_fetch.path`"),
+        (json!({"keywords": "x", "guard": {"cluster": "g", "timeout_ms": "soon"}}), "`guard.timeout_ms`"),
+        (json!({"keywords": "x", "guard": {"timeout_ms": 100}}), "`guard.cluster`"),
         (json!({}), "`keywords`"),
         (json!({"keywords": "x", "profiles": "minor"}), "`profiles`: expected an object"),
         (json!({"keywords": "x", "policy": 5}), "`policy`"),
