@@ -27,7 +27,7 @@ GUARD_MODEL ?=
 LINT_WASIP1 := -p aigc-edge -p aigc-edge-envoy -p aigc-edge-noop
 LINT_WEB := -p aigc-edge -p aigc-edge-web
 
-.PHONY: bench-watermark help lint oci filter-visible test-python bench-scale setup-wasm-opt setup-rust setup-venv setup-media setup-web setup-browser web serve bench-web build cli filter demo test test-core test-e2e test-labels test-web fuzz bench bench-native bench-wasm bench-envoy clean
+.PHONY: bench-all filter-timed bench-watermark help lint oci filter-visible test-python bench-scale setup-wasm-opt setup-rust setup-venv setup-media setup-web setup-browser web serve bench-web build cli filter demo test test-core test-e2e test-labels test-web fuzz bench bench-native bench-wasm bench-envoy clean
 
 help:
 	@echo "make demo    build the Envoy filter and run Envoy with it in front of a demo upstream"
@@ -37,6 +37,7 @@ help:
 	@echo "make bench   benchmarks, native and wasm (needs ../shared/data)"
 	@echo "make bench-envoy  Envoy: no filter vs no-op wasm vs aigc-edge with 64k keywords"
 	@echo "make bench-web    the browser module vs mint-filter and fastscan in node"
+	@echo "make bench-all    every benchmark in turn; one dated summary in target/bench-all/DATE/"
 	@echo "make web     the npm package in www/pkg; make serve: the demo page on 127.0.0.1:8080"
 	@echo "make cli     build the aigc-edge command-line tool (target/release/aigc-edge)"
 	@echo "make fuzz    libFuzzer on every parser, FUZZ_SECONDS (60) each"
@@ -85,6 +86,14 @@ filter-visible: setup-rust setup-wasm-opt
 	wasm-opt $(WASM_OPT_FLAGS) target/visible/wasm32-wasip1/filter/aigc_edge_envoy.wasm -o $(FILTER_VISIBLE)
 	@ls -l $(FILTER_WASM) $(FILTER_VISIBLE)
 
+# The standard filter with each callback timed (feature callback-timings), for bench-envoy's
+# breakdown only; its own target directory, so the shipped build is never replaced by it.
+FILTER_TIMED := target/filter/aigc_edge_envoy_timed.wasm
+filter-timed: setup-rust setup-wasm-opt
+	$(CARGO) build --profile filter -p aigc-edge-envoy --features callback-timings --target wasm32-wasip1 --target-dir target/timed
+	@mkdir -p target/filter
+	wasm-opt $(WASM_OPT_FLAGS) target/timed/wasm32-wasip1/filter/aigc_edge_envoy.wasm -o $(FILTER_TIMED)
+
 $(FILTER_WASM): $(FILTER_BUILD)
 	@mkdir -p $(@D)
 	wasm-opt $(WASM_OPT_FLAGS) $< -o $@
@@ -111,9 +120,9 @@ www/node_modules/.package-lock.json: www/package-lock.json
 # npm-ready package in www/pkg (package.json, .wasm, JS glue, .d.ts), plus the demo dictionary.
 web: setup-web cli
 	$(CARGO) build --release -p aigc-edge-web --target wasm32-unknown-unknown
-	# No wasm-opt here: Debian's binaryen 108 breaks wasm-bindgen's externref table, and the
-	# module is well under the size target without it.
-	wasm-bindgen --target web --out-dir www/pkg --out-name aigc_edge_web target/wasm32-unknown-unknown/release/aigc_edge_web.wasm
+	# No wasm-opt here: Debian's binaryen 108 breaks wasm-bindgen's externref table. The name
+	# section (function names for stack traces, ~90 KB) is not shipped.
+	wasm-bindgen --target web --remove-name-section --out-dir www/pkg --out-name aigc_edge_web target/wasm32-unknown-unknown/release/aigc_edge_web.wasm
 	./target/release/aigc-edge compile --policy envoy/demo/policy.json -o www/pkg/demo.dict
 	cp envoy/demo/policy.json www/pkg/demo-policy.json
 	python3 tools/web_package.py www/pkg
@@ -205,6 +214,11 @@ test: setup-rust lint test-core test-labels test-e2e test-web test-python
 
 bench: bench-native bench-watermark bench-wasm
 
+# Every benchmark, one after another (a failure does not stop the rest), and one dated summary:
+# target/bench-all/YYYY-MM-DD/summary.md beside each one's log.
+bench-all:
+	python3 tools/bench_all.py
+
 # The image watermark's robustness over skimage's photographs, beside ShieldMnt's
 # invisible-watermark (dwtDct; installed without its torch and GUI OpenCV dependencies).
 bench-watermark: setup-venv cli
@@ -225,7 +239,7 @@ bench-wasm: setup-rust
 	node --no-warnings tools/run-wasi.mjs $$(ls -t target/wasm32-wasip1/release/deps/labels-*.wasm | head -1)
 
 # Envoy without filter, with a no-op wasm filter and with aigc-edge (64k dictionary), in alternation.
-bench-envoy: setup-venv filter filter-visible cli
+bench-envoy: setup-venv filter filter-visible filter-timed cli
 	$(CARGO) build --release -p aigc-edge-noop --target wasm32-wasip1
 	@command -v wrk >/dev/null && command -v wasm-opt >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk binaryen)
 	AIGC_DATA=$(DATA) $(PY) envoy/bench.py

@@ -4,6 +4,13 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { WASI } from 'node:wasi';
 import { argv, env } from 'node:process';
+import { setFlagsFromString } from 'node:v8';
+
+// Node 20's WASI hands V8 "fast API" host calls the wasm memory it saw first; once the program
+// grows its memory (any benchmark that allocates ~100 MB), a later fd_write works on freed pages
+// and node dies with SIGSEGV or "Invalid bytecode" (nodejs/node#53087). Slow calls look the memory
+// up each time; the host calls a benchmark makes are a few hundred, so its figures do not move.
+setFlagsFromString('--no-turbo-fast-api-calls');
 
 const [program, ...args] = argv.slice(2);
 const data = resolve(env.AIGC_DATA ?? '../shared/data');

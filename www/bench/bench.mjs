@@ -41,7 +41,7 @@ function best(runs, f) {
 const cjk = [...new Set(words.filter((w) => /^[\u4e00-\u9fff]+$/.test(w)))];
 const cjkFile = join(RUN, 'cjk-words.txt');
 execFileSync('bash', ['-c', `cat > ${cjkFile}`], { input: cjk.join('\n') });
-const plain = '{"normalize": {"case": false, "width": false, "styles": false, "traditional": false, "invisible": false, "separators": false}, "actions": {"default": "flag", "uncategorized": "flag"}, "pii": {"action": "pass"}}';
+const plain = '{"normalize": {"case": false, "width": false, "styles": false, "traditional": false, "invisible": false, "separators": false, "punctuation": false, "confusables": false, "repeats": false}, "actions": {"default": "flag", "uncategorized": "flag"}, "pii": {"action": "pass"}}';
 const plainPolicy = join(RUN, 'plain-policy.json');
 execFileSync('bash', ['-c', `cat > ${plainPolicy}`], { input: plain });
 const cli = join(ROOT, 'target', 'release', 'aigc-edge');

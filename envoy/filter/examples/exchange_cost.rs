@@ -1,4 +1,6 @@
-//! Per-request cost of the filter logic, natively: `cargo run --release --example exchange_cost DICT`.
+//! Per-request cost of the filter logic, natively:
+//! `cargo run --release --example exchange_cost DICT [sse] [POLICY.json]` (the policy the
+//! dictionary was compiled with, to measure other normalization settings; default: defaults).
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -8,7 +10,13 @@ use aigc_edge_envoy::exchange::Exchange;
 fn main() {
     let dict = std::env::args().nth(1).expect("artifact path");
     let artifact = std::fs::read(dict).expect("artifact");
-    let config = PluginConfig::from_json(br#"{"policy":{"actions":{"default":"flag","uncategorized":"flag"}},"dictionary_fetch":{"cluster":"d","path":"/d"},"label":{"producer":"p"}}"#).expect("config");
+    let policy = std::env::args().nth(3).map_or_else(
+        || r#"{"actions":{"default":"flag","uncategorized":"flag"}}"#.to_string(),
+        |path| std::fs::read_to_string(path).expect("policy"),
+    );
+    let config =
+        format!(r#"{{"policy":{policy},"dictionary_fetch":{{"cluster":"d","path":"/d"}},"label":{{"producer":"p"}}}}"#);
+    let config = PluginConfig::from_json(config.as_bytes()).expect("config");
     let plugin = Rc::new(Plugin::with_artifact(config, &artifact, "file".into()).expect("plugin"));
     let answer = ("这是一段用于压力测试的回答文本，内容平和，介绍城市公园的开放时间与游览路线。".repeat(40))
         .chars()

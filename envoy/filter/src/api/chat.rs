@@ -53,13 +53,15 @@ impl Shape for Chat {
         if deltas.iter().any(|d| lanes.awaits_start_label(index_of(d.choice))) {
             return false;
         }
-        let mut rewritten = String::with_capacity(data.len());
+        // Allocated only for an event that changes (most pass as they came).
+        let mut rewritten = String::new();
         let mut at = 0;
         for d in deltas {
             let settled = lanes.feed_at(index_of(d.choice), d.field, 0, &d.text);
             if settled == d.text {
                 continue;
             }
+            rewritten.reserve(data.len());
             rewritten.push_str(data.get(at..d.literal.start).unwrap_or(""));
             rewritten.push_str(&quote(&settled));
             at = d.literal.end;
