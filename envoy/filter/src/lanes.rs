@@ -2,6 +2,7 @@
 //! core's streaming matcher (or, for JSON arriving in pieces, held until whole), and what they
 //! decided. An API module's stream events read and write them; `sse.rs` frames the events.
 
+use aigc_edge::label::LabelPosition;
 use aigc_edge::policy::OnLimit;
 use aigc_edge::{Action, Block, ExplicitLabel, Filter, Hit, PiiKind, Stream};
 use std::collections::BTreeMap;
@@ -305,7 +306,8 @@ impl Lanes {
 
     /// True when choice `index` still waits for its start label.
     pub fn awaits_start_label(&self, index: u64) -> bool {
-        self.label.as_ref().is_some_and(|l| l.prefix().is_some()) && !self.labeled.contains(&index)
+        // By its position: `prefix()` would format the label for every delta of the stream.
+        self.label.as_ref().is_some_and(|l| l.position() == LabelPosition::Start) && !self.labeled.contains(&index)
     }
 
     /// True once the stream must be cut: blocked, or unreadable under fail-closed.
