@@ -61,7 +61,9 @@ impl Shape for Chat {
             if settled == d.text {
                 continue;
             }
-            rewritten.reserve(data.len());
+            if rewritten.is_empty() {
+                rewritten.reserve(data.len());
+            }
             rewritten.push_str(data.get(at..d.literal.start).unwrap_or(""));
             rewritten.push_str(&quote(&settled));
             at = d.literal.end;
