@@ -27,7 +27,7 @@ GUARD_MODEL ?=
 LINT_WASIP1 := -p aigc-edge -p aigc-edge-envoy -p aigc-edge-noop
 LINT_WEB := -p aigc-edge -p aigc-edge-web
 
-.PHONY: bench-all filter-timed bench-watermark help lint oci filter-visible test-python bench-scale setup-wasm-opt setup-rust setup-venv setup-media setup-web setup-browser web serve bench-web build cli filter demo test test-core test-e2e test-labels test-web fuzz bench bench-native bench-wasm bench-envoy clean
+.PHONY: lexicon bench-all filter-timed bench-watermark help lint oci filter-visible test-python bench-scale setup-wasm-opt setup-rust setup-venv setup-media setup-web setup-browser web serve bench-web build cli filter demo test test-core test-e2e test-labels test-web fuzz bench bench-native bench-wasm bench-envoy clean
 
 help:
 	@echo "make demo    build the Envoy filter and run Envoy with it in front of a demo upstream"
@@ -46,6 +46,7 @@ help:
 	@echo "make filter  the Envoy filter after wasm-opt -Oz (target/filter/aigc_edge_envoy.wasm)"
 	@echo "make filter-visible  the same that also draws the visible label on images (..._visible.wasm)"
 	@echo "make oci     the filter as an OCI image layout for Istio/Higress (target/oci)"
+	@echo "make lexicon the segmentation check's lexicon from jieba's dict.txt (target/lexicon/jieba.txt)"
 
 # Rust targets for the two wasm shells; rustup skips what is installed.
 setup-rust:
@@ -227,8 +228,16 @@ bench-watermark: setup-venv cli
 	   $(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps invisible-watermark)
 	$(PY) tests/files/image_watermark.py --baseline
 
-bench-native:
-	AIGC_DATA=$(DATA) $(CARGO) bench --bench matching
+# The segmentation check's lexicon (policy `segmentation`, CLI --lexicon), from the dict.txt of
+# PyPI's jieba (MIT); the same jieba runs the segmentation baseline in make bench.
+JIEBA := jieba==0.42.1
+LEXICON := target/lexicon/jieba.txt
+lexicon: setup-venv
+	@$(PY) -c "import jieba" 2>/dev/null || $(VENV)/bin/pip install --quiet --disable-pip-version-check $(JIEBA)
+	$(PY) tools/gen_lexicon.py --out $(LEXICON)
+
+bench-native: lexicon
+	AIGC_DATA=$(DATA) AIGC_LEXICON=$(LEXICON) AIGC_PYTHON=$(PY) $(CARGO) bench --bench matching
 	$(CARGO) bench --bench labels
 
 # The same benchmarks built for wasm32-wasip1 and run under node's WASI.

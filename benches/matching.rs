@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use aho_corasick::AhoCorasick;
 use aigc_edge::normalize::{reading, simplify};
+use aigc_edge::segment::Lexicon;
 use aigc_edge::{
     Dictionary, DictionaryBuilder, Filter, KeywordFormat, KeywordKind, KeywordList, Normalization, Policy, Step,
 };
@@ -32,6 +33,53 @@ fn best<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
         out = Some(r);
     }
     (best, out.expect("at least one run"))
+}
+
+/// The dictionary of `list` under `norm`, with the segmentation lexicon when given.
+fn build(list: &KeywordList, norm: Normalization, lexicon: Option<&Lexicon>) -> Arc<Dictionary> {
+    let mut builder = DictionaryBuilder::new();
+    builder.normalization(norm);
+    if let Some(lex) = lexicon {
+        builder.lexicon(lex.clone());
+    }
+    Arc::new(builder.build(list).expect("dictionary builds"))
+}
+
+/// The segmentation lexicon `make lexicon` writes (`$AIGC_LEXICON`), if it is there.
+fn lexicon() -> Option<Lexicon> {
+    let path = std::env::var("AIGC_LEXICON").unwrap_or_else(|_| "target/lexicon/jieba.txt".to_string());
+    let bytes = std::fs::read(&path).ok()?;
+    Some(Lexicon::from_text(&path, &bytes).expect("lexicon reads"))
+}
+
+/// Higress's segmentation method run by `benches/jieba_baseline.py` under `$AIGC_PYTHON` (with
+/// PyPI's jieba) over the same lines: the share of each corpus flagged, and its MiB/s.
+fn jieba_baseline(list: &KeywordList, corpora: [&[String]; 2]) -> Option<(f64, f64, f64)> {
+    if cfg!(target_family = "wasm") {
+        return None; // no processes under WASI
+    }
+    let python = std::env::var("AIGC_PYTHON").ok()?;
+    let dir = std::env::temp_dir().join(format!("aigc-jieba-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).ok()?;
+    let words: String = list.keywords().iter().map(|k| format!("{}\n", k.text)).collect();
+    std::fs::write(dir.join("deny.txt"), words).ok()?;
+    let mut args = vec![dir.join("deny.txt")];
+    for (i, lines) in corpora.iter().enumerate() {
+        let path = dir.join(format!("lines{i}.txt"));
+        std::fs::write(&path, lines.join("\n")).ok()?;
+        args.push(path);
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/jieba_baseline.py");
+    let out = std::process::Command::new(python).arg(script).args(&args).output().ok();
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = out?;
+    if !out.status.success() {
+        eprintln!("jieba baseline failed: {}", String::from_utf8_lossy(&out.stderr));
+        return None;
+    }
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    let share = |p: &std::path::PathBuf| report.get(p.to_str()?)?.as_f64();
+    Some((share(&args[1])?, share(&args[2])?, report.get("mib_s")?.as_f64()?))
 }
 
 fn mib_s(bytes: usize, d: Duration) -> f64 {
@@ -171,15 +219,15 @@ fn main() {
     // ---- False positives -----------------------------------------------------------------
     println!("\n## False positives: share of benign lines flagged (64k dictionary)");
     println!("{:<28} {:>12} {:>12}", "normalization", "reviews", "sanguo");
-    let fp = |norm: Normalization| {
+    let fp_with = |norm: Normalization, lexicon: Option<&Lexicon>| {
         let mut policy = keywords_only.clone();
         policy.normalize = norm;
-        let dict = DictionaryBuilder::new().normalization(norm).build(&list).expect("builds");
-        let f = Filter::new(Arc::new(dict), &policy).expect("filter");
+        let f = Filter::new(build(&list, norm, lexicon), &policy).expect("filter");
         let share =
             |ls: &[String]| ls.iter().filter(|l| !f.check(l).hits.is_empty()).count() as f64 / ls.len() as f64 * 100.0;
         (share(&reviews), share(&sanguo))
     };
+    let fp = |norm: Normalization| fp_with(norm, None);
     let (r, s) = fp(Normalization::none());
     println!("{:<28} {:>11.2}% {:>11.2}%", "baseline: all steps off", r, s);
     for step in Step::ALL {
@@ -199,6 +247,46 @@ fn main() {
     long_only.pinyin_scope.min_chars = 4;
     let (r, s) = fp(long_only);
     println!("{:<28} {:>11.2}% {:>11.2}%", "all on + Pinyin, 4+ chars", r, s);
+    let lexicon = lexicon();
+    if let Some(lex) = &lexicon {
+        let (r, s) = fp_with(all, Some(lex));
+        println!("{:<28} {:>11.2}% {:>11.2}%", "all on + segmentation", r, s);
+        let (r, s) = fp_with(all.with(Step::Pinyin, true), Some(lex));
+        println!("{:<28} {:>11.2}% {:>11.2}%", "all on + Pinyin + segm.", r, s);
+    } else {
+        println!("(no lexicon: `make lexicon` writes target/lexicon/jieba.txt for the segmentation rows)");
+    }
+    let jieba = jieba_baseline(&list, [&reviews, &sanguo]);
+    match jieba {
+        Some((r, s, _)) => println!("{:<28} {:>11.2}% {:>11.2}%", "baseline: jieba segmentation", r, s),
+        None => println!("(no jieba baseline: set AIGC_PYTHON to a Python with jieba, as make bench does)"),
+    }
+
+    // ---- Segmentation check: speed and detection --------------------------------------------
+    if let Some(lex) = &lexicon {
+        println!("\n## Segmentation check: speed over the benign lines, detection on the evasion set");
+        let plain = Filter::new(build(&list, all, None), &keywords_only).expect("filter");
+        let checked = Filter::new(build(&list, all, Some(lex)), &keywords_only).expect("filter");
+        let (t0, h0) = best(runs, || lines.iter().map(|l| plain.check(black_box(l)).hits.len()).sum::<usize>());
+        let (t1, h1) = best(runs, || lines.iter().map(|l| checked.check(black_box(l)).hits.len()).sum::<usize>());
+        println!("{:<52} {:>9.1} MiB/s {:>9} hits", "aigc-edge check + segmentation", mib_s(corpus.len(), t1), h1);
+        println!("{:<52} {:>9.1} MiB/s {:>9} hits", "baseline: aigc-edge check", mib_s(corpus.len(), t0), h0);
+        if let Some((_, _, jieba_mib)) = jieba {
+            println!("{:<52} {:>9.1} MiB/s", "baseline: jieba segmentation + lookup (Python)", jieba_mib);
+            println!(
+                "{:<52} {:>9.0}x",
+                "speed vs jieba (target >= 50x)",
+                mib_s(corpus.len(), t1) / jieba_mib.max(f64::MIN_POSITIVE)
+            );
+        }
+        for (name, lexicon) in
+            [("evasion found, default steps + segmentation", Some(lex)), ("baseline: default steps", None)]
+        {
+            let (found, total) = evasion_with(&list, &english, &keywords_only, lexicon, false);
+            let share = found as f64 / total.max(1) as f64 * 100.0;
+            println!("{name:<52} {share:>8.2}% ({found} of {total})");
+        }
+    }
 
     // ---- What pinyin costs, by keyword length ----------------------------------------------
     println!("\n## Pinyin: benign lines flagged by keywords of each length, without / with the step");
@@ -366,12 +454,19 @@ const LATIN_TECHNIQUES: &[Technique] = &[
 /// sentence. A variant counts as found when a hit covers all of it. Returns how many of how
 /// many were found; prints the table when `print`.
 fn evasion(list: &KeywordList, english: &str, policy: &Policy, print: bool) -> (usize, usize) {
-    let build = |list: &KeywordList| {
-        let dict = DictionaryBuilder::new().normalization(policy.normalize).build(list).expect("builds");
-        Arc::new(dict)
-    };
-    let dict = build(list);
-    let filter = Filter::new(Arc::clone(&dict), policy).expect("filter");
+    evasion_with(list, english, policy, None, print)
+}
+
+/// [`evasion`] with the segmentation lexicon.
+fn evasion_with(
+    list: &KeywordList,
+    english: &str,
+    policy: &Policy,
+    lexicon: Option<&Lexicon>,
+    print: bool,
+) -> (usize, usize) {
+    let build = |list: &KeywordList| build(list, policy.normalize, lexicon);
+    let filter = Filter::new(build(list), policy).expect("filter");
     let is_cjk =
         |k: &str| (2..=8).contains(&k.chars().count()) && k.chars().all(|c| ('\u{4E00}'..='\u{9FFF}').contains(&c));
     let cjk: Vec<&str> = list.keywords().iter().map(|k| k.text.as_str()).filter(|k| is_cjk(k)).step_by(40).collect();

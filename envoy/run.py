@@ -32,7 +32,7 @@ def plugin_config(policy_path, producer="aigc-edge-demo", extra=None):
     with open(policy_path, encoding="utf-8") as f:
         policy = json.load(f)
     base = os.path.dirname(os.path.abspath(policy_path))
-    for source in policy.get("dictionaries", []):
+    for source in policy.get("dictionaries", []) + [policy.get("segmentation") or {}]:
         if "path" in source:
             with open(os.path.join(base, source.pop("path")), encoding="utf-8") as f:
                 source["text"] = f.read()

@@ -29,6 +29,9 @@ pub enum ErrorKind {
     DictionaryTooLarge,
     /// A corpus assessment's options or shipped state are not usable ([`crate::corpus`]).
     Assessment { message: String },
+    /// A segmentation lexicon's line is malformed ([`crate::segment::Lexicon::from_text`]);
+    /// `line` is 1-based, 0 for the lexicon as a whole.
+    Lexicon { source: String, line: usize, message: String },
 }
 
 impl Error {
@@ -84,6 +87,8 @@ impl fmt::Display for Error {
             ),
             ErrorKind::DictionaryTooLarge => f.write_str("dictionary too large: automaton exceeds 2^31 states"),
             ErrorKind::Assessment { message } => write!(f, "corpus assessment: {message}"),
+            ErrorKind::Lexicon { source, line: 0, message } => write!(f, "lexicon {source}: {message}"),
+            ErrorKind::Lexicon { source, line, message } => write!(f, "lexicon {source} line {line}: {message}"),
         }
     }
 }

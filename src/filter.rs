@@ -11,6 +11,9 @@ use crate::pii::{find_pii, PiiHit, Redactor};
 use crate::policy::{OnLimit, Policy};
 use crate::report;
 use crate::scanner::{Candidate, Scanner};
+#[cfg(feature = "segmentation")]
+use crate::segment::Lexicon;
+use crate::segment::Verdict;
 use crate::stream::Stream;
 
 /// One keyword found in a text.
@@ -150,11 +153,22 @@ impl Filter {
         for word in &policy.allow {
             list.add(word, KeywordKind::Allow, Default::default());
         }
-        let dict = DictionaryBuilder::new()
-            .normalization(policy.normalize)
-            .max_keywords(policy.limits.max_keywords)
-            .build(&list)?;
-        Filter::new(Arc::new(dict), policy)
+        let mut builder = DictionaryBuilder::new();
+        builder.normalization(policy.normalize).max_keywords(policy.limits.max_keywords);
+        #[cfg(feature = "segmentation")]
+        if let Some(seg) = &policy.segmentation {
+            let lexicon = match (&seg.text, &seg.path) {
+                (Some(text), _) => Lexicon::from_text("segmentation.text", text.as_bytes())?,
+                (None, Some(path)) => {
+                    let bytes = read(path)
+                        .map_err(|e| Error::policy("segmentation.path", format!("cannot read {path}: {e}")))?;
+                    Lexicon::from_text(path, &bytes)?
+                }
+                (None, None) => return Err(Error::policy("segmentation", "give exactly one of `path` and `text`")),
+            };
+            builder.lexicon(lexicon);
+        }
+        Filter::new(Arc::new(builder.build(&list)?), policy)
     }
 
     /// This filter's dictionary under another policy (a profile), without rebuilding it. Fails
@@ -235,7 +249,17 @@ impl Filter {
         let mut scanner = Scanner::new(&self.dict, self.policy.normalize.max_gap);
         scanner.feed_str(text, 0);
         scanner.finish();
-        let mut hits: Vec<Hit> = scanner.found.drain(..).filter_map(|c| self.hit(c)).collect();
+        let bytes = text.as_bytes();
+        let mut hits: Vec<Hit> = scanner
+            .found
+            .drain(..)
+            .filter(|c| {
+                let (before, after) = (bytes.get(..c.start).unwrap_or(&[]), bytes.get(c.end..).unwrap_or(&[]));
+                let span = bytes.get(c.start..c.end).unwrap_or(&[]);
+                self.segmentation(c, [before, &[]], span, after, true) != Verdict::Rejected
+            })
+            .filter_map(|c| self.hit(c))
+            .collect();
         hits.sort_by_key(|h| (h.start, h.end));
         let pii_action = self.policy.pii.action;
         let pii = if pii_action == Action::Pass || self.policy.pii.kinds.is_empty() {
@@ -272,6 +296,22 @@ impl Filter {
     /// Starts a stream: push chunks with [`Stream::write`], end with [`Stream::finish`].
     pub fn stream(&self) -> Stream {
         Stream::new(self.clone())
+    }
+
+    /// The segmentation check on a deny hit ([`crate::segment`]; confirmed when the dictionary
+    /// has no lexicon). The arguments are [`Lexicon::check`]'s.
+    pub(crate) fn segmentation(
+        &self,
+        c: &Candidate,
+        before: [&[u8]; 2],
+        span: &[u8],
+        after: &[u8],
+        at_end: bool,
+    ) -> Verdict {
+        match (self.dict.lexicon(), self.dict.pattern(c.pattern)) {
+            (Some(lex), Some(_)) => lex.check(before, span, after, at_end, self.dict.keyword(c.pattern)),
+            _ => Verdict::Confirmed,
+        }
     }
 
     pub(crate) fn hit(&self, c: Candidate) -> Option<Hit> {

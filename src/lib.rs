@@ -207,6 +207,7 @@ pub mod pii;
 pub mod policy;
 mod report;
 mod scanner;
+pub mod segment;
 pub mod stream;
 #[rustfmt::skip] // generated (tools/)
 mod confusables_table;

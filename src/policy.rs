@@ -41,6 +41,12 @@ pub struct Policy {
     pub actions: Actions,
     /// Normalization against evasion.
     pub normalize: Normalization,
+    /// The segmentation check's word-frequency lexicon ([`crate::segment`]): with one, a CJK
+    /// hit stands only where a segmentation of its neighbourhood keeps the keyword whole.
+    /// Compiled into the dictionary like `dictionaries` (and, like them, taken from the
+    /// artifact when the host loads one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segmentation: Option<Segmentation>,
     /// How masked text reads.
     pub mask: Mask,
     /// Personal information handling.
@@ -97,6 +103,37 @@ impl DictionarySource {
     /// A file for the host to read.
     pub fn file(path: impl Into<String>, format: KeywordFormat, kind: KeywordKind) -> DictionarySource {
         DictionarySource { path: Some(path.into()), text: None, format, kind }
+    }
+}
+
+/// Where the segmentation lexicon comes from: a file the host reads (`path`) or the lexicon
+/// itself (`text`), exactly one of the two, in jieba's `dict.txt` layout
+/// ([`Lexicon::from_text`](crate::segment::Lexicon::from_text)).
+///
+/// ```
+/// use aigc_edge::Policy;
+/// let e = Policy::from_json(r#"{"segmentation": {}}"#).unwrap_err();
+/// assert!(e.to_string().starts_with("invalid policy field `segmentation`"), "{e}");
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Segmentation {
+    /// Path of the lexicon, relative to the policy file; the host reads it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The lexicon itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+/// Checks that exactly one of `path` and `text` is given, and a path is not empty.
+fn one_source(field: &str, path: &Option<String>, text: &Option<String>) -> Result<(), Error> {
+    match (path, text) {
+        (Some(path), None) if path.trim().is_empty() => {
+            Err(Error::policy(format!("{field}.path"), "must not be empty"))
+        }
+        (Some(_), None) | (None, Some(_)) => Ok(()),
+        _ => Err(Error::policy(field, "give exactly one of `path` and `text`")),
     }
 }
 
@@ -276,13 +313,14 @@ impl Policy {
             return Err(Error::policy("mask.with", "must not be empty for style \"replace\""));
         }
         for (i, source) in self.dictionaries.iter().enumerate() {
-            match (&source.path, &source.text) {
-                (Some(path), None) if path.trim().is_empty() => {
-                    return Err(Error::policy(format!("dictionaries[{i}].path"), "must not be empty"));
-                }
-                (Some(_), None) | (None, Some(_)) => {}
-                _ => return Err(Error::policy(format!("dictionaries[{i}]"), "give exactly one of `path` and `text`")),
+            one_source(&format!("dictionaries[{i}]"), &source.path, &source.text)?;
+        }
+        if let Some(seg) = &self.segmentation {
+            if !cfg!(feature = "segmentation") {
+                // The CLI, the browser module and the filter's visible build have it.
+                return Err(Error::policy("segmentation", "not in this build (no segmentation check)"));
             }
+            one_source("segmentation", &seg.path, &seg.text)?;
         }
         for (i, word) in self.allow.iter().enumerate() {
             if word.trim().is_empty() {

@@ -8,6 +8,7 @@ use crate::pii::{find_pii, HoldBack, PiiHit, Redactor};
 use crate::policy::OnLimit;
 use crate::report;
 use crate::scanner::{utf8_width, Candidate, Scanner};
+use crate::segment::{Verdict, CONTEXT_CHARS};
 
 /// Why a stream stopped.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -128,7 +129,15 @@ pub struct Stream {
     blocked: Option<Block>,
     peak_carry: usize,
     pii: Option<PiiStream>,
+    /// Hits waiting for the right context of the segmentation check ([`crate::segment`]).
+    confirming: Vec<Candidate>,
+    /// The last bytes emitted, as they came in: the check's left context of a hit at the start
+    /// of what is held (kept only when the dictionary has a lexicon).
+    emitted_tail: Vec<u8>,
 }
+
+/// Bytes of [`Stream::emitted_tail`]: [`CONTEXT_CHARS`] characters of up to 4 bytes.
+const TAIL_BYTES: usize = 4 * CONTEXT_CHARS;
 
 /// Personal information in a stream: runs of the characters it is made of
 /// ([`HoldBack`]) are held back until they end, then checked whole, so a value split across
@@ -176,6 +185,8 @@ impl Stream {
             blocked: None,
             peak_carry: 0,
             pii,
+            confirming: Vec::new(),
+            emitted_tail: Vec::new(),
             filter,
         }
     }
@@ -188,7 +199,7 @@ impl Stream {
         self.buf.extend_from_slice(bytes);
         self.scanner.feed_bytes(bytes);
         self.scan_pii(false);
-        Ok(self.drain())
+        Ok(self.drain(false))
     }
 
     /// Classifies the new bytes for personal information; checks every run that ended (all
@@ -261,7 +272,7 @@ impl Stream {
         }
         self.scanner.finish();
         self.scan_pii(true);
-        self.drain()
+        self.drain(true)
     }
 
     /// The most bytes held back at once so far.
@@ -274,9 +285,34 @@ impl Stream {
         self.buf.len()
     }
 
-    fn drain(&mut self) -> Chunk {
+    /// The segmentation check on a hit, over what the stream holds and emitted last.
+    fn segmentation(&self, c: &Candidate, at_end: bool) -> Verdict {
+        let (Some(start), Some(end)) = (c.start.checked_sub(self.buf_start), c.end.checked_sub(self.buf_start)) else {
+            return Verdict::Confirmed;
+        };
+        let (Some(before), Some(span), Some(after)) =
+            (self.buf.get(..start), self.buf.get(start..end), self.buf.get(end..))
+        else {
+            return Verdict::Confirmed;
+        };
+        self.filter.segmentation(c, [before, &self.emitted_tail], span, after, at_end)
+    }
+
+    fn drain(&mut self, at_end: bool) -> Chunk {
         let mut chunk = Chunk::default();
-        let found: Vec<Candidate> = self.scanner.found.drain(..).collect();
+        let mut found: Vec<Candidate> = core::mem::take(&mut self.confirming);
+        found.append(&mut self.scanner.found);
+        if self.filter.dictionary().lexicon().is_some() {
+            let mut confirmed = Vec::with_capacity(found.len());
+            for c in found {
+                match self.segmentation(&c, at_end) {
+                    Verdict::Confirmed => confirmed.push(c),
+                    Verdict::Rejected => {}
+                    Verdict::NeedMore => self.confirming.push(c),
+                }
+            }
+            found = confirmed;
+        }
         for hit in found.into_iter().filter_map(|c| self.filter.hit(c)) {
             if hit.action >= Action::Mask {
                 self.writer.add(Span::masked(hit.start, hit.end));
@@ -294,6 +330,9 @@ impl Stream {
         }
         chunk.hits.sort_by_key(|h| (h.start, h.end));
         let mut upto = self.scanner.settled().max(self.buf_start);
+        if let Some(first) = self.confirming.iter().map(|c| c.start).min() {
+            upto = upto.min(first.max(self.buf_start));
+        }
         if let Some(pii) = self.pii.as_mut() {
             chunk.pii = core::mem::take(&mut pii.found);
             // Nothing past a run that may be personal information, nor past a character not
@@ -311,6 +350,7 @@ impl Stream {
                 OnLimit::FailClosed => self.blocked = Some(Block::CarryLimit { limit }),
                 OnLimit::FailOpen => {
                     self.scanner.forget();
+                    self.confirming.clear();
                     if let Some(pii) = self.pii.as_mut() {
                         pii.run_start = None;
                     }
@@ -331,6 +371,11 @@ impl Stream {
         }
         let mask = &self.filter.policy().mask;
         self.writer.write(out, &self.buf[..n], self.buf_start, mask);
+        if self.filter.dictionary().lexicon().is_some() {
+            self.emitted_tail.extend_from_slice(&self.buf[n.saturating_sub(TAIL_BYTES)..n]);
+            let extra = self.emitted_tail.len().saturating_sub(TAIL_BYTES);
+            self.emitted_tail.drain(..extra);
+        }
         self.buf.drain(..n);
         self.buf_start += n;
     }

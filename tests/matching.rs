@@ -565,3 +565,93 @@ fn pinyin_scope_by_length_and_category() {
         assert!(e.contains("normalize.pinyin"), "{bad}: {e}");
     }
 }
+
+/// A filter with the segmentation check over `tests/fixtures/lexicon.txt`.
+fn segmented(deny: &str) -> Filter {
+    let policy = format!(
+        r#"{{"dictionaries": [{{"text": {deny:?}}}], "segmentation": {{"path": "lexicon.txt"}},
+            "actions": {{"default": "mask", "uncategorized": "mask"}}, "pii": {{"action": "pass"}}}}"#
+    );
+    let policy = Policy::from_json(&policy).unwrap();
+    Filter::from_policy(&policy, |path| std::fs::read(format!("tests/fixtures/{path}"))).unwrap()
+}
+
+#[test]
+fn segmentation_whole_and_streamed() {
+    let deny = "法轮\n法轮功\n奶子\n她妈\n大6\n没有离婚\n1夜\n自制炸药\n";
+    let cases: &[(&str, &str, &[&str])] = &[
+        ("a word crosses the start", "大家合法轮流发言", &[]),
+        ("kept whole", "我们反对法轮功", &["法轮功"]),
+        ("a longer word holds it", "牛奶子", &[]),
+        ("at the edges of the text", "法轮", &["法轮"]),
+        ("not Han around it", "ok法轮ok", &["法轮"]),
+        ("traditional", "大家合法輪流發言", &[]),
+        ("separator in its one gap, checked", "大家合法*轮流", &[]),
+        ("zero-width inside: an evasion", "合法\u{200B}轮流", &["法\u{200B}轮"]),
+        ("every character doubled: an evasion", "合法法轮轮流", &["法法轮轮"]),
+        ("one line break: an evasion", "合法\n轮流", &["法\n轮"]),
+        ("a mark in every gap: an evasion", "说自、制、炸、药", &["自、制、炸、药"]),
+        ("some characters repeated", "她妈妈说", &[]),
+        ("a word spelled out for a keyword with digits", "大陆", &[]),
+        ("a lexicon word folded to the keyword", "一夜", &[]),
+        ("some gaps filled", "没有《离婚》未遂", &[]),
+        ("two hits, one stands", "合法轮流，练法轮功", &["法轮功"]),
+    ];
+    for &(name, text, want) in cases {
+        let f = segmented(deny);
+        let d = f.check(text);
+        let got: Vec<&str> = d.hits.iter().map(|h| &text[h.start..h.end]).collect();
+        assert_eq!(got, want, "case {name}");
+        let want_out = d.text.clone().unwrap_or_else(|| text.to_string());
+        let want_hits: Vec<(usize, usize)> = d.hits.iter().map(|h| (h.start, h.end)).collect();
+        let bytes = text.as_bytes();
+        let mut splits: Vec<Vec<&[u8]>> = (0..=bytes.len()).map(|k| vec![&bytes[..k], &bytes[k..]]).collect();
+        splits.push(bytes.chunks(1).collect());
+        for chunks in splits {
+            let (out, hits) = run_stream(&f, &chunks);
+            let sizes: Vec<usize> = chunks.iter().map(|c| c.len()).collect();
+            assert_eq!(String::from_utf8_lossy(&out), want_out, "case {name} chunks {sizes:?}");
+            assert_eq!(hits, want_hits, "case {name} chunks {sizes:?}");
+        }
+    }
+}
+
+#[test]
+fn segmentation_travels_in_the_artifact_and_refuses_bad_lexicons() {
+    let f = segmented("法轮\n");
+    let artifact = f.dictionary().to_artifact();
+    let loaded = Dictionary::from_artifact(&artifact).unwrap();
+    assert_eq!(loaded.lexicon(), f.dictionary().lexicon());
+    let g = Filter::new(Arc::new(loaded), f.policy()).unwrap();
+    assert!(g.check("大家合法轮流").hits.is_empty());
+    assert_eq!(g.check("法轮").hits.len(), 1);
+    // Without a lexicon nothing is checked.
+    assert_eq!(filter("法轮", "", MASK_ALL).check("大家合法轮流").hits.len(), 1);
+    let policy =
+        |seg: &str| Policy::from_json(&format!(r#"{{"dictionaries": [{{"text": "法轮"}}], "segmentation": {seg}}}"#));
+    let errors = [
+        (r#"{"text": "合法 many"}"#, "lexicon segmentation.text line 1: frequency `many` is not a whole number"),
+        (r##"{"text": "# nothing"}"##, "lexicon segmentation.text: no Han word with a frequency"),
+        (r#"{"path": "missing.txt"}"#, "invalid policy field `segmentation.path`: cannot read missing.txt"),
+    ];
+    for (seg, want) in errors {
+        let err = Filter::from_policy(&policy(seg).unwrap(), |_| Err("no such file")).unwrap_err();
+        assert!(err.to_string().starts_with(want), "{seg}: {err}");
+    }
+    let err = policy(r#"{"path": "a", "text": "b"}"#).unwrap_err();
+    assert!(err.to_string().contains("`segmentation`"), "{err}");
+}
+
+#[test]
+fn segmentation_holds_a_stream_back_a_few_characters_only() {
+    let f = segmented("法轮\n");
+    let mut stream = f.stream();
+    let text = "大家合法轮流发言，然后继续说很多很多别的话";
+    let mut out = Vec::new();
+    for c in text.as_bytes().chunks(3) {
+        out.extend(stream.write(c).unwrap().output);
+        assert!(stream.carry() <= 3 * (2 + 4) + 3, "carry {}", stream.carry());
+    }
+    out.extend(stream.finish().output);
+    assert_eq!(String::from_utf8(out).unwrap(), text);
+}

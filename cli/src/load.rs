@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use aigc_edge::policy::DictionarySource;
+use aigc_edge::policy::{DictionarySource, Segmentation};
 use aigc_edge::{Dictionary, ErrorKind, Filter, KeywordFormat, KeywordKind, Policy};
 
 use crate::io::{read_path, Failure, Output};
@@ -28,10 +28,12 @@ pub(crate) fn filter(args: &DictionaryArgs) -> Result<Filter, Failure> {
     }
     // The policy's files are relative to it; the command line's are read here, so a missing
     // one is reported by its own name.
-    for source in &mut policy.dictionaries {
-        if let Some(path) = &mut source.path {
-            *path = policy_dir.join(&*path).display().to_string();
-        }
+    let paths = policy.dictionaries.iter_mut().filter_map(|s| s.path.as_mut());
+    for path in paths.chain(policy.segmentation.as_mut().and_then(|s| s.path.as_mut())) {
+        *path = policy_dir.join(&*path).display().to_string();
+    }
+    if let Some(path) = &args.lexicon {
+        policy.segmentation = Some(Segmentation { path: Some(path.display().to_string()), text: None });
     }
     let mut given = HashMap::new();
     let flags =
@@ -75,9 +77,10 @@ pub(crate) fn compile(args: &DictionaryArgs, output: &Output) -> Result<Status, 
     let dict = filter.dictionary();
     let bytes = dict.to_artifact();
     output.write(&bytes)?;
+    let lexicon = dict.lexicon().map(|l| format!(", a lexicon of {} words", l.len())).unwrap_or_default();
     let _ = writeln!(
         std::io::stderr(),
-        "compiled {} keywords ({} states, longest {} chars) into {output} ({} bytes, built in {:.0} ms)",
+        "compiled {} keywords ({} states, longest {} chars{lexicon}) into {output} ({} bytes, built in {:.0} ms)",
         dict.len(),
         dict.states(),
         dict.max_keyword_chars(),

@@ -81,8 +81,12 @@ pub(crate) struct DictionaryArgs {
     #[arg(long = "allow", value_name = "FILE")]
     allow: Vec<PathBuf>,
     /// A compiled artifact from `aigc-edge compile` (instead of keyword files).
-    #[arg(short = 'd', long = "dictionary", value_name = "FILE", conflicts_with_all = ["keywords", "allow"])]
+    #[arg(short = 'd', long = "dictionary", value_name = "FILE", conflicts_with_all = ["keywords", "allow", "lexicon"])]
     pub(crate) dictionary: Option<PathBuf>,
+    /// A word-frequency lexicon (jieba's `dict.txt` layout; `make lexicon`): CJK hits stand
+    /// only where a segmentation keeps the keyword whole. Overrides the policy's `segmentation`.
+    #[arg(long = "lexicon", value_name = "FILE")]
+    lexicon: Option<PathBuf>,
     /// The policy (JSON): categories, actions, normalization, personal information, limits.
     #[arg(short = 'p', long = "policy", value_name = "FILE")]
     pub(crate) policy: Option<PathBuf>,

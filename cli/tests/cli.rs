@@ -354,3 +354,30 @@ fn progress_only_on_a_terminal() {
         assert!(shown.contains("100%") && shown.contains("5000 documents"), "{shown:?}");
     }
 }
+
+#[test]
+fn lexicon_confirms_hits_in_check_and_compile() {
+    let keywords = tmp("seg-keywords.txt");
+    std::fs::write(&keywords, "法轮\n").expect("write keywords");
+    let k = keywords.to_str().expect("utf-8 path");
+    let lexicon = "tests/fixtures/lexicon.txt";
+    let text = "大家合法轮流发言\n我们反对法轮\n";
+    let o = run(&["check", "-k", k, "--lexicon", lexicon], text.as_bytes());
+    let lines: Vec<String> = stdout(&o).lines().map(str::to_string).collect();
+    assert_eq!(lines[0], r#"{"flagged":false,"action":"pass","hits":[]}"#, "{}", stderr(&o));
+    assert!(lines[1].contains(r#""keyword":"法轮""#), "{lines:?}");
+    // Compiled into the artifact, and used from it.
+    let artifact = tmp("seg.dict");
+    let a = artifact.to_str().expect("utf-8 path");
+    let o = run(&["compile", "-k", k, "--lexicon", lexicon, "-o", a], b"");
+    assert!(stderr(&o).contains("a lexicon of 27 words"), "{}", stderr(&o));
+    let o = run(&["check", "-d", a], text.as_bytes());
+    assert_eq!(stdout(&o).lines().next(), Some(r#"{"flagged":false,"action":"pass","hits":[]}"#));
+    // A policy's lexicon is relative to the policy; a bad one is named with its line.
+    let policy = tmp("seg-policy.json");
+    std::fs::write(&policy, r#"{"segmentation": {"path": "bad-lexicon.txt"}}"#).expect("write policy");
+    std::fs::write(tmp("bad-lexicon.txt"), "合法 3000\n轮流 lots\n").expect("write lexicon");
+    let o = run(&["check", "-k", k, "-p", policy.to_str().expect("utf-8 path")], b"x\n");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("bad-lexicon.txt line 2: frequency `lots` is not a whole number"), "{}", stderr(&o));
+}

@@ -356,6 +356,25 @@ class Operations(unittest.TestCase):
         with open(os.path.join(run.RUN_DIR, "nomark.log"), encoding="utf-8") as f:
             self.assertIn("invalid plugin configuration field `label.image_watermark`", f.read())
 
+    def test_the_segmentation_check_runs_in_the_visible_build_and_is_refused_by_name_in_the_standard(self):
+        policy = os.path.join(tempfile.mkdtemp(), "policy.json")
+        with open(policy, "w", encoding="utf-8") as f:
+            json.dump({"dictionaries": [{"text": "法轮\tA.1a\n"}], "pii": {"action": "pass"},
+                       "segmentation": {"path": os.path.join(run.ROOT, "tests", "fixtures", "lexicon.txt")}}, f)
+        visible = os.path.join(run.ROOT, "target", "filter", "aigc_edge_envoy_visible.wasm")
+        stack = run.Stack(policy, port=PORT + 9, admin_port=ADMIN + 9, mock_port=MOCK + 9, name="segmented", wasm=visible)
+        try:
+            url = f"http://127.0.0.1:{PORT + 9}/v1/chat/completions"
+            ask = lambda text: curl(url, {"model": "m", "messages": [{"role": "user", "content": text}]})[0]
+            self.assertEqual(ask("大家合法轮流发言"), 200)  # 合法/轮流: no 法轮 in it
+            self.assertEqual(ask("我们反对法轮"), 400)
+        finally:
+            stack.stop()
+        with self.assertRaises(RuntimeError):
+            run.Stack(policy, port=PORT + 10, admin_port=ADMIN + 10, upstream=f"127.0.0.1:{MOCK}", name="nosegment").stop()
+        with open(os.path.join(run.RUN_DIR, "nosegment.log"), encoding="utf-8") as f:
+            self.assertIn("`policy.segmentation`", f.read())
+
     def test_monitor_mode_changes_nothing(self):
         stack = run.Stack(POLICY, port=PORT + 1, admin_port=ADMIN + 1, mock_port=MOCK + 1, name="monitor",
                           extra={"mode": "monitor"})

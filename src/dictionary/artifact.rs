@@ -68,7 +68,7 @@ fn derive_depth_and_links(
 
 const MAGIC: &[u8; 8] = b"AIGCDICT";
 /// Version of the artifact layout; bumped on any change.
-pub const ARTIFACT_VERSION: u32 = 3;
+pub const ARTIFACT_VERSION: u32 = 4;
 const HEADER: usize = 24;
 
 fn norm_bits(n: &Normalization) -> u32 {
@@ -224,6 +224,13 @@ impl Dictionary {
         payload.extend_from_slice(&(lane.len() as u32).to_le_bytes());
         payload.extend_from_slice(&lane);
         payload.extend_from_slice(&self.norm.pinyin_scope.categories.bits().to_le_bytes());
+        // The segmentation lexicon, after its length (0: none).
+        let mut lexicon = Vec::new();
+        if let Some(lex) = &self.lexicon {
+            lex.to_bytes(&mut lexicon);
+        }
+        payload.extend_from_slice(&(lexicon.len() as u32).to_le_bytes());
+        payload.extend_from_slice(&lexicon);
 
         let mut out = Vec::with_capacity(HEADER + payload.len() + 4);
         out.extend_from_slice(MAGIC);
@@ -307,9 +314,18 @@ impl Dictionary {
         let lane_bytes = r.take(n, "pinyin lane")?;
         let mut norm = norm;
         norm.pinyin_scope.categories = CategorySet::from_bits(r.u32("pinyin categories")?);
+        let n = r.count("lexicon", body.len())?;
+        let lexicon_bytes = r.take(n, "lexicon")?;
         if r.at != r.bytes.len() {
-            return Err(Error::artifact("trailing bytes after the pinyin lane"));
+            return Err(Error::artifact("trailing bytes after the lexicon"));
         }
+        let lexicon = match lexicon_bytes.is_empty() {
+            true => None,
+            #[cfg(feature = "segmentation")]
+            false => Some(Arc::new(Lexicon::from_bytes(lexicon_bytes).map_err(Error::artifact)?)),
+            #[cfg(not(feature = "segmentation"))]
+            false => return Err(Error::artifact("segmentation lexicon, not in this build")),
+        };
 
         if meta.len() % 3 != 0 {
             return Err(Error::artifact("keyword metadata is not whole records"));
@@ -415,6 +431,7 @@ impl Dictionary {
             lane,
             origin,
             reading_lane,
+            lexicon,
         })
     }
 }

@@ -16,11 +16,12 @@ use crate::Step;
 pub struct DictionaryBuilder {
     norm: Normalization,
     max_keywords: usize,
+    lexicon: Option<Arc<Lexicon>>,
 }
 
 impl Default for DictionaryBuilder {
     fn default() -> Self {
-        DictionaryBuilder { norm: Normalization::default(), max_keywords: DEFAULT_MAX_KEYWORDS }
+        DictionaryBuilder { norm: Normalization::default(), max_keywords: DEFAULT_MAX_KEYWORDS, lexicon: None }
     }
 }
 
@@ -44,6 +45,12 @@ impl DictionaryBuilder {
     /// The most keywords accepted; more is an error ([`ErrorKind::TooManyKeywords`]).
     pub fn max_keywords(&mut self, limit: usize) -> &mut DictionaryBuilder {
         self.max_keywords = limit;
+        self
+    }
+
+    /// The lexicon of the segmentation check ([`crate::segment`]); it travels in the artifact.
+    pub fn lexicon(&mut self, lexicon: Lexicon) -> &mut DictionaryBuilder {
+        self.lexicon = Some(Arc::new(lexicon));
         self
     }
 
@@ -99,6 +106,7 @@ impl DictionaryBuilder {
 
         let mut dict = assemble(&entries, list, self.norm)?;
         dict.diagnostics = report.diagnostics().to_vec();
+        dict.lexicon = self.lexicon.clone();
         #[cfg(feature = "pinyin")]
         if self.norm.has(Step::Pinyin) {
             // Pattern `i` of the main automaton is `entries[i]`.
@@ -283,6 +291,7 @@ fn place(trie: &mut [TrieNode], norm: Normalization) -> Result<Dictionary, Error
         lane: false,
         origin: Vec::new(),
         reading_lane: None,
+        lexicon: None,
     };
     for (node, t) in trie.iter().enumerate() {
         dict.out[slot_of[node] as usize] = t.pattern;

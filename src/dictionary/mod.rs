@@ -21,6 +21,7 @@ use crate::keywords::{Diagnostic, KeywordKind, KeywordList, Problem};
 use crate::normalize::{canonical_runs, fold, is_word_char, repeats, Folded, Normalization};
 #[cfg(feature = "pinyin")]
 use crate::normalize::{fold_reading, reading_forms};
+use crate::segment::Lexicon;
 
 pub(crate) const NONE: u32 = u32::MAX;
 const ROOT: u32 = 0;
@@ -149,6 +150,8 @@ pub struct Dictionary {
     origin: Vec<u32>,
     /// The pinyin lane, when [`Step::Pinyin`](crate::Step::Pinyin) is on.
     reading_lane: Option<Arc<Dictionary>>,
+    /// The segmentation check's lexicon ([`crate::segment`]), when the policy gives one.
+    lexicon: Option<Arc<Lexicon>>,
 }
 
 /// The hot part of a state: its children's base (top bit: the state has something to report)
@@ -220,6 +223,17 @@ impl Dictionary {
     /// a dictionary loaded from an artifact.
     pub fn diagnostics(&self) -> &[Diagnostic] {
         &self.diagnostics
+    }
+
+    /// The segmentation check's lexicon, when the dictionary was built with one
+    /// ([`DictionaryBuilder::lexicon`]): with it, every [`Filter`](crate::Filter) over this
+    /// dictionary checks its CJK hits ([`crate::segment`]).
+    pub fn lexicon(&self) -> Option<&Lexicon> {
+        // Without the feature no lexicon can be loaded, and the check compiles away.
+        #[cfg(not(feature = "segmentation"))]
+        return None;
+        #[cfg(feature = "segmentation")]
+        self.lexicon.as_deref()
     }
 
     /// Number of automaton states (double-array slots).

@@ -449,6 +449,12 @@ impl PluginConfig {
                     "a proxy-wasm VM reads no files: give the list inline as `text`, in `keywords`, or use dictionary_fetch",
                 );
             }
+            if policy.segmentation.as_ref().is_some_and(|s| s.path.is_some()) {
+                return bad(
+                    &format!("{at}.segmentation.path"),
+                    "a proxy-wasm VM reads no files: give the lexicon inline as `text`, or compile it into the artifact dictionary_fetch loads",
+                );
+            }
         }
         if !self.label.header.to_ascii_lowercase().contains("aigc") {
             return bad("label.header", "the carrier's name must contain AIGC (GB 45438 Annex E)");

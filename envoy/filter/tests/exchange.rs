@@ -123,6 +123,40 @@ fn chat_stream_cases_split_at_every_byte() {
 }
 
 #[test]
+fn segmentation_check_in_streams_split_at_every_byte() {
+    let lexicon = include_str!("../../../tests/fixtures/lexicon.txt");
+    let config = json!({
+        "keywords": "法轮\tA.1a\tmask\n傻逼\tA.4c\tmask\n",
+        "policy": {"segmentation": {"text": lexicon}},
+    });
+    if !aigc_edge::segment::HAS_SEGMENTATION {
+        // The standard build (tested alone): refused by name (test_e2e.py runs it in Envoy too).
+        let err = match PluginConfig::from_json(config.to_string().as_bytes()) {
+            Err(e) => e.to_string(),
+            Ok(config) => Plugin::new(config).err().map(|e| e.to_string()).unwrap_or_default(),
+        };
+        assert!(err.contains("`policy.segmentation`"), "{err}");
+        return;
+    }
+    let p = plugin(config);
+    let cases: [(&[&str], &str); 2] = [
+        (&["大家合", "法轮流", "发言"], "AI生成\n\n大家合法轮流发言"),
+        (&["说法轮", "，你这个傻", "逼"], "AI生成\n\n说**，你这个**"),
+    ];
+    for (pieces, want) in cases {
+        let body = chat_sse(pieces, "\n");
+        let mut splits: Vec<Vec<&[u8]>> = (0..=body.len()).map(|k| vec![&body[..k], &body[k..]]).collect();
+        splits.push(body.chunks(1).collect());
+        for chunks in splits {
+            let (content, _, done) = read_chat(&run_stream(&p, "/v1/chat/completions", &chunks));
+            let at: Vec<usize> = chunks.iter().map(|c| c.len()).collect();
+            assert_eq!(content, want, "{pieces:?} {at:?}");
+            assert!(done, "{pieces:?} {at:?}: no [DONE]");
+        }
+    }
+}
+
+#[test]
 fn multi_line_data_fields_are_one_event() {
     let p = plugin(json!({}));
     let first = format!(
@@ -388,6 +422,7 @@ fn bad_configuration_names_the_field() {
         (json!({"keywords": "x", "policy": 5}), "`policy`"),
         // No VM can read a file: refused at configure, not answered 503 forever.
         (json!({"keywords": "x", "policy": {"dictionaries": [{"path": "k.txt"}]}}), "`policy.dictionaries[0].path`"),
+        (json!({"keywords": "x", "policy": {"segmentation": {"path": "dict.txt"}}}), "`policy.segmentation"),
         (
             json!({"dictionary_fetch": {"cluster": "c", "path": "/d"}, "profiles": {"kid": {"dictionaries": [{"path": "k.txt"}]}}}),
             "`profiles.kid.dictionaries[0].path`",

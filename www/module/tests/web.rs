@@ -231,4 +231,14 @@ fn evasive_spellings_are_read_through_in_the_browser() {
     for spelling in ["法、轮、功", "fuсk", "ffuuuck"] {
         assert_eq!(json(&off.check(spelling).unwrap())["hits"], serde_json::json!([]), "{spelling:?}");
     }
+    // The segmentation check, with the lexicon inline and through the artifact.
+    let lexicon = include_str!("../../../tests/fixtures/lexicon.txt");
+    let policy = serde_json::json!({"segmentation": {"text": lexicon}}).to_string();
+    let segmented = Filter::new("法轮\tA.1a\n", Some(policy.clone()), None).unwrap();
+    let artifact = aigc_edge_web::compile_dictionary("法轮\tA.1a\n", Some(policy), None).unwrap();
+    let loaded = Filter::from_artifact(&artifact, None).unwrap();
+    for f in [&segmented, &loaded] {
+        assert_eq!(json(&f.check("大家合法轮流发言").unwrap())["hits"], serde_json::json!([]));
+        assert_eq!(json(&f.check("说法轮").unwrap())["hits"].as_array().map(Vec::len), Some(1));
+    }
 }
