@@ -36,9 +36,9 @@ fn best<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
 }
 
 /// The dictionary of `list` under `norm`, with the segmentation lexicon when given.
-fn build(list: &KeywordList, norm: Normalization, lexicon: Option<&Lexicon>) -> Arc<Dictionary> {
+fn build(list: &KeywordList, norm: &Normalization, lexicon: Option<&Lexicon>) -> Arc<Dictionary> {
     let mut builder = DictionaryBuilder::new();
-    builder.normalization(norm);
+    builder.normalization(norm.clone());
     if let Some(lex) = lexicon {
         builder.lexicon(lex.clone());
     }
@@ -219,39 +219,39 @@ fn main() {
     // ---- False positives -----------------------------------------------------------------
     println!("\n## False positives: share of benign lines flagged (64k dictionary)");
     println!("{:<28} {:>12} {:>12}", "normalization", "reviews", "sanguo");
-    let fp_with = |norm: Normalization, lexicon: Option<&Lexicon>| {
+    let fp_with = |norm: &Normalization, lexicon: Option<&Lexicon>| {
         let mut policy = keywords_only.clone();
-        policy.normalize = norm;
+        policy.normalize = norm.clone();
         let f = Filter::new(build(&list, norm, lexicon), &policy).expect("filter");
         let share =
             |ls: &[String]| ls.iter().filter(|l| !f.check(l).hits.is_empty()).count() as f64 / ls.len() as f64 * 100.0;
         (share(&reviews), share(&sanguo))
     };
-    let fp = |norm: Normalization| fp_with(norm, None);
-    let (r, s) = fp(Normalization::none());
+    let fp = |norm: &Normalization| fp_with(norm, None);
+    let (r, s) = fp(&Normalization::none());
     println!("{:<28} {:>11.2}% {:>11.2}%", "baseline: all steps off", r, s);
     for step in Step::ALL {
-        let (r, s) = fp(Normalization::none().with(step, true));
+        let (r, s) = fp(&Normalization::none().with(step, true));
         println!("{:<28} {:>11.2}% {:>11.2}%", format!("{step:?} alone"), r, s);
     }
     let all = Normalization::default();
-    let (r, s) = fp(all);
+    let (r, s) = fp(&all);
     println!("{:<28} {:>11.2}% {:>11.2}%", "all steps on", r, s);
     for step in Step::ALL.into_iter().filter(|&s| s != Step::Pinyin) {
-        let (r, s) = fp(all.with(step, false));
+        let (r, s) = fp(&all.with(step, false));
         println!("{:<28} {:>11.2}% {:>11.2}%", format!("all but {step:?}"), r, s);
     }
-    let (r, s) = fp(all.with(Step::Pinyin, true));
+    let (r, s) = fp(&all.with(Step::Pinyin, true));
     println!("{:<28} {:>11.2}% {:>11.2}%", "all on + Pinyin", r, s);
     let mut long_only = all.with(Step::Pinyin, true);
     long_only.pinyin_scope.min_chars = 4;
-    let (r, s) = fp(long_only);
+    let (r, s) = fp(&long_only);
     println!("{:<28} {:>11.2}% {:>11.2}%", "all on + Pinyin, 4+ chars", r, s);
     let lexicon = lexicon();
     if let Some(lex) = &lexicon {
-        let (r, s) = fp_with(all, Some(lex));
+        let (r, s) = fp_with(&all, Some(lex));
         println!("{:<28} {:>11.2}% {:>11.2}%", "all on + segmentation", r, s);
-        let (r, s) = fp_with(all.with(Step::Pinyin, true), Some(lex));
+        let (r, s) = fp_with(&all.with(Step::Pinyin, true), Some(lex));
         println!("{:<28} {:>11.2}% {:>11.2}%", "all on + Pinyin + segm.", r, s);
     } else {
         println!("(no lexicon: `make lexicon` writes target/lexicon/jieba.txt for the segmentation rows)");
@@ -265,8 +265,8 @@ fn main() {
     // ---- Segmentation check: speed and detection --------------------------------------------
     if let Some(lex) = &lexicon {
         println!("\n## Segmentation check: speed over the benign lines, detection on the evasion set");
-        let plain = Filter::new(build(&list, all, None), &keywords_only).expect("filter");
-        let checked = Filter::new(build(&list, all, Some(lex)), &keywords_only).expect("filter");
+        let plain = Filter::new(build(&list, &all, None), &keywords_only).expect("filter");
+        let checked = Filter::new(build(&list, &all, Some(lex)), &keywords_only).expect("filter");
         let (t0, h0) = best(runs, || lines.iter().map(|l| plain.check(black_box(l)).hits.len()).sum::<usize>());
         let (t1, h1) = best(runs, || lines.iter().map(|l| checked.check(black_box(l)).hits.len()).sum::<usize>());
         println!("{:<52} {:>9.1} MiB/s {:>9} hits", "aigc-edge check + segmentation", mib_s(corpus.len(), t1), h1);
@@ -302,18 +302,18 @@ fn main() {
             .map(|k| format!("{}\n", k.text))
             .collect();
         subset.add_source("subset", words.as_bytes(), KeywordFormat::Native, KeywordKind::Deny);
-        let share = |norm: Normalization| {
+        let share = |norm: &Normalization| {
             let mut policy = keywords_only.clone();
-            policy.normalize = norm;
-            let dict = DictionaryBuilder::new().normalization(norm).build(&subset).expect("builds");
+            policy.normalize = norm.clone();
+            let dict = DictionaryBuilder::new().normalization(norm.clone()).build(&subset).expect("builds");
             let f = Filter::new(Arc::new(dict), &policy).expect("filter");
             let share = |ls: &[String]| {
                 ls.iter().filter(|l| !f.check(l).hits.is_empty()).count() as f64 / ls.len() as f64 * 100.0
             };
             (share(&reviews), share(&sanguo))
         };
-        let (r0, s0) = share(all);
-        let (r1, s1) = share(all.with(Step::Pinyin, true));
+        let (r0, s0) = share(&all);
+        let (r1, s1) = share(&all.with(Step::Pinyin, true));
         println!(
             "{:<12} {:>9} {:>9.2}% -> {:>7.2}% {:>9.2}% -> {:>7.2}%",
             name,
@@ -465,7 +465,7 @@ fn evasion_with(
     lexicon: Option<&Lexicon>,
     print: bool,
 ) -> (usize, usize) {
-    let build = |list: &KeywordList| build(list, policy.normalize, lexicon);
+    let build = |list: &KeywordList| build(list, &policy.normalize, lexicon);
     let filter = Filter::new(build(list), policy).expect("filter");
     let is_cjk =
         |k: &str| (2..=8).contains(&k.chars().count()) && k.chars().all(|c| ('\u{4E00}'..='\u{9FFF}').contains(&c));

@@ -154,7 +154,7 @@ impl Filter {
             list.add(word, KeywordKind::Allow, Default::default());
         }
         let mut builder = DictionaryBuilder::new();
-        builder.normalization(policy.normalize).max_keywords(policy.limits.max_keywords);
+        builder.normalization(policy.normalize.clone()).max_keywords(policy.limits.max_keywords);
         #[cfg(feature = "segmentation")]
         if let Some(seg) = &policy.segmentation {
             let lexicon = match (&seg.text, &seg.path) {

@@ -31,7 +31,7 @@ The main types, all at the crate root:
   [`watermark`] hides the `ProduceID` in text with invisible characters.
 
 The modules hold the rest: [`category`], [`dictionary`], [`keywords`], [`label`],
-[`normalize`], [`pii`], [`policy`], [`stream`], [`watermark`].
+[`normalize`], [`pii`], [`policy`], [`segment`], [`stream`], [`watermark`].
 
 # Example: a policy, as every host builds it
 
@@ -152,8 +152,12 @@ sentences; clause marks (`，、；：`) and line breaks are crossed only in an 
 (the same mark in every gap of a keyword of three or more characters, or one line break;
 [`Step::Punctuation`]). Look-alike letters ([`Step::Confusables`]) and runs of one letter
 ([`Step::Repeats`]) are folded too; [`Step::Pinyin`], off by default, matches keywords by
-their Mandarin readings (`dubo`, `赌bo`, `堵博`) in a second automaton. `make bench` measures each step's detection on a generated
-evasion set and its false-positive cost on benign corpora.
+their Mandarin readings (`dubo`, `赌bo`, `堵博`) in a second automaton, for every keyword or
+a [`PinyinScope`] (by length, category or keyword). For precision, a policy's `segmentation`
+lexicon makes the [`segment`] check confirm each CJK hit only where a word segmentation of its
+neighbourhood keeps the keyword whole (`法轮` is not in `合法轮流`). `make bench` measures
+each step's detection on a generated evasion set and its false-positive cost on benign
+corpora, beside jieba's segmentation.
 
 ```
 use std::sync::Arc;

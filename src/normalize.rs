@@ -114,7 +114,7 @@ impl Step {
 /// assert_eq!(serde_json::to_string(&n).unwrap(),
 ///     r#"{"case":true,"width":true,"styles":true,"traditional":false,"invisible":true,"separators":true,"punctuation":true,"confusables":true,"repeats":true,"pinyin":false,"max_gap":3}"#);
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Normalization {
     steps: u32,
     /// Most separators or invisible characters skipped in a row inside one match (1–16).
@@ -124,24 +124,30 @@ pub struct Normalization {
 }
 
 /// Which keywords [`Step::Pinyin`] matches by their readings: `"pinyin": true` is every
-/// keyword; `"pinyin": {"min_chars": 4, "categories": ["A.1a"]}` only those of at least 4
-/// characters in one of the categories (each field optional). Sound costs precision on short
-/// keywords (`make bench` measures it by length), so a scope keeps it where it pays.
+/// keyword; `"pinyin": {"min_chars": 4, "categories": ["A.1a"], "keywords": ["赌博"]}` only
+/// those that meet every field given (each optional): at least 4 characters, one of the
+/// categories, one of the keywords (as listed). Sound costs precision on short keywords (`make
+/// bench` measures it by length), so a scope keeps it where it pays: by length, by category,
+/// or keyword by keyword.
 ///
 /// ```
 /// use aigc_edge::{Normalization, Policy, Step};
 /// let p = Policy::from_json(r#"{"normalize": {"pinyin": {"min_chars": 4}}}"#).unwrap();
 /// assert!(p.normalize.has(Step::Pinyin));
 /// assert_eq!(p.normalize.pinyin_scope.min_chars, 4);
+/// let p = Policy::from_json(r#"{"normalize": {"pinyin": {"keywords": ["赌博", "法轮功"]}}}"#).unwrap();
+/// assert_eq!(p.normalize.pinyin_scope.keywords, ["赌博", "法轮功"]);
 /// let e = Policy::from_json(r#"{"normalize": {"pinyin": {"min_char": 4}}}"#).unwrap_err();
 /// assert!(e.to_string().contains("normalize.pinyin"), "{e}");
 /// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PinyinScope {
     /// The fewest characters a keyword needs (0: any).
     pub min_chars: u8,
     /// The categories a keyword must have one of (empty: any keyword, uncategorized too).
     pub categories: CategorySet,
+    /// The keywords it takes, as listed (empty: any keyword).
+    pub keywords: Vec<String>,
 }
 
 impl PinyinScope {
@@ -150,6 +156,7 @@ impl PinyinScope {
     pub(crate) fn takes(&self, keyword: &crate::keywords::Keyword) -> bool {
         keyword.text.chars().count() >= usize::from(self.min_chars)
             && (self.categories.is_empty() || keyword.categories.bits() & self.categories.bits() != 0)
+            && (self.keywords.is_empty() || self.keywords.contains(&keyword.text))
     }
 }
 
@@ -171,13 +178,14 @@ impl Normalization {
     }
 
     /// This normalization with `step` switched on or off.
-    pub fn with(mut self, step: Step, on: bool) -> Self {
+    pub fn with(&self, step: Step, on: bool) -> Self {
+        let mut n = self.clone();
         if on {
-            self.steps |= step.bit();
+            n.steps |= step.bit();
         } else {
-            self.steps &= !step.bit();
+            n.steps &= !step.bit();
         }
-        self
+        n
     }
 
     /// The steps as bits (bit `i` is `Step::ALL[i]`), as the dictionary artifact stores them.
@@ -206,7 +214,8 @@ impl Serialize for Normalization {
             #[cfg(feature = "pinyin")]
             if step == Step::Pinyin && self.has(step) && self.pinyin_scope != PinyinScope::default() {
                 let categories: Vec<String> = self.pinyin_scope.categories.iter().map(|c| c.to_string()).collect();
-                let scope = serde_json::json!({"min_chars": self.pinyin_scope.min_chars, "categories": categories});
+                let scope = &self.pinyin_scope;
+                let scope = serde_json::json!({"min_chars": scope.min_chars, "categories": categories, "keywords": scope.keywords});
                 map.serialize_entry(step.name(), &scope)?;
                 continue;
             }
@@ -282,13 +291,15 @@ impl<'de> Deserialize<'de> for PinyinSetting {
             min_chars: u8,
             #[serde(default)]
             categories: Vec<crate::category::Category>,
+            #[serde(default)]
+            keywords: Vec<String>,
         }
         struct Setting;
         impl<'de> serde::de::Visitor<'de> for Setting {
             type Value = PinyinSetting;
 
             fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-                f.write_str("true, false or {\"min_chars\": n, \"categories\": [...]}")
+                f.write_str("true, false or {\"min_chars\": n, \"categories\": [...], \"keywords\": [...]}")
             }
 
             fn visit_bool<E: serde::de::Error>(self, on: bool) -> Result<PinyinSetting, E> {
@@ -299,7 +310,8 @@ impl<'de> Deserialize<'de> for PinyinSetting {
                 let scope = Scope::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
                 let mut categories = CategorySet::EMPTY;
                 scope.categories.into_iter().for_each(|c| categories.insert(c));
-                Ok(PinyinSetting(Some(PinyinScope { min_chars: scope.min_chars, categories })))
+                let keywords = scope.keywords;
+                Ok(PinyinSetting(Some(PinyinScope { min_chars: scope.min_chars, categories, keywords })))
             }
         }
         deserializer.deserialize_any(Setting)

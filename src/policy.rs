@@ -306,6 +306,10 @@ impl Policy {
         if self.limits.max_keyword_chars > 1024 {
             return Err(Error::policy("limits.max_keyword_chars", "must be at most 1024"));
         }
+        let scoped = &self.normalize.pinyin_scope.keywords;
+        if let Some(i) = scoped.iter().position(|k| k.trim().is_empty() || k.contains(['\n', '\r'])) {
+            return Err(Error::policy(format!("normalize.pinyin.keywords[{i}]"), "must be one keyword as listed"));
+        }
         if !(1..=16).contains(&self.normalize.max_gap) {
             return Err(Error::policy("normalize.max_gap", "must be between 1 and 16"));
         }

@@ -338,7 +338,7 @@ fn steps_can_be_switched_off() {
         let mut list = KeywordList::new();
         list.add_source("deny", deny.as_bytes(), KeywordFormat::Native, KeywordKind::Deny);
         let policy = Policy::from_json(&policy).unwrap();
-        let dict = aigc_edge::DictionaryBuilder::new().normalization(policy.normalize).build(&list).unwrap();
+        let dict = aigc_edge::DictionaryBuilder::new().normalization(policy.normalize.clone()).build(&list).unwrap();
         let off = Filter::new(Arc::new(dict), &policy).unwrap();
         assert_eq!(off.check(text).hits.len(), 0, "{step} off");
         assert_eq!(off.check(deny).hits.len(), 1, "{step} off still matches the plain form");
@@ -480,7 +480,7 @@ fn filter_under(deny: &str, allow: &str, policy: &str) -> Filter {
     list.add_source("deny", deny.as_bytes(), KeywordFormat::Native, KeywordKind::Deny);
     list.add_source("allow", allow.as_bytes(), KeywordFormat::Native, KeywordKind::Allow);
     let policy = Policy::from_json(policy).unwrap();
-    let dict = aigc_edge::DictionaryBuilder::new().normalization(policy.normalize).build(&list).unwrap();
+    let dict = aigc_edge::DictionaryBuilder::new().normalization(policy.normalize.clone()).build(&list).unwrap();
     Filter::new(Arc::new(dict), &policy).unwrap()
 }
 
@@ -527,7 +527,7 @@ fn pinyin_whole_and_streamed() {
     let mut list = KeywordList::new();
     list.add_source("deny", "赌博\n".as_bytes(), KeywordFormat::Native, KeywordKind::Deny);
     let policy = Policy::from_json(PINYIN).unwrap();
-    let dict = aigc_edge::DictionaryBuilder::new().normalization(policy.normalize).build(&list).unwrap();
+    let dict = aigc_edge::DictionaryBuilder::new().normalization(policy.normalize.clone()).build(&list).unwrap();
     let loaded = Dictionary::from_artifact(&dict.to_artifact()).unwrap();
     assert_eq!(loaded.to_artifact(), dict.to_artifact());
     let f = Filter::new(Arc::new(loaded), &policy).unwrap();
@@ -537,11 +537,13 @@ fn pinyin_whole_and_streamed() {
 #[test]
 fn pinyin_scope_by_length_and_category() {
     let deny = "赌博\tA.1h\n法轮功\tA.1a\n自制炸药\tA.1d\n";
-    let cases: [(&str, &[&str]); 4] = [
+    let cases: [(&str, &[&str]); 6] = [
         (r#"true"#, &["dubo", "falungong", "zizhizhayao"]),
         (r#"{"min_chars": 3}"#, &["falungong", "zizhizhayao"]),
         (r#"{"categories": ["A.1a", "A.1d"], "min_chars": 4}"#, &["zizhizhayao"]),
         (r#"{"categories": ["A.1h"]}"#, &["dubo"]),
+        (r#"{"keywords": ["赌博", "自制炸药"]}"#, &["dubo", "zizhizhayao"]),
+        (r#"{"keywords": ["赌博", "自制炸药"], "min_chars": 3}"#, &["zizhizhayao"]),
     ];
     let text = "dubo falungong zizhizhayao";
     for (scope, want) in cases {
@@ -553,13 +555,15 @@ fn pinyin_scope_by_length_and_category() {
         let mut list = KeywordList::new();
         list.add_source("deny", deny.as_bytes(), KeywordFormat::Native, KeywordKind::Deny);
         let p = Policy::from_json(&policy).unwrap();
-        let dict = aigc_edge::DictionaryBuilder::new().normalization(p.normalize).build(&list).unwrap();
+        let dict = aigc_edge::DictionaryBuilder::new().normalization(p.normalize.clone()).build(&list).unwrap();
         let loaded = Dictionary::from_artifact(&dict.to_artifact()).unwrap();
         assert_eq!(loaded.normalization(), &p.normalize, "scope {scope}");
         let other = Policy::from_json(r#"{"normalize": {"pinyin": {"min_chars": 9}}}"#).unwrap();
+        assert!(Filter::new(Arc::new(loaded.clone()), &other).is_err(), "scope {scope}");
+        let other = Policy::from_json(r#"{"normalize": {"pinyin": {"keywords": ["法轮功"]}}}"#).unwrap();
         assert!(Filter::new(Arc::new(loaded), &other).is_err(), "scope {scope}");
     }
-    for bad in [r#"{"min_char": 3}"#, r#"{"categories": ["Z.9"]}"#, r#""yes""#] {
+    for bad in [r#"{"min_char": 3}"#, r#"{"categories": ["Z.9"]}"#, r#""yes""#, r#"{"keywords": [""]}"#] {
         let policy = format!(r#"{{"normalize": {{"pinyin": {bad}}}}}"#);
         let e = Policy::from_json(&policy).unwrap_err().to_string();
         assert!(e.contains("normalize.pinyin"), "{bad}: {e}");

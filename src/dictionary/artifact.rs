@@ -224,6 +224,10 @@ impl Dictionary {
         payload.extend_from_slice(&(lane.len() as u32).to_le_bytes());
         payload.extend_from_slice(&lane);
         payload.extend_from_slice(&self.norm.pinyin_scope.categories.bits().to_le_bytes());
+        // The scope's keywords, one a line (the lane holds only theirs; a policy must agree).
+        let scoped = self.norm.pinyin_scope.keywords.join("\n");
+        payload.extend_from_slice(&(scoped.len() as u32).to_le_bytes());
+        payload.extend_from_slice(scoped.as_bytes());
         // The segmentation lexicon, after its length (0: none).
         let mut lexicon = Vec::new();
         if let Some(lex) = &self.lexicon {
@@ -314,6 +318,10 @@ impl Dictionary {
         let lane_bytes = r.take(n, "pinyin lane")?;
         let mut norm = norm;
         norm.pinyin_scope.categories = CategorySet::from_bits(r.u32("pinyin categories")?);
+        let n = r.count("pinyin keywords", body.len())?;
+        let scoped = core::str::from_utf8(r.take(n, "pinyin keywords")?)
+            .map_err(|e| Error::artifact(format!("pinyin keywords are not UTF-8: {e}")))?;
+        norm.pinyin_scope.keywords = scoped.split('\n').filter(|k| !k.is_empty()).map(str::to_string).collect();
         let n = r.count("lexicon", body.len())?;
         let lexicon_bytes = r.take(n, "lexicon")?;
         if r.at != r.bytes.len() {

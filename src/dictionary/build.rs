@@ -104,7 +104,7 @@ impl DictionaryBuilder {
             return Err(Error::new(ErrorKind::EmptyDictionary));
         }
 
-        let mut dict = assemble(&entries, list, self.norm)?;
+        let mut dict = assemble(&entries, list, self.norm.clone())?;
         dict.diagnostics = report.diagnostics().to_vec();
         dict.lexicon = self.lexicon.clone();
         #[cfg(feature = "pinyin")]
@@ -115,7 +115,7 @@ impl DictionaryBuilder {
                 let (form, _) = canonical_runs(&keyword.text, &self.norm);
                 main_id[index] = seen.get(&form.iter().collect::<String>()).map(|&at| at as u32);
             }
-            dict.reading_lane = build_lane(list, &main_id, self.norm)?.map(Arc::new);
+            dict.reading_lane = build_lane(list, &main_id, &self.norm)?.map(Arc::new);
         }
         Ok(dict)
     }
@@ -128,8 +128,8 @@ const MAX_READING_FORMS: usize = 8;
 #[cfg(feature = "pinyin")]
 /// The pinyin lane ([`Step::Pinyin`]): every keyword by its readings, over text read as
 /// syllables. `main_id[i]` is keyword `i`'s pattern in the main automaton, which its hits report.
-fn build_lane(list: &KeywordList, main_id: &[Option<u32>], norm: Normalization) -> Result<Option<Dictionary>, Error> {
-    let lane_norm = norm.with(Step::Repeats, false);
+fn build_lane(list: &KeywordList, main_id: &[Option<u32>], norm: &Normalization) -> Result<Option<Dictionary>, Error> {
+    let lane_norm = norm.clone().with(Step::Repeats, false);
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut entries: Vec<(Vec<char>, Vec<u8>, Pattern, usize)> = Vec::new();
     let mut origin: Vec<u32> = Vec::new();
