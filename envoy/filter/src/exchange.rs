@@ -619,7 +619,11 @@ impl Exchange {
     fn stream(&self, format: Format) -> ResponseMode {
         let label = if self.enforcing() && self.is_success() { self.plugin.explicit_label.clone() } else { None };
         let limit = self.plugin.config.max_body_bytes();
-        ResponseMode::Sse(Box::new(SseFilter::new(self.api, format, self.filter.clone(), label, limit)))
+        let mut sse = SseFilter::new(self.api, format, self.filter.clone(), label, limit);
+        if self.plugin.config.guard.as_ref().is_some_and(|g| g.responses) {
+            sse.track_released();
+        }
+        ResponseMode::Sse(Box::new(sse))
     }
 
     /// True when the glue must buffer the response body until its end.

@@ -30,6 +30,60 @@ pub(crate) fn scan(data: &str) -> Option<(Vec<Delta>, Indexes)> {
     (p.at == p.b.len()).then_some((p.deltas, p.indexes))
 }
 
+/// The bytes of a chunk around its one delta string, kept from the last chunk [`scan`] read:
+/// a chunk equal to it outside that string (the usual stream, where only the text changes) is
+/// read without parsing it again. Sound because JSON is read left to right: with the same
+/// bytes up to the string's opening quote, a string body with no unescaped quote ends where
+/// the old one did, and the same bytes after it parse the same.
+#[derive(Clone, Debug)]
+pub(crate) struct Shape {
+    data: String,
+    literal: Range<usize>,
+    choice: usize,
+    field: &'static str,
+    indexes: Indexes,
+}
+
+impl Shape {
+    /// The shape of a chunk [`scan`] read, when it has one delta.
+    pub(crate) fn of(data: &str, deltas: &[Delta], indexes: &Indexes) -> Option<Shape> {
+        let [d] = deltas else { return None };
+        let (choice, field, literal) = (d.choice, d.field, d.literal.clone());
+        Some(Shape { data: data.to_string(), literal, choice, field, indexes: indexes.clone() })
+    }
+
+    /// What [`scan`] would give for `data`, when `data` has this shape.
+    pub(crate) fn read(&self, data: &str) -> Option<(Vec<Delta>, Indexes)> {
+        let before = self.data.get(..self.literal.start + 1)?;
+        let after = self.data.get(self.literal.end - 1..)?;
+        let end = data.len().checked_sub(after.len()).filter(|&e| e >= before.len())?;
+        if !data.starts_with(before) || !data.ends_with(after) {
+            return None;
+        }
+        let body = data.get(before.len()..end)?;
+        let bytes = body.as_bytes();
+        let (mut i, mut escaped) = (0, false);
+        while i < bytes.len() {
+            match bytes[i] {
+                // An unescaped quote would end the string early; a raw control character goes
+                // the general way, as in `scan`.
+                b'"' | 0..=0x1F => return None,
+                b'\\' => {
+                    escaped = true;
+                    i += 2;
+                }
+                _ => i += 1,
+            }
+        }
+        if i > bytes.len() {
+            return None; // a last backslash escapes the closing quote
+        }
+        let text = if escaped { unescape(body)? } else { body.to_string() };
+        let delta = Delta { choice: self.choice, field: self.field, literal: before.len() - 1..end + 1, text };
+        Some((vec![delta], self.indexes.clone()))
+    }
+}
+
 #[derive(Clone, Copy, PartialEq)]
 enum Seg<'a> {
     Key(&'a str),
@@ -228,7 +282,7 @@ fn unescape(body: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::scan;
+    use super::{scan, Delta, Indexes, Shape};
 
     #[test]
     fn fast_scan_table() {
@@ -260,5 +314,42 @@ mod tests {
         }
         let (deltas, indexes) = scan(r#"{"choices":[{"delta":{"content":"a"},"index":3}]}"#).unwrap();
         assert_eq!((deltas[0].choice, indexes), (0, vec![(0, 3)]));
+    }
+
+    #[test]
+    fn a_chunk_of_the_same_shape_reads_as_scan_reads_it() {
+        let first = r#"{"id":"c","choices":[{"index":2,"delta":{"content":"你好"},"finish_reason":null}]}"#;
+        let (deltas, indexes) = scan(first).unwrap();
+        let shape = Shape::of(first, &deltas, &indexes).unwrap();
+        let shaped = |content: &str| {
+            format!(r#"{{"id":"c","choices":[{{"index":2,"delta":{{"content":"{content}"}},"finish_reason":null}}]}}"#)
+        };
+        // Every body, read by the shape and by a full scan: the same deltas, or both refuse.
+        let bodies = [
+            "世界",
+            "",
+            r#"a"b"#,
+            r#"\"#,
+            r#"中
+"#,
+            r#"x"#,
+            r#"a","x":"b"#,
+            "tab	here",
+            r#"\q"#,
+            r#"\"#,
+        ];
+        for body in bodies {
+            let data = shaped(body);
+            let read = |r: Option<(Vec<Delta>, Indexes)>| {
+                r.map(|(d, i)| (d.into_iter().map(|d| (d.choice, d.field, d.literal, d.text)).collect::<Vec<_>>(), i))
+            };
+            let by_shape = read(shape.read(&data));
+            let by_scan = read(scan(&data));
+            assert_eq!(by_shape, by_scan, "{data}");
+        }
+        // Anything else changed: not this shape.
+        for other in [first.replace("\"c\"", "\"d\""), first.replace("null", "\"stop\""), format!("{first} ")] {
+            assert!(shape.read(&other).is_none(), "{other}");
+        }
     }
 }

@@ -69,6 +69,8 @@ pub struct Lanes {
     keep_emitted: bool,
     /// Members of the stream's first event (`id`, `model`, …) as raw JSON, for events of our own.
     pub template: Option<Vec<(String, String)>>,
+    /// The last chunk the chat fast path read, to read the next one of the same shape.
+    pub(crate) shape: Option<crate::fast::Shape>,
     /// Why the stream was cut, if a keyword, personal information or a limit cut it.
     pub blocked: Option<Block>,
     /// The stream was cut at an event that could not be read.
@@ -76,8 +78,8 @@ pub struct Lanes {
     /// The stream was cut on the guard model's verdict.
     guard_cut: bool,
     /// Text the lanes released since the last `take_released` (what the client reads), for
-    /// the guard model's windows.
-    released: String,
+    /// the guard model's windows; kept only when tracked (`track_released`).
+    released: Option<String>,
     /// The stream ended (or was cut): nothing more goes out.
     pub finished: bool,
     hits: Vec<(Hit, Vec<u8>)>,
@@ -97,10 +99,11 @@ impl Lanes {
             end_labeled: Vec::new(),
             keep_emitted,
             template: None,
+            shape: None,
             blocked: None,
             unreadable_cut: false,
             guard_cut: false,
-            released: String::new(),
+            released: None,
             finished: false,
             hits: Vec::new(),
             pii: Vec::new(),
@@ -198,8 +201,11 @@ impl Lanes {
         if chunk.blocked.is_some() && self.blocked.is_none() {
             self.blocked = chunk.blocked;
         }
-        let s = String::from_utf8_lossy(&chunk.output).into_owned();
-        self.released.push_str(&s);
+        // The stream's output is the input's text with ASCII masks: UTF-8, taken without a copy.
+        let s = String::from_utf8(chunk.output).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        if let Some(released) = self.released.as_mut() {
+            released.push_str(&s);
+        }
         if self.keep_emitted {
             if let Some(lane) = lane {
                 lane.emitted.push_str(&s);
@@ -322,7 +328,12 @@ impl Lanes {
 
     /// The text released since the last call.
     pub(crate) fn take_released(&mut self) -> String {
-        core::mem::take(&mut self.released)
+        self.released.as_mut().map(core::mem::take).unwrap_or_default()
+    }
+
+    /// Starts keeping the released text for `take_released`.
+    pub(crate) fn track_released(&mut self) {
+        self.released.get_or_insert_with(String::new);
     }
 
     /// The explicit label's prefix for choice `index`, the first time only.

@@ -273,6 +273,12 @@ impl SseFilter {
         self.lanes.take_unreadable()
     }
 
+    /// Keeps the text released to the client for [`SseFilter::take_released`] (only a stream
+    /// the guard model judges needs it).
+    pub fn track_released(&mut self) {
+        self.lanes.track_released();
+    }
+
     /// The text released to the client since the last call (the guard model judges it).
     pub fn take_released(&mut self) -> String {
         self.lanes.take_released()

@@ -48,7 +48,11 @@ impl Shape for Chat {
         if lanes.template.is_none() {
             return false;
         }
-        let Some((deltas, indexes)) = fast::scan(data) else { return false };
+        let read = match lanes.shape.as_ref().and_then(|shape| shape.read(data)) {
+            Some(read) => Some(read),
+            None => fast::scan(data).inspect(|(deltas, indexes)| lanes.shape = fast::Shape::of(data, deltas, indexes)),
+        };
+        let Some((deltas, indexes)) = read else { return false };
         let index_of = |choice: usize| indexes.iter().find(|(c, _)| *c == choice).map_or(choice as u64, |(_, i)| *i);
         if deltas.iter().any(|d| lanes.awaits_start_label(index_of(d.choice))) {
             return false;
