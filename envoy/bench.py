@@ -212,7 +212,8 @@ def startup_phases(log_path):
     with open(log_path, errors="replace") as f:
         text = f.read()
     grab = lambda pattern: [float(x) for x in re.findall(pattern, text)]
-    return grab(r"aigc-edge: configured.* in ([\d.]+) ms"), grab(r"aigc-edge: loaded dictionary.* in ([\d.]+) ms")
+    return (grab(r"aigc-edge: configured.* in ([\d.]+) ms"), grab(r"aigc-edge: loaded dictionary.* in ([\d.]+) ms"),
+            grab(r"aigc-edge: loaded dictionary.*; linear memory (\d+) MiB"))
 
 
 def main():
@@ -330,7 +331,7 @@ def print_breakdown(procs, inside, med):
           " host calls included; host: C's CPU above the no-op's outside the callbacks: Envoy's side of the ABI,\n"
           " buffering and copies, context creation. Inside times are wall clock from C' under one connection,\n"
           " the CPU columns from C under eight: host is the difference, so it is the least exact)")
-    configure, load = startup_phases(ours["log"])
+    configure, load, memory = startup_phases(ours["log"])
     ours_ms, noop_ms = compile_ms(run.WASM), compile_ms(NOOP)
     fmt = lambda xs: " / ".join(f"{x:.1f}" for x in xs) or "-"
     node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
@@ -339,6 +340,7 @@ def print_breakdown(procs, inside, med):
           f"{os.path.getsize(run.WASM) / 1024:.0f} vs {os.path.getsize(NOOP) / 1024:.0f} KiB")
     print(f"{'configure, per VM':34} {fmt(configure):>8}")
     print(f"{'dictionary load, per VM':34} {fmt(load):>8}   (the 64k artifact, fetched)")
+    print(f"{'linear memory after it, MiB per VM':34} {fmt(memory):>8}   (never shrinks: the VM's high-water mark)")
     print(f"{'start to ready':34} {ours['ready'] * 1000:8.0f} {noop['ready'] * 1000:9.0f}")
     ratio = lambda kind: med([r["cpu_us"] for r in ours["runs"][kind]]) / med([r["cpu_us"] for r in none["runs"][kind]])
     print(f"\n## the edge-cost targets (C aigc-edge 64k against A no filter)")

@@ -23,6 +23,10 @@
 //! flagged with the check beside jieba's segmentation method, and the evasion set's
 //! detection with and without it.
 //!
+//! Like any segmentation method it can be steered: a character glued to a keyword so that
+//! they make a common word (`学习近平`) drops the hit. It is off by default, for uses where
+//! precision comes first.
+//!
 //! A stream holds a hit back until [`CONTEXT_CHARS`] Han characters follow it (or something
 //! else does, or the stream ends): at most 16 more bytes held; the left context comes from
 //! what it emitted last.

@@ -127,10 +127,11 @@ impl Context for Root {
                 log(
                     LogLevel::Info,
                     &format!(
-                        "aigc-edge: loaded dictionary from {} ({keywords} keywords, {} bytes) in {}",
+                        "aigc-edge: loaded dictionary from {} ({keywords} keywords, {} bytes) in {}; linear memory {} MiB",
                         plugin.dictionary_source,
                         body.len(),
-                        since(start)
+                        since(start),
+                        linear_memory_mib()
                     ),
                 );
                 let mut metrics = self.metrics.borrow_mut();
@@ -260,6 +261,14 @@ fn now() -> Option<SystemTime> {
 
 /// The host's time since `start` for a log line ("1.234 ms"); what `make bench-envoy` reads
 /// for its start-up breakdown.
+/// The VM's linear memory, which never shrinks: the high-water mark of everything it held.
+fn linear_memory_mib() -> usize {
+    #[cfg(target_arch = "wasm32")]
+    return (core::arch::wasm32::memory_size(0) * 65536) >> 20;
+    #[cfg(not(target_arch = "wasm32"))]
+    0
+}
+
 fn since(start: Option<SystemTime>) -> String {
     match elapsed(start).map(|d| d.as_micros()) {
         Some(us) => format!("{}.{:03} ms", us / 1000, us % 1000),
