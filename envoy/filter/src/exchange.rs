@@ -184,6 +184,23 @@ enum Audible {
 
 /// True when `bytes` are newline-delimited JSON: two lines or more, the first a JSON object.
 fn looks_like_ndjson(bytes: &[u8]) -> bool {
+    // Fewer than two lines with a non-space byte on them cannot be NDJSON: the usual one-line
+    // JSON answer is not validated as UTF-8 here and again when it is read.
+    let (mut rest, mut filled) = (bytes, 0);
+    while filled < 2 {
+        let (line, tail) = match memchr::memchr(b'\n', rest) {
+            Some(i) => (&rest[..i], rest.get(i + 1..)),
+            None => (rest, None),
+        };
+        filled += usize::from(line.iter().any(|b| !b.is_ascii_whitespace()));
+        match tail {
+            Some(tail) => rest = tail,
+            None => break,
+        }
+    }
+    if filled < 2 {
+        return false;
+    }
     let text = std::str::from_utf8(bytes).unwrap_or("");
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
     let first = lines.next().map(str::trim_start);
@@ -911,5 +928,25 @@ impl Exchange {
     /// The audit records as JSON log lines.
     pub fn audit_lines(&mut self) -> Vec<String> {
         self.audit().into_iter().map(|(line, _)| line).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ndjson_is_two_lines_or_more_the_first_an_object() {
+        let cases: [(&[u8], bool); 8] = [
+            (b"{}\n{}\n", true),
+            (b"{\"a\":1}\r\n{\"b\":2}", true),
+            (b"{\"a\":1}", false),
+            (b"{\"a\":1}\n\n  \n", false),
+            (b"[1]\n{}\n", false),
+            ("{}\n\u{3000}\n".as_bytes(), false),
+            (b"{}\n\xff\n", false),
+            (b"\n\n{}\n\t{}", true),
+        ];
+        for (bytes, want) in cases {
+            assert_eq!(super::looks_like_ndjson(bytes), want, "{:?}", String::from_utf8_lossy(bytes));
+        }
     }
 }
