@@ -212,13 +212,6 @@ impl Lexicon {
         }
     }
 
-    /// Is `chars` one word of the lexicon?
-    fn is_word(&self, chars: &[char]) -> bool {
-        let mut words = Vec::new();
-        self.words_at(chars, &mut words);
-        words.last().is_some_and(|&(len, _)| len == chars.len())
-    }
-
     /// The check on one hit: `span` is its text, `before` the text before it (a stream passes
     /// what it still holds, then what it emitted last), `after` the text after it, `at_end`
     /// when nothing follows `after`; `keyword` is the keyword as listed.
@@ -252,13 +245,13 @@ impl Lexicon {
             Reading::Plain => kept,
             // Gaps only some evaders leave, and a writer's own spacing leaves too: the text
             // stands as one word of the lexicon kept whole, or not at all.
-            Reading::Gapped => self.is_word(&hit) && kept,
+            Reading::Gapped => graph.has_word(a, hit.len()) && kept,
             // One character of a word doubled is a different word (`小姐姐`) or running text
             // (`她妈妈` for `她妈`).
             Reading::Repeated => false,
             // Another word of the lexicon written with the keyword's folded characters (`一夜`
             // for `1夜`) is that word.
-            Reading::Otherwise => !self.is_word(&hit) && kept,
+            Reading::Otherwise => !graph.has_word(a, hit.len()) && kept,
             // A keyword that spells a word with digits (`大6`, `3箭`) names that spelling: the
             // word written out in characters (`大陆`, `三箭`) is the word itself.
             Reading::SpelledOut => false,
@@ -342,6 +335,11 @@ impl WordGraph {
             words.extend(at.iter().map(|&(len, cost)| (start, len, cost)));
         }
         WordGraph { words, unknown: u32::from(lex.unknown) }
+    }
+
+    /// Is `window[start..start + len]` one word of the lexicon?
+    fn has_word(&self, start: usize, len: usize) -> bool {
+        self.words.iter().any(|&(s, l, _)| s == start && l == len)
     }
 
     /// The cheapest segmentation of `window[from..to]`: a sum of word costs (a character
