@@ -157,16 +157,17 @@ impl Filter {
         builder.normalization(policy.normalize.clone()).max_keywords(policy.limits.max_keywords);
         #[cfg(feature = "segmentation")]
         if let Some(seg) = &policy.segmentation {
-            let lexicon = match (&seg.text, &seg.path) {
-                (Some(text), _) => Lexicon::from_text("segmentation.text", text.as_bytes())?,
+            match (&seg.text, &seg.path) {
+                (Some(text), _) => {
+                    builder.lexicon(Lexicon::from_text("segmentation.text", text.as_bytes())?);
+                }
                 (None, Some(path)) => {
                     let bytes = read(path)
                         .map_err(|e| Error::policy("segmentation.path", format!("cannot read {path}: {e}")))?;
-                    Lexicon::from_text(path, &bytes)?
+                    builder.lexicon(Lexicon::from_text(path, &bytes)?);
                 }
-                (None, None) => return Err(Error::policy("segmentation", "give exactly one of `path` and `text`")),
-            };
-            builder.lexicon(lexicon);
+                (None, None) => {} // refused by `validate`
+            }
         }
         Filter::new(Arc::new(builder.build(&list)?), policy)
     }
@@ -308,9 +309,9 @@ impl Filter {
         after: &[u8],
         at_end: bool,
     ) -> Verdict {
-        match (self.dict.lexicon(), self.dict.pattern(c.pattern)) {
-            (Some(lex), Some(_)) => lex.check(before, span, after, at_end, self.dict.keyword(c.pattern)),
-            _ => Verdict::Confirmed,
+        match self.dict.lexicon() {
+            Some(lex) => lex.check(before, span, after, at_end, self.dict.keyword(c.pattern)),
+            None => Verdict::Confirmed,
         }
     }
 

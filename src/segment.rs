@@ -218,8 +218,14 @@ impl Lexicon {
     pub(crate) fn check(&self, before: [&[u8]; 2], span: &[u8], after: &[u8], at_end: bool, keyword: &str) -> Verdict {
         let Ok(span) = core::str::from_utf8(span) else { return Verdict::Confirmed };
         let Some((hit, reading)) = read_span(span, keyword) else { return Verdict::Confirmed };
-        if reading == Reading::Evasion {
-            return Verdict::Confirmed;
+        match reading {
+            Reading::Evasion => return Verdict::Confirmed,
+            // One character of a word doubled is a different word (`小姐姐`) or running text
+            // (`她妈妈` for `她妈`); a keyword that spells a word with digits (`大6`, `3箭`)
+            // names that spelling, and the word written out in characters (`大陆`, `三箭`) is
+            // the word itself. Neither needs the context (a stream holds nothing back for it).
+            Reading::Repeated | Reading::SpelledOut => return Verdict::Rejected,
+            Reading::Plain | Reading::Gapped | Reading::Otherwise => {}
         }
         let mut right = Vec::with_capacity(CONTEXT_CHARS);
         if !han_after(after, &mut right) && !at_end {
@@ -246,16 +252,12 @@ impl Lexicon {
             // Gaps only some evaders leave, and a writer's own spacing leaves too: the text
             // stands as one word of the lexicon kept whole, or not at all.
             Reading::Gapped => graph.has_word(a, hit.len()) && kept,
-            // One character of a word doubled is a different word (`小姐姐`) or running text
-            // (`她妈妈` for `她妈`).
-            Reading::Repeated => false,
             // Another word of the lexicon written with the keyword's folded characters (`一夜`
             // for `1夜`) is that word.
             Reading::Otherwise => !graph.has_word(a, hit.len()) && kept,
-            // A keyword that spells a word with digits (`大6`, `3箭`) names that spelling: the
-            // word written out in characters (`大陆`, `三箭`) is the word itself.
-            Reading::SpelledOut => false,
+            // Decided above, without the context.
             Reading::Evasion => true,
+            Reading::Repeated | Reading::SpelledOut => false,
         };
         if stands {
             Verdict::Confirmed
