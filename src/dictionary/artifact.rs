@@ -1,4 +1,4 @@
-//! The binary artifact: the automaton's arrays as they are, versioned and CRC-checked, so a VM
+//! The binary artifact: the automaton's arrays as they are, versioned and checksummed, so a VM
 //! loads a dictionary in milliseconds without rebuilding it.
 
 use super::*;
@@ -51,24 +51,30 @@ fn derive_depth_and_links(
     if fail.iter().enumerate().any(|(s, &f)| s != 0 && !shallower(s, f)) {
         return Err("failure link does not shorten the match");
     }
-    // Output links in order of depth, so each state's failure target is done before it.
-    let mut by_depth: Vec<Vec<u32>> = vec![Vec::new(); usize::from(max_len) + 1];
-    for (s, &d) in depth.iter().enumerate() {
-        if s != 0 && check(s) != NONE {
-            by_depth[usize::from(d)].push(s as u32);
+    // Output links: a state's is its failure target when that reports, else the target's own.
+    // Each state's chain of failure links is walked until a state whose link is known (they
+    // shorten, checked above, so every chain ends), then filled in backwards: every state once,
+    // in no particular order.
+    const UNSET: u32 = NONE - 1;
+    let mut link = vec![UNSET; n];
+    link[0] = NONE;
+    for s in 1..n {
+        let mut t = s;
+        while link[t] == UNSET {
+            path.push(t);
+            t = fail[t] as usize;
         }
-    }
-    let mut link = vec![NONE; n];
-    for s in by_depth.into_iter().flatten() {
-        let f = fail[s as usize] as usize;
-        link[s as usize] = if out[f] != NONE { f as u32 } else { link[f] };
+        while let Some(u) = path.pop() {
+            let f = fail[u] as usize;
+            link[u] = if out[f] != NONE { f as u32 } else { link[f] };
+        }
     }
     Ok((depth, link))
 }
 
 const MAGIC: &[u8; 8] = b"AIGCDICT";
 /// Version of the artifact layout; bumped on any change.
-pub const ARTIFACT_VERSION: u32 = 4;
+pub const ARTIFACT_VERSION: u32 = 5;
 const HEADER: usize = 24;
 
 fn norm_bits(n: &Normalization) -> u32 {
@@ -102,52 +108,14 @@ fn action_from_byte(b: u8) -> Result<Option<Action>, Error> {
     })
 }
 
-/// CRC-32 (IEEE 802.3), the checksum the artifact ends with. Slicing-by-8, so checking a
-/// multi-megabyte artifact stays within the start-up budget.
-pub(crate) fn crc32(bytes: &[u8]) -> u32 {
-    const TABLES: [[u32; 256]; 8] = {
-        let mut t = [[0u32; 256]; 8];
-        let mut i = 0;
-        while i < 256 {
-            let mut c = i as u32;
-            let mut k = 0;
-            while k < 8 {
-                c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
-                k += 1;
-            }
-            t[0][i] = c;
-            i += 1;
-        }
-        let mut i = 0;
-        while i < 256 {
-            let mut k = 1;
-            while k < 8 {
-                t[k][i] = (t[k - 1][i] >> 8) ^ t[0][(t[k - 1][i] & 0xFF) as usize];
-                k += 1;
-            }
-            i += 1;
-        }
-        t
-    };
-    let mut crc = !0u32;
-    let mut chunks = bytes.chunks_exact(8);
-    for c in &mut chunks {
-        let lo = crc ^ u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-        let hi = u32::from_le_bytes([c[4], c[5], c[6], c[7]]);
-        crc = TABLES[7][(lo & 0xFF) as usize]
-            ^ TABLES[6][((lo >> 8) & 0xFF) as usize]
-            ^ TABLES[5][((lo >> 16) & 0xFF) as usize]
-            ^ TABLES[4][(lo >> 24) as usize]
-            ^ TABLES[3][(hi & 0xFF) as usize]
-            ^ TABLES[2][((hi >> 8) & 0xFF) as usize]
-            ^ TABLES[1][((hi >> 16) & 0xFF) as usize]
-            ^ TABLES[0][(hi >> 24) as usize];
-    }
-    for &b in chunks.remainder() {
-        crc = TABLES[0][((crc ^ u32::from(b)) & 0xFF) as usize] ^ (crc >> 8);
-    }
-    !crc
+/// The checksum the artifact ends with: XXH64 (seed 0), little-endian. It is there to catch
+/// a damaged or truncated file, not a forger (that is what fetching from a trusted cluster is
+/// for); measured on the 64k artifact (5.9 MB) in V8 it takes 0.6 ms where a slicing-by-8
+/// CRC-32 took 3.2-4.2 ms, most of a VM's start-up after the automaton itself.
+fn checksum(bytes: &[u8]) -> u64 {
+    xxhash_rust::xxh64::xxh64(bytes, 0)
 }
+const CHECKSUM: usize = 8;
 
 struct Reader<'a> {
     bytes: &'a [u8],
@@ -191,7 +159,7 @@ fn put_u32s(out: &mut Vec<u8>, values: &[u32]) {
 
 impl Dictionary {
     /// Serializes the compiled dictionary: magic, version, normalization, the automaton arrays,
-    /// keyword metadata and texts, and a CRC-32 over everything.
+    /// keyword metadata and texts, and a checksum (XXH64) over everything.
     pub fn to_artifact(&self) -> Vec<u8> {
         let mut payload = Vec::new();
         let flat: Vec<u32> = self.codes.iter().flat_map(|&(c, k)| [c, k]).collect();
@@ -236,14 +204,14 @@ impl Dictionary {
         payload.extend_from_slice(&(lexicon.len() as u32).to_le_bytes());
         payload.extend_from_slice(&lexicon);
 
-        let mut out = Vec::with_capacity(HEADER + payload.len() + 4);
+        let mut out = Vec::with_capacity(HEADER + payload.len() + CHECKSUM);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&ARTIFACT_VERSION.to_le_bytes());
         out.extend_from_slice(&norm_bits(&self.norm).to_le_bytes());
         out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
         out.extend_from_slice(&payload);
-        let crc = crc32(&out);
-        out.extend_from_slice(&crc.to_le_bytes());
+        let sum = checksum(&out);
+        out.extend_from_slice(&sum.to_le_bytes());
         out
     }
 
@@ -251,7 +219,7 @@ impl Dictionary {
     /// length or checksum mismatch, or any index out of range is refused with an error saying
     /// which; nothing in a bad artifact can make matching panic or read out of bounds.
     pub fn from_artifact(bytes: &[u8]) -> Result<Dictionary, Error> {
-        if bytes.len() < HEADER + 4 || &bytes[..8] != MAGIC {
+        if bytes.len() < HEADER + CHECKSUM || &bytes[..8] != MAGIC {
             return Err(Error::artifact("not an aigc-edge dictionary (bad magic)"));
         }
         let word = |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
@@ -263,17 +231,17 @@ impl Dictionary {
         }
         let norm = norm_from_bits(word(12));
         let declared = u64::from(word(16)) | u64::from(word(20)) << 32;
-        let actual = (bytes.len() - HEADER - 4) as u64;
+        let actual = (bytes.len() - HEADER - CHECKSUM) as u64;
         if declared != actual {
             return Err(Error::artifact(format!(
                 "payload is {actual} bytes, header says {declared} (truncated or padded)"
             )));
         }
-        let body = &bytes[..bytes.len() - 4];
-        let stored = word(bytes.len() - 4);
-        let computed = crc32(body);
+        let body = &bytes[..bytes.len() - CHECKSUM];
+        let stored = u64::from(word(body.len())) | u64::from(word(body.len() + 4)) << 32;
+        let computed = checksum(body);
         if stored != computed {
-            return Err(Error::artifact(format!("checksum mismatch (stored {stored:08x}, computed {computed:08x})")));
+            return Err(Error::artifact(format!("checksum mismatch (stored {stored:016x}, computed {computed:016x})")));
         }
         let mut r = Reader { bytes: &body[HEADER..], at: 0 };
         let max = body.len() / 4;

@@ -11,7 +11,6 @@ use std::sync::Arc;
 mod artifact;
 mod build;
 
-pub(crate) use artifact::crc32;
 pub use artifact::ARTIFACT_VERSION;
 pub use build::DictionaryBuilder;
 
@@ -464,10 +463,5 @@ mod tests {
             err,
             format!("bad dictionary artifact: format version 9, this build reads version {ARTIFACT_VERSION}")
         );
-    }
-
-    #[test]
-    fn crc32_known_value() {
-        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
     }
 }

@@ -73,8 +73,11 @@ const [fullMs] = best(3, () => lines.reduce((n, l) => n + full.check(l).hits.len
 console.log(`aigc-edge (wasm), full dictionary, normalization on ${rate(fullMs).padStart(8)} MiB/s`);
 
 console.log('\n## Start-up');
-const [fullLoad] = best(5, () => Filter.fromArtifact(readFileSync(join(RUN, 'full.dict')), null));
-console.log(`aigc-edge: load the compiled 64k artifact   ${fullLoad.toFixed(1).padStart(8)} ms (CJK subset ${loadMs.toFixed(1)} ms)`);
+// A page gets the artifact's bytes from fetch(); the file read is timed apart from the load.
+const [readMs, fullBytes] = best(5, () => readFileSync(join(RUN, 'full.dict')));
+const [fullLoad] = best(5, () => Filter.fromArtifact(fullBytes, null).free());
+console.log(`aigc-edge: load the compiled 64k artifact   ${fullLoad.toFixed(1).padStart(8)} ms (target <= 10 ms; `
+  + `from its bytes in memory: reading the file took ${readMs.toFixed(1)} ms more; CJK subset ${loadMs.toFixed(1)} ms with the read)`);
 console.log(`fastscan: build from the CJK words           ${fastBuild.toFixed(1).padStart(8)} ms`);
 console.log(`mint-filter: build from the CJK words        ${mintBuild.toFixed(1).padStart(8)} ms`);
 

@@ -207,6 +207,52 @@ impl std::error::Error for FileError {}
 
 type Result<T> = core::result::Result<T, FileError>;
 
+/// CRC-32 (IEEE 802.3), as PNG chunks and ZIP entries carry it; slicing-by-8.
+pub(crate) fn crc32(bytes: &[u8]) -> u32 {
+    const TABLES: [[u32; 256]; 8] = {
+        let mut t = [[0u32; 256]; 8];
+        let mut i = 0;
+        while i < 256 {
+            let mut c = i as u32;
+            let mut k = 0;
+            while k < 8 {
+                c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+                k += 1;
+            }
+            t[0][i] = c;
+            i += 1;
+        }
+        let mut i = 0;
+        while i < 256 {
+            let mut k = 1;
+            while k < 8 {
+                t[k][i] = (t[k - 1][i] >> 8) ^ t[0][(t[k - 1][i] & 0xFF) as usize];
+                k += 1;
+            }
+            i += 1;
+        }
+        t
+    };
+    let mut crc = !0u32;
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let lo = crc ^ u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        let hi = u32::from_le_bytes([c[4], c[5], c[6], c[7]]);
+        crc = TABLES[7][(lo & 0xFF) as usize]
+            ^ TABLES[6][((lo >> 8) & 0xFF) as usize]
+            ^ TABLES[5][((lo >> 16) & 0xFF) as usize]
+            ^ TABLES[4][(lo >> 24) as usize]
+            ^ TABLES[3][(hi & 0xFF) as usize]
+            ^ TABLES[2][((hi >> 8) & 0xFF) as usize]
+            ^ TABLES[1][((hi >> 16) & 0xFF) as usize]
+            ^ TABLES[0][(hi >> 24) as usize];
+    }
+    for &b in chunks.remainder() {
+        crc = TABLES[0][((crc ^ u32::from(b)) & 0xFF) as usize] ^ (crc >> 8);
+    }
+    !crc
+}
+
 fn be32(b: &[u8], at: usize) -> Option<u32> {
     b.get(at..at + 4).map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
 }
@@ -487,6 +533,11 @@ mod id3;
 mod tests {
     use super::*;
 
+    #[test]
+    fn crc32_known_value() {
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+    }
+
     fn label() -> ImplicitLabel {
         ImplicitLabel::generated("001191110102MACQD9K64010000", "id-7").unwrap()
     }
@@ -563,7 +614,7 @@ mod tests {
             } else {
                 text.as_bytes().to_vec()
             };
-            let crc = crate::dictionary::crc32(text.as_bytes());
+            let crc = crc32(text.as_bytes());
             let head = |crc: u32, csize: u32, usize: u32| {
                 let mut h = Vec::new();
                 h.extend_from_slice(&20u16.to_le_bytes());

@@ -328,7 +328,7 @@ pub(super) fn write(b: &[u8], json: &str) -> Result<Vec<u8>> {
     let mut count: u16 = 0;
     let add_stored = |out: &mut Vec<u8>, central: &mut Vec<u8>, name: &str, content: &str| -> Result<()> {
         let at = u32::try_from(out.len()).map_err(|_| FileError::new(F, 0, "archive too large without ZIP64"))?;
-        let (crc, size) = (crate::dictionary::crc32(content.as_bytes()), content.len() as u32);
+        let (crc, size) = (super::crc32(content.as_bytes()), content.len() as u32);
         let common = |v: &mut Vec<u8>| {
             v.extend_from_slice(&20u16.to_le_bytes()); // version needed: 2.0
             v.extend_from_slice(&0u16.to_le_bytes()); // flags

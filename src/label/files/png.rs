@@ -1,7 +1,7 @@
 //! PNG: the `tEXt` chunk `AIGC` and XMP in `iTXt` `XML:com.adobe.xmp`, CRCs checked.
 
+use super::crc32;
 use super::*;
-use crate::dictionary::crc32;
 
 const F: FileFormat = FileFormat::Png;
 const XMP_KEYWORD: &[u8] = b"XML:com.adobe.xmp";
