@@ -20,7 +20,7 @@ The main types, all at the crate root:
   (`keyword TAB category TAB action`, or the `word tag,tag` layout of houbb/sensitive-word,
   every dirty line reported with its file and line) compiled into a character-wise
   double-array Aho-Corasick automaton. [`Dictionary::to_artifact`] writes it as a compact
-  binary artifact (versioned, CRC-checked) that [`Dictionary::from_artifact`] loads in
+  binary artifact (versioned, XXH64-checked) that [`Dictionary::from_artifact`] loads in
   milliseconds, so an edge proxy starting one VM per worker does not rebuild it.
 * [`PiiKind`]: personal information found and redacted; [`pii`] has the detector and the
   redactor on their own.

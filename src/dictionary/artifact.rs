@@ -1,6 +1,10 @@
 //! The binary artifact: the automaton's arrays as they are, versioned and checksummed, so a VM
 //! loads a dictionary in milliseconds without rebuilding it.
 
+use std::borrow::Cow;
+
+use xxhash_rust::xxh64::Xxh64;
+
 use super::*;
 
 /// Depth of every state (from the parent links in `check`) and output links (from the failure
@@ -117,21 +121,45 @@ fn checksum(bytes: &[u8]) -> u64 {
 }
 const CHECKSUM: usize = 8;
 
-struct Reader<'a> {
-    bytes: &'a [u8],
+/// Where the artifact's bytes come from: `read(at, n)` gives the `n` bytes at offset `at`,
+/// borrowed from a slice or copied from a host's buffer piece by piece.
+type Pieces<'r, 'a> = &'r mut dyn FnMut(usize, usize) -> Option<Cow<'a, [u8]>>;
+
+/// Reads the payload section by section, checksumming every byte it is given.
+struct Reader<'r, 'a> {
+    read: Pieces<'r, 'a>,
     at: usize,
+    /// Where the payload ends (the checksum follows).
+    end: usize,
+    sum: Xxh64,
 }
 
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], Error> {
-        let end = self
-            .at
-            .checked_add(n)
-            .filter(|&e| e <= self.bytes.len())
-            .ok_or_else(|| Error::artifact(format!("truncated in {what} at byte {}", self.at + HEADER)))?;
-        let s = &self.bytes[self.at..end];
+impl<'a> Reader<'_, 'a> {
+    fn take(&mut self, n: usize, what: &str) -> Result<Cow<'a, [u8]>, Error> {
+        let truncated = || Error::artifact(format!("truncated in {what} at byte {}", self.at));
+        let end = self.at.checked_add(n).filter(|&e| e <= self.end).ok_or_else(truncated)?;
+        if n == 0 {
+            // Never asked of the source: a host may answer an empty read with nothing at all.
+            return Ok(Cow::Borrowed(&[]));
+        }
+        let piece = (self.read)(self.at, n).filter(|p| p.len() == n).ok_or_else(truncated)?;
+        self.sum.update(&piece);
         self.at = end;
-        Ok(s)
+        Ok(piece)
+    }
+    /// The checksum of the whole payload, the part not read yet included (a bad artifact is
+    /// reported as damaged, not by the first thing its damage broke).
+    fn checksum(mut self) -> Result<u64, Error> {
+        const PIECE: usize = 1 << 20;
+        while self.at < self.end {
+            let n = PIECE.min(self.end - self.at);
+            let piece = (self.read)(self.at, n)
+                .filter(|p| p.len() == n)
+                .ok_or_else(|| Error::artifact(format!("truncated at byte {}", self.at)))?;
+            self.sum.update(&piece);
+            self.at += n;
+        }
+        Ok(self.sum.digest())
     }
     fn u32(&mut self, what: &str) -> Result<u32, Error> {
         let b = self.take(4, what)?;
@@ -219,40 +247,78 @@ impl Dictionary {
     /// length or checksum mismatch, or any index out of range is refused with an error saying
     /// which; nothing in a bad artifact can make matching panic or read out of bounds.
     pub fn from_artifact(bytes: &[u8]) -> Result<Dictionary, Error> {
-        if bytes.len() < HEADER + CHECKSUM || &bytes[..8] != MAGIC {
+        Dictionary::from_artifact_pieces(bytes.len(), |at, n| bytes.get(at..at.checked_add(n)?).map(Cow::Borrowed))
+    }
+
+    /// [`Dictionary::from_artifact`] over an artifact of `len` bytes that `read(at, n)` hands
+    /// out piece by piece (a host buffer, a file): each section is read into the dictionary's
+    /// own arrays, so the whole artifact never sits in memory beside the dictionary. Its
+    /// checksum is checked over every byte, and decides the error when it does not hold.
+    ///
+    /// ```
+    /// use std::borrow::Cow;
+    /// use aigc_edge::{Dictionary, KeywordFormat, KeywordKind, KeywordList};
+    ///
+    /// let mut list = KeywordList::new();
+    /// list.add_source("k.txt", "赌博\tA.1h\n".as_bytes(), KeywordFormat::Native, KeywordKind::Deny);
+    /// let artifact = Dictionary::new(&list).unwrap().to_artifact();
+    /// let read = |at: usize, n: usize| artifact.get(at..at + n).map(|p| Cow::Owned(p.to_vec()));
+    /// let dict = Dictionary::from_artifact_pieces(artifact.len(), read).unwrap();
+    /// assert_eq!(dict.len(), 1);
+    /// ```
+    pub fn from_artifact_pieces<'a>(
+        len: usize,
+        mut read: impl FnMut(usize, usize) -> Option<Cow<'a, [u8]>>,
+    ) -> Result<Dictionary, Error> {
+        let head = match len >= HEADER + CHECKSUM {
+            true => read(0, HEADER).filter(|h| h.len() == HEADER),
+            false => None,
+        };
+        let Some(head) = head.filter(|h| &h[..8] == MAGIC) else {
             return Err(Error::artifact("not an aigc-edge dictionary (bad magic)"));
-        }
-        let word = |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
-        let version = word(8);
+        };
+        let word = |b: &[u8], at: usize| u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+        let version = word(&head, 8);
         if version != ARTIFACT_VERSION {
             return Err(Error::artifact(format!(
                 "format version {version}, this build reads version {ARTIFACT_VERSION}"
             )));
         }
-        let norm = norm_from_bits(word(12));
-        let declared = u64::from(word(16)) | u64::from(word(20)) << 32;
-        let actual = (bytes.len() - HEADER - CHECKSUM) as u64;
+        let norm = norm_from_bits(word(&head, 12));
+        let declared = u64::from(word(&head, 16)) | u64::from(word(&head, 20)) << 32;
+        let actual = (len - HEADER - CHECKSUM) as u64;
         if declared != actual {
             return Err(Error::artifact(format!(
                 "payload is {actual} bytes, header says {declared} (truncated or padded)"
             )));
         }
-        let body = &bytes[..bytes.len() - CHECKSUM];
-        let stored = u64::from(word(body.len())) | u64::from(word(body.len() + 4)) << 32;
-        let computed = checksum(body);
-        if stored != computed {
+        let end = len - CHECKSUM;
+        let stored = read(end, CHECKSUM)
+            .filter(|t| t.len() == CHECKSUM)
+            .map(|t| u64::from(word(&t, 0)) | u64::from(word(&t, 4)) << 32)
+            .ok_or_else(|| Error::artifact(format!("truncated in the checksum at byte {end}")))?;
+        let mut sum = Xxh64::new(0);
+        sum.update(&head);
+        let mut r = Reader { read: &mut read, at: HEADER, end, sum };
+        let loaded = Dictionary::read_payload(norm, &mut r);
+        let computed = r.checksum()?;
+        if computed != stored {
             return Err(Error::artifact(format!("checksum mismatch (stored {stored:016x}, computed {computed:016x})")));
         }
-        let mut r = Reader { bytes: &body[HEADER..], at: 0 };
-        let max = body.len() / 4;
+        loaded
+    }
+
+    /// The payload after the header: every section, then every index validated.
+    fn read_payload(norm: Normalization, r: &mut Reader<'_, '_>) -> Result<Dictionary, Error> {
+        let max = r.end / 4;
         let n = r.count("code map", max)?;
         let flat = r.u32s(n, "code map")?;
         let codes: Vec<(u32, u32)> = flat.chunks_exact(2).map(|p| (p[0], p[1])).collect();
         if n % 2 != 0 {
             return Err(Error::artifact("code map has an odd length"));
         }
-        // `base` and `check` go straight into the nodes: no intermediate copies, so a VM's
-        // memory peak while loading stays near the artifact plus the dictionary.
+        // `base` and `check` go straight into the nodes: read piece by piece, a VM's memory
+        // peak while loading is the dictionary plus these two sections.
         let n = r.count("base", max)?;
         let base_raw = r.take(n.saturating_mul(4), "base")?;
         let n = r.count("check", max)?;
@@ -276,29 +342,30 @@ impl Dictionary {
         let runs: Vec<u8> = r.u32s(n, "run lengths")?.into_iter().map(|v| v.min(255) as u8).collect();
         let n = r.count("keyword offsets", max)?;
         let text_end = r.u32s(n, "keyword offsets")?;
-        let n = r.count("keyword text", body.len())?;
-        let text = core::str::from_utf8(r.take(n, "keyword text")?)
-            .map_err(|e| Error::artifact(format!("keyword text is not UTF-8: {e}")))?
-            .to_string();
+        let n = r.count("keyword text", r.end)?;
+        // A piece read for the text becomes the text; a borrowed one is copied once.
+        let text = String::from_utf8(r.take(n, "keyword text")?.into_owned())
+            .map_err(|e| Error::artifact(format!("keyword text is not UTF-8: {}", e.utf8_error())))?;
         let n = r.count("lane patterns", max)?;
         let origin = r.u32s(n, "lane patterns")?;
-        let n = r.count("pinyin lane", body.len())?;
+        let n = r.count("pinyin lane", r.end)?;
         let lane_bytes = r.take(n, "pinyin lane")?;
         let mut norm = norm;
         norm.pinyin_scope.categories = CategorySet::from_bits(r.u32("pinyin categories")?);
-        let n = r.count("pinyin keywords", body.len())?;
-        let scoped = core::str::from_utf8(r.take(n, "pinyin keywords")?)
+        let n = r.count("pinyin keywords", r.end)?;
+        let scoped = r.take(n, "pinyin keywords")?;
+        let scoped = core::str::from_utf8(&scoped)
             .map_err(|e| Error::artifact(format!("pinyin keywords are not UTF-8: {e}")))?;
         norm.pinyin_scope.keywords = scoped.split('\n').filter(|k| !k.is_empty()).map(str::to_string).collect();
-        let n = r.count("lexicon", body.len())?;
+        let n = r.count("lexicon", r.end)?;
         let lexicon_bytes = r.take(n, "lexicon")?;
-        if r.at != r.bytes.len() {
+        if r.at != r.end {
             return Err(Error::artifact("trailing bytes after the lexicon"));
         }
         let lexicon = match lexicon_bytes.is_empty() {
             true => None,
             #[cfg(feature = "segmentation")]
-            false => Some(Arc::new(Lexicon::from_bytes(lexicon_bytes).map_err(Error::artifact)?)),
+            false => Some(Arc::new(Lexicon::from_bytes(&lexicon_bytes).map_err(Error::artifact)?)),
             #[cfg(not(feature = "segmentation"))]
             false => return Err(Error::artifact("segmentation lexicon, not in this build")),
         };
@@ -371,7 +438,7 @@ impl Dictionary {
         let reading_lane = if lane_bytes.is_empty() {
             None
         } else {
-            let loaded = Dictionary::from_artifact(lane_bytes)?;
+            let loaded = Dictionary::from_artifact(&lane_bytes)?;
             let fits = loaded.lane
                 && loaded.reading_lane.is_none()
                 && loaded.origin.len() == loaded.patterns.len()

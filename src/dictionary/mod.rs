@@ -406,6 +406,8 @@ impl Dictionary {
 
 #[cfg(test)]
 mod tests {
+    use std::borrow::Cow;
+
     use super::*;
     use crate::keywords::KeywordFormat;
 
@@ -454,8 +456,30 @@ mod tests {
         for at in 0..bytes.len() {
             let mut bad = bytes.clone();
             bad[at] ^= 0x40;
-            assert!(Dictionary::from_artifact(&bad).is_err(), "flip at {at}");
+            let err = Dictionary::from_artifact(&bad).unwrap_err().to_string();
+            // Past the header, the checksum decides the error, not what the damage broke first.
+            if at >= 24 {
+                assert!(err.contains("checksum mismatch"), "flip at {at}: {err}");
+            }
         }
+        // Read piece by piece, each piece a copy (as from a host's buffer): the same dictionary.
+        let owned = |at: usize, n: usize| bytes.get(at..at + n).map(|p| Cow::Owned(p.to_vec()));
+        let pieces = Dictionary::from_artifact_pieces(bytes.len(), owned).unwrap();
+        assert_eq!(pieces.to_artifact(), bytes);
+        // A source that gives out after `served` bytes, or hands back short pieces: an error
+        // naming the truncation, never a panic.
+        for served in (0..bytes.len()).step_by(7) {
+            let mut given = 0;
+            let failing = |at: usize, n: usize| {
+                given += n;
+                (given <= served).then(|| Cow::Borrowed(&bytes[at..at + n]))
+            };
+            let err = Dictionary::from_artifact_pieces(bytes.len(), failing).unwrap_err().to_string();
+            assert!(err.contains("truncated") || err.contains("bad magic"), "served {served}: {err}");
+        }
+        let short = |at: usize, n: usize| Some(Cow::Borrowed(&bytes[at..at + n - 1]));
+        let err = Dictionary::from_artifact_pieces(bytes.len(), short).unwrap_err().to_string();
+        assert!(err.contains("bad magic"), "{err}");
         let mut other = bytes.clone();
         other[8] = 9;
         let err = Dictionary::from_artifact(&other).unwrap_err().to_string();

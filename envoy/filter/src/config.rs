@@ -678,7 +678,13 @@ impl Plugin {
 
     /// Compiles the configuration over a fetched dictionary artifact, shared by every profile.
     pub fn with_artifact(config: PluginConfig, artifact: &[u8], source: String) -> Result<Plugin, ConfigError> {
-        let dict = Dictionary::from_artifact(artifact).map(Arc::new).map_err(|e| ConfigError(e.to_string()))?;
+        let dict = Dictionary::from_artifact(artifact).map_err(|e| ConfigError(e.to_string()))?;
+        Plugin::with_dictionary(config, dict, source)
+    }
+
+    /// The plugin over a dictionary already loaded (from a fetched artifact read piece by piece).
+    pub fn with_dictionary(config: PluginConfig, dict: Dictionary, source: String) -> Result<Plugin, ConfigError> {
+        let dict = Arc::new(dict);
         let filter = |at: &str, policy: &Policy| {
             Filter::new(Arc::clone(&dict), policy)
                 .map_err(|e| ConfigError(format!("invalid plugin configuration field `{at}`: {}", e.within(at))))

@@ -1,6 +1,7 @@
 //! The proxy-wasm glue: translates host callbacks to [`Exchange`] calls and back. No logic of
 //! its own beyond buffering decisions, metrics and logging.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -10,9 +11,9 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType};
 
-use aigc_edge::Filter;
+use aigc_edge::{Dictionary, Filter};
 
-use crate::config::{Plugin, PluginConfig};
+use crate::config::{ConfigError, Plugin, PluginConfig};
 use crate::exchange::{Direction, Exchange, Verdict};
 use crate::guard::GuardCall;
 
@@ -116,12 +117,20 @@ impl Context for Root {
             self.metrics.borrow_mut().count(crate::metrics::DICTIONARY_FETCH_FAILURES);
             return;
         }
-        let body = hostcalls::get_buffer(proxy_wasm::types::BufferType::HttpCallResponseBody, 0, body_size)
-            .ok()
-            .flatten()
-            .unwrap_or_default();
+        // Read section by section into the dictionary's arrays: the whole artifact is never
+        // copied into the VM, whose memory never shrinks after its peak.
         let start = now();
-        match Plugin::with_artifact(config, &body, format!("{}{}", fetch.cluster, fetch.path)) {
+        let read = |at: usize, n: usize| {
+            hostcalls::get_buffer(proxy_wasm::types::BufferType::HttpCallResponseBody, at, n)
+                .ok()
+                .flatten()
+                .map(Cow::Owned)
+        };
+        let source = format!("{}{}", fetch.cluster, fetch.path);
+        let loaded = Dictionary::from_artifact_pieces(body_size, read)
+            .map_err(|e| ConfigError(e.to_string()))
+            .and_then(|dict| Plugin::with_dictionary(config, dict, source));
+        match loaded {
             Ok(plugin) => {
                 let keywords = plugin.default.dictionary().len();
                 log(
@@ -129,7 +138,7 @@ impl Context for Root {
                     &format!(
                         "aigc-edge: loaded dictionary from {} ({keywords} keywords, {} bytes) in {}; linear memory {} MiB",
                         plugin.dictionary_source,
-                        body.len(),
+                        body_size,
                         since(start),
                         linear_memory_mib()
                     ),
