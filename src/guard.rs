@@ -165,11 +165,7 @@ impl Default for Guard {
 impl Guard {
     /// From JSON; an unknown field or a bad value is refused naming it (`guard.severity`).
     pub fn from_json(json: &str) -> Result<Guard, crate::Error> {
-        let de = &mut serde_json::Deserializer::from_str(json);
-        let guard: Guard = serde_path_to_error::deserialize(de).map_err(|e| {
-            let field = e.path().to_string();
-            crate::Error::policy(if field == "." { String::new() } else { field }, e.inner().to_string())
-        })?;
+        let guard: Guard = crate::Error::from_json(json)?;
         guard.validate()?;
         Ok(guard)
     }

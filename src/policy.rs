@@ -266,12 +266,7 @@ pub enum OnLimit {
 impl Policy {
     /// Parses and validates a policy from JSON.
     pub fn from_json(json: &str) -> Result<Policy, Error> {
-        let de = &mut serde_json::Deserializer::from_str(json);
-        let policy: Policy = serde_path_to_error::deserialize(de).map_err(|e| {
-            let field = e.path().to_string();
-            let field = if field == "." || field == "?" { String::new() } else { field };
-            Error::policy(field, e.inner().to_string())
-        })?;
+        let policy: Policy = Error::from_json(json)?;
         policy.validate()?;
         Ok(policy)
     }

@@ -613,7 +613,7 @@ fn parse_config(de: &mut serde_json::Deserializer<serde_json::de::SliceRead<'_>>
 }
 
 /// Deserializes the part of the configuration at `at` ("" for the top level); the error names
-/// the field, a missing one by its own name. Through the JSON text, as the core parses policies:
+/// the field, a missing one by its own name ([`aigc_edge::Error::from_json`]). Through the JSON text, as the core parses policies:
 /// one deserializer type for every configuration type (a second, over `serde_json::Value`, cost
 /// the filter ~40 KB of code, and V8 compiles every byte before the first request).
 fn from_object<T: serde::de::DeserializeOwned>(
@@ -621,23 +621,15 @@ fn from_object<T: serde::de::DeserializeOwned>(
     at: &str,
 ) -> Result<T, ConfigError> {
     let text = serde_json::Value::Object(object).to_string();
-    serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(&text)).map_err(|e| {
-        let message = e.inner().to_string();
-        let path = e.path().to_string();
-        let path = if path == "." || path == "?" { String::new() } else { path };
-        // A missing field is reported at its object; name the field itself.
-        let field = match message.strip_prefix("missing field `").and_then(|m| m.split('`').next()) {
-            Some(missing) if path.is_empty() => missing.to_string(),
-            Some(missing) => format!("{path}.{missing}"),
-            None => path,
-        };
-        match (at, field.as_str()) {
+    aigc_edge::Error::from_json(&text).map_err(|e| match e.kind() {
+        aigc_edge::ErrorKind::Policy { field, message } => match (at, field.as_str()) {
             ("", "") => ConfigError(format!("invalid plugin configuration: {message}")),
             ("", field) | (field, "") => {
                 ConfigError(format!("invalid plugin configuration field `{field}`: {message}"))
             }
             (at, field) => ConfigError(format!("invalid plugin configuration field `{at}.{field}`: {message}")),
-        }
+        },
+        _ => ConfigError(format!("invalid plugin configuration: {e}")),
     })
 }
 
