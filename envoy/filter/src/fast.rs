@@ -6,15 +6,17 @@
 //! deny by default holds here too.
 
 use core::ops::Range;
+use std::borrow::Cow;
 
 use crate::inspect::{is_identifier, is_structural};
 
-/// A delta text: choice position, field, byte range of the string literal, decoded text.
-pub(crate) struct Delta {
+/// A delta text: choice position, field, byte range of the string literal, decoded text
+/// (borrowed from the chunk unless it had escapes: most events allocate nothing here).
+pub(crate) struct Delta<'a> {
     pub(crate) choice: usize,
     pub(crate) field: &'static str,
     pub(crate) literal: Range<usize>,
-    pub(crate) text: String,
+    pub(crate) text: Cow<'a, str>,
 }
 
 /// `(choice position, its "index")` pairs.
@@ -22,7 +24,7 @@ pub(crate) type Indexes = Vec<(usize, u64)>;
 
 /// The chunk's deltas and each choice's `index`, or `None` when the chunk is not a plain
 /// text-delta chunk.
-pub(crate) fn scan(data: &str) -> Option<(Vec<Delta>, Indexes)> {
+pub(crate) fn scan(data: &str) -> Option<(Vec<Delta<'_>>, Indexes)> {
     let mut p = Parser { s: data, b: data.as_bytes(), at: 0, deltas: Vec::new(), indexes: Vec::new() };
     p.ws();
     p.value(&mut Vec::new(), 0)?;
@@ -52,8 +54,9 @@ impl Shape {
         Some(Shape { data: data.to_string(), literal, choice, field, indexes: indexes.clone() })
     }
 
-    /// What [`scan`] would give for `data`, when `data` has this shape.
-    pub(crate) fn read(&self, data: &str) -> Option<(Vec<Delta>, Indexes)> {
+    /// The one delta [`scan`] would give for `data`, when `data` has this shape (its indexes
+    /// are [`Shape::indexes`]).
+    pub(crate) fn read<'a>(&self, data: &'a str) -> Option<Delta<'a>> {
         let before = self.data.get(..self.literal.start + 1)?;
         let after = self.data.get(self.literal.end - 1..)?;
         let end = data.len().checked_sub(after.len()).filter(|&e| e >= before.len())?;
@@ -78,9 +81,13 @@ impl Shape {
         if i > bytes.len() {
             return None; // a last backslash escapes the closing quote
         }
-        let text = if escaped { unescape(body)? } else { body.to_string() };
-        let delta = Delta { choice: self.choice, field: self.field, literal: before.len() - 1..end + 1, text };
-        Some((vec![delta], self.indexes.clone()))
+        let text = if escaped { Cow::Owned(unescape(body)?) } else { Cow::Borrowed(body) };
+        Some(Delta { choice: self.choice, field: self.field, literal: before.len() - 1..end + 1, text })
+    }
+
+    /// Each choice's `index` in a chunk of this shape.
+    pub(crate) fn indexes(&self) -> &Indexes {
+        &self.indexes
     }
 }
 
@@ -96,7 +103,7 @@ struct Parser<'a> {
     s: &'a str,
     b: &'a [u8],
     at: usize,
-    deltas: Vec<Delta>,
+    deltas: Vec<Delta<'a>>,
     indexes: Indexes,
 }
 
@@ -185,7 +192,7 @@ impl<'a> Parser<'a> {
                 let (literal, escaped) = self.literal()?;
                 if let Some((field, choice)) = Self::role(path) {
                     let body = self.s.get(literal.start + 1..literal.end - 1)?;
-                    let text = if escaped { unescape(body)? } else { body.to_string() };
+                    let text = if escaped { Cow::Owned(unescape(body)?) } else { Cow::Borrowed(body) };
                     self.deltas.push(Delta { choice, field, literal, text });
                     return Some(());
                 }
@@ -308,7 +315,8 @@ mod tests {
             (r#"{"choices":[],"created":1.5e3,"flag":true}"#, Some(vec![])),
         ];
         for (json, want) in cases {
-            let got = scan(json).map(|(d, _)| d.into_iter().map(|d| (d.field, d.text)).collect::<Vec<_>>());
+            let got =
+                scan(json).map(|(d, _)| d.into_iter().map(|d| (d.field, d.text.into_owned())).collect::<Vec<_>>());
             let want = want.map(|w| w.into_iter().map(|(f, t)| (f, t.to_string())).collect::<Vec<_>>());
             assert_eq!(got, want, "{json}");
         }
@@ -341,9 +349,11 @@ mod tests {
         for body in bodies {
             let data = shaped(body);
             let read = |r: Option<(Vec<Delta>, Indexes)>| {
-                r.map(|(d, i)| (d.into_iter().map(|d| (d.choice, d.field, d.literal, d.text)).collect::<Vec<_>>(), i))
+                r.map(|(d, i)| {
+                    (d.into_iter().map(|d| (d.choice, d.field, d.literal, d.text.into_owned())).collect::<Vec<_>>(), i)
+                })
             };
-            let by_shape = read(shape.read(&data));
+            let by_shape = read(shape.read(&data).map(|d| (vec![d], shape.indexes().clone())));
             let by_scan = read(scan(&data));
             assert_eq!(by_shape, by_scan, "{data}");
         }

@@ -48,37 +48,22 @@ impl Shape for Chat {
         if lanes.template.is_none() {
             return false;
         }
-        let read = match lanes.shape.as_ref().and_then(|shape| shape.read(data)) {
-            Some(read) => Some(read),
-            None => fast::scan(data).inspect(|(deltas, indexes)| lanes.shape = fast::Shape::of(data, deltas, indexes)),
+        // A chunk shaped like the last one is read without parsing it again; the shape is
+        // taken out while its delta borrows the chunk and the lanes take the text.
+        let shape = lanes.shape.take();
+        let handled = match shape.as_ref().and_then(|shape| Some((shape.read(data)?, shape.indexes()))) {
+            Some((delta, indexes)) => fast_rewrite(lanes, event, data, &[delta], indexes, out),
+            None => match fast::scan(data) {
+                Some((deltas, indexes)) => {
+                    let handled = fast_rewrite(lanes, event, data, &deltas, &indexes, out);
+                    lanes.shape = fast::Shape::of(data, &deltas, &indexes);
+                    return handled;
+                }
+                None => false,
+            },
         };
-        let Some((deltas, indexes)) = read else { return false };
-        let index_of = |choice: usize| indexes.iter().find(|(c, _)| *c == choice).map_or(choice as u64, |(_, i)| *i);
-        if deltas.iter().any(|d| lanes.awaits_start_label(index_of(d.choice))) {
-            return false;
-        }
-        // Allocated only for an event that changes (most pass as they came).
-        let mut rewritten = String::new();
-        let mut at = 0;
-        for d in deltas {
-            let settled = lanes.feed_at(index_of(d.choice), d.field, 0, &d.text);
-            if settled == d.text {
-                continue;
-            }
-            if rewritten.is_empty() {
-                rewritten.reserve(data.len());
-            }
-            rewritten.push_str(data.get(at..d.literal.start).unwrap_or(""));
-            rewritten.push_str(&quote(&settled));
-            at = d.literal.end;
-        }
-        if at == 0 {
-            out.extend_from_slice(event.raw);
-        } else {
-            rewritten.push_str(data.get(at..).unwrap_or(""));
-            event.write(out, &rewritten);
-        }
-        true
+        lanes.shape = shape;
+        handled
     }
 
     fn stream_event(&self, lanes: &mut Lanes, event: &Event<'_>, doc: &Doc, out: &mut Vec<u8>) {
@@ -157,6 +142,45 @@ impl Shape for Chat {
             write_tails(lanes, index, mine, end, out);
         }
     }
+}
+
+/// Writes a fast-path chunk: each delta's text through its lane, the chunk as it came when
+/// no text changed, else with the settled texts spliced in. False when a delta's choice still
+/// awaits its start label (the general path writes that).
+fn fast_rewrite(
+    lanes: &mut Lanes,
+    event: &Event<'_>,
+    data: &str,
+    deltas: &[fast::Delta<'_>],
+    indexes: &fast::Indexes,
+    out: &mut Vec<u8>,
+) -> bool {
+    let index_of = |choice: usize| indexes.iter().find(|(c, _)| *c == choice).map_or(choice as u64, |(_, i)| *i);
+    if deltas.iter().any(|d| lanes.awaits_start_label(index_of(d.choice))) {
+        return false;
+    }
+    // Allocated only for an event that changes (most pass as they came).
+    let mut rewritten = String::new();
+    let mut at = 0;
+    for d in deltas {
+        let settled = lanes.feed_at(index_of(d.choice), d.field, 0, &d.text);
+        if settled == d.text {
+            continue;
+        }
+        if rewritten.is_empty() {
+            rewritten.reserve(data.len());
+        }
+        rewritten.push_str(data.get(at..d.literal.start).unwrap_or(""));
+        rewritten.push_str(&quote(&settled));
+        at = d.literal.end;
+    }
+    if at == 0 {
+        out.extend_from_slice(event.raw);
+    } else {
+        rewritten.push_str(data.get(at..).unwrap_or(""));
+        event.write(out, &rewritten);
+    }
+    true
 }
 
 /// Runs the texts of one choice's delta through the lanes: every string member is text
