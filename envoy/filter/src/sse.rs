@@ -103,28 +103,33 @@ impl Event<'_> {
     /// Writes the event with `data` in place of its `data:` lines; every other line (`id:`,
     /// `retry:`, `event:`, comments) is kept where it was.
     pub fn write(&self, out: &mut Vec<u8>, data: &str) {
+        self.write_with(out, |out| out.extend_from_slice(one_line(data).as_bytes()));
+    }
+
+    /// [`Event::write`] with the data written by `data` straight into `out` (on one line: a
+    /// newline it writes breaks the event), so a rewritten event is not assembled twice.
+    pub fn write_with(&self, out: &mut Vec<u8>, data: impl FnOnce(&mut Vec<u8>)) {
         if self.ndjson {
-            out.extend_from_slice(data.replace('\n', " ").as_bytes());
+            data(out);
             out.extend_from_slice(self.newline.as_bytes());
             return;
         }
         if self.only_data {
             out.extend_from_slice(b"data: ");
-            out.extend_from_slice(one_line(data).as_bytes());
+            data(out);
             out.extend_from_slice(self.newline.as_bytes());
             out.extend_from_slice(self.newline.as_bytes());
             return;
         }
-        let mut wrote = false;
+        let mut data = Some(data);
         for line in lines(self.text) {
             let is_data = line.split_once(':').map_or(line, |(f, _)| f) == "data";
             if is_data {
-                if !wrote {
+                if let Some(data) = data.take() {
                     // One `data:` line: clients that parse each line on its own read it too.
                     out.extend_from_slice(b"data: ");
-                    out.extend_from_slice(one_line(data).as_bytes());
+                    data(out);
                     out.extend_from_slice(self.newline.as_bytes());
-                    wrote = true;
                 }
                 continue;
             }
@@ -137,7 +142,7 @@ impl Event<'_> {
 
 /// JSON text on one line: a line end between tokens becomes a space, one inside a string (read
 /// leniently) its escape; the value is the same.
-fn one_line(json: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn one_line(json: &str) -> std::borrow::Cow<'_, str> {
     if memchr::memchr2(b'\n', b'\r', json.as_bytes()).is_none() {
         return json.into();
     }

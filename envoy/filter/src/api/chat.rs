@@ -6,8 +6,8 @@ use serde_json::{json, Value};
 use super::{index_of, openai_blocked_error, set_string, string_of, write_rest, Edit, Shape};
 use crate::fast;
 use crate::inspect::is_structural;
-use crate::json::{quote, walk, Doc, Node, Seg};
-use crate::sse::{write_event, Event, Key, Lanes};
+use crate::json::{quote, walk, write_quoted, Doc, Node, Seg};
+use crate::sse::{one_line, write_event, Event, Key, Lanes};
 
 /// See the module doc.
 #[derive(Debug)]
@@ -159,27 +159,29 @@ fn fast_rewrite(
     if deltas.iter().any(|d| lanes.awaits_start_label(index_of(d.choice))) {
         return false;
     }
-    // Allocated only for an event that changes (most pass as they came).
-    let mut rewritten = String::new();
-    let mut at = 0;
+    // The settled text of each delta that changed; most events pass as they came.
+    let mut changed: Vec<(&fast::Delta<'_>, String)> = Vec::new();
     for d in deltas {
         let settled = lanes.feed_at(index_of(d.choice), d.field, 0, &d.text);
-        if settled == d.text {
-            continue;
+        if settled != d.text {
+            changed.push((d, settled));
         }
-        if rewritten.is_empty() {
-            rewritten.reserve(data.len());
-        }
-        rewritten.push_str(data.get(at..d.literal.start).unwrap_or(""));
-        rewritten.push_str(&quote(&settled));
-        at = d.literal.end;
     }
-    if at == 0 {
+    if changed.is_empty() {
         out.extend_from_slice(event.raw);
-    } else {
-        rewritten.push_str(data.get(at..).unwrap_or(""));
-        event.write(out, &rewritten);
+        return true;
     }
+    // Spliced straight into the output. The pieces between the strings begin and end outside
+    // a string, so putting each on one line is putting the whole on one line.
+    event.write_with(out, |out| {
+        let mut at = 0;
+        for (d, settled) in &changed {
+            out.extend_from_slice(one_line(data.get(at..d.literal.start).unwrap_or("")).as_bytes());
+            write_quoted(out, settled);
+            at = d.literal.end;
+        }
+        out.extend_from_slice(one_line(data.get(at..).unwrap_or("")).as_bytes());
+    });
     true
 }
 

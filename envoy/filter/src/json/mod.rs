@@ -159,6 +159,12 @@ pub fn quote(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_default()
 }
 
+/// [`quote`] appended to `out`.
+pub fn write_quoted(out: &mut Vec<u8>, s: &str) {
+    // Writing to a Vec cannot fail.
+    let _ = serde_json::to_writer(out, s);
+}
+
 impl Node {
     /// The value of `key` in an object (the last, when a key repeats, as most parsers take).
     pub fn get<'a>(&'a self, doc: &Doc, key: &str) -> Option<&'a Node> {
