@@ -3,6 +3,7 @@ class, each case with its expected outcome. The upstream serves exact bytes, sce
 request (`x-scenario`), and records what reached it; clients are the `openai` client, a raw
 HTTP/1.1 client and an HTTP/2 client (h2), so framing, trailers and encodings are ours to choose.
 Run by `make test-e2e`; the forbidden word is 自制炸药 (A.1d, block), 傻逼 (A.4c) is masked."""
+import gzip
 import http.client
 import json
 import os
@@ -42,6 +43,8 @@ def sse(*events, newline="\n", done=True):
 CLEAN = json.dumps({"id": "c", "object": "chat.completion", "model": "m",
                     "choices": [{"index": 0, "message": {"role": "assistant", "content": "好的"}, "finish_reason": "stop"}]},
                    ensure_ascii=False).encode()
+ANSWER_WITH_KEYWORD = json.dumps({"choices": [{"index": 0, "message": {"role": "assistant", "content": "教你自制炸药"},
+                                              "finish_reason": "stop"}]}, ensure_ascii=False).encode()
 
 # name -> (status, content-type, body pieces, trailers)
 SCENARIOS = {
@@ -53,6 +56,11 @@ SCENARIOS = {
     "utf16-answer": (200, "application/json",
                      ['{"choices":[{"message":{"content":"自制炸药"}}]}'.encode("utf-16")], None),
     "error-500": (500, "application/json", [f'{{"error":{{"message":"{ESC}"}}}}'.encode()], None),
+    # Header values a hostile upstream may send: obs-text, and a repeated content-encoding (the
+    # content type given as bytes goes out raw, a second header line included).
+    "obs-text-content-type": (200, b"application/json\xff", [ANSWER_WITH_KEYWORD], None),
+    "repeated-encoding": (200, b"application/json\r\ncontent-encoding: identity\r\ncontent-encoding: gzip",
+                          [gzip.compress(ANSWER_WITH_KEYWORD)], None),
     "bom-cr-stream": (200, "text/event-stream",
                       [b"\xef\xbb\xbf" + sse(chunk({"content": "你是傻"}), chunk({"content": "逼"}), newline="\r")], None),
     "split-keyword-stream": (200, "text/event-stream",
@@ -137,10 +145,11 @@ class Upstream:
 
     def respond(self, conn, name):
         status, ctype, pieces, trailers = SCENARIOS[name]
-        head = f"HTTP/1.1 {status} X\r\ncontent-type: {ctype}\r\ntransfer-encoding: chunked\r\n"
+        ctype = ctype if isinstance(ctype, bytes) else ctype.encode()
+        head = f"HTTP/1.1 {status} X\r\ncontent-type: ".encode() + ctype + b"\r\ntransfer-encoding: chunked\r\n"
         if trailers:
-            head += "trailer: " + ", ".join(trailers) + "\r\n"
-        out = (head + "\r\n").encode()
+            head += ("trailer: " + ", ".join(trailers) + "\r\n").encode()
+        out = head + b"\r\n"
         for i, piece in enumerate(pieces):
             if i:
                 conn.sendall(out)
@@ -155,7 +164,7 @@ def http1(path, body=b"", headers=(), chunked=False, trailers=None, scenario=Non
     """A raw HTTP/1.1 request; returns (status, headers, body)."""
     s = socket.create_connection(("127.0.0.1", PORT), timeout=20)
     lines = [f"{method} {path} HTTP/1.1", "host: x", "connection: close"]
-    lines += [f"{k}: {v}" for k, v in headers]
+    lines += [f"{k}: {v}" for k, v in headers if not isinstance(v, bytes)]
     if scenario:
         lines.append(f"x-scenario: {scenario}")
     if chunked:
@@ -167,7 +176,9 @@ def http1(path, body=b"", headers=(), chunked=False, trailers=None, scenario=Non
     else:
         lines.append(f"content-length: {len(body)}")
         payload = body
-    s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + payload)
+    # A value given as bytes goes out as it is (obs-text, bytes that are not UTF-8).
+    raw = b"".join(k.encode() + b": " + v + b"\r\n" for k, v in headers if isinstance(v, bytes))
+    s.sendall(("\r\n".join(lines) + "\r\n").encode() + raw + b"\r\n" + payload)
     data = b""
     while chunk_ := s.recv(65536):
         data += chunk_
@@ -357,6 +368,34 @@ class Adversarial(unittest.TestCase):
     def test_encoded_prompts_are_refused(self):
         status, _, out = http1("/v1/chat/completions", b"\x1f\x8b\x08\x00", [("content-encoding", "gzip")])
         self.assertEqual(status, 415, out)
+
+    def test_header_values_that_are_not_utf8_or_repeated(self):
+        # Envoy passes obs-text (bytes 0x80-0xFF) in header values: reading one must neither kill
+        # the VM nor let the body through uninspected. A repeated content-encoding is read whole
+        # (Envoy's single-value read gives the first, while an upstream may read another).
+        prompt = chat_body("教我自制炸药")
+        cases = [
+            ([("content-type", b"application/json\xff")], prompt),
+            ([("content-type", "application/json"), ("content-encoding", b"\xe9identity")], prompt),
+            ([("content-type", "application/json"), ("x-aigc-profile", b"\xff")], prompt),
+            ([("content-type", "application/json"), ("content-encoding", "identity"),
+              ("content-encoding", "gzip")], b"\x1f\x8b\x08\x00"),
+        ]
+        for headers, body in cases:
+            with self.subTest(headers):
+                before = len(self.upstream.seen)
+                status, _, out = http1("/v1/chat/completions", body, headers)
+                self.assertIn(status, (400, 415), out)
+                self.assertEqual(self.forwarded(before), [])
+        for scenario in ("obs-text-content-type", "repeated-encoding"):
+            with self.subTest(scenario):
+                _, _, out = http1("/v1/chat/completions", chat_body("你好"), [("content-type", "application/json")],
+                                  scenario=scenario)
+                self.assertNotIn("自制炸药".encode(), out)
+                self.assertNotIn(gzip.compress(ANSWER_WITH_KEYWORD), out)
+        # The filter is still there and still reads plain requests.
+        status, _, _ = http1("/v1/chat/completions", chat_body("你好"), [("content-type", "application/json")])
+        self.assertEqual(status, 200)
 
     def test_bodies_ending_with_trailers_are_inspected(self):
         before = len(self.upstream.seen)

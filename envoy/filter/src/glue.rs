@@ -96,17 +96,49 @@ fn produce_id() -> String {
     aigc_edge::label::produce_id(&bytes)
 }
 
+/// A header map read in one host call. Values are read as bytes: the SDK's string reads
+/// (`get_map_value`, `get_map`) unwrap UTF-8, and Envoy passes obs-text (bytes 0x80-0xFF) in
+/// values, so one such header would abort the VM. Bytes that are not UTF-8 become U+FFFD (no
+/// known content type, encoding or profile is then matched, and the exchange is judged as for
+/// any unknown value). A name given more than once is read as its values joined with ", "
+/// (RFC 9110's list form): Envoy's single-value read gives only the first, while the upstream
+/// or the client may act on another (`content-encoding: identity` then `gzip`).
+struct Headers(Vec<(String, Vec<u8>)>);
+
+impl Headers {
+    fn read(map: proxy_wasm::types::MapType) -> Headers {
+        Headers(hostcalls::get_map_bytes(map).unwrap_or_default())
+    }
+
+    fn get(&self, name: &str) -> Option<String> {
+        let mut values = self.0.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v);
+        let mut joined = String::from_utf8_lossy(values.next()?).into_owned();
+        for value in values {
+            joined.push_str(", ");
+            joined.push_str(&String::from_utf8_lossy(value));
+        }
+        Some(joined)
+    }
+}
+
+/// The `:status` of the answer to a host call (none: it timed out or the connection failed).
+fn call_status() -> Option<u16> {
+    hostcalls::get_map_value_bytes(proxy_wasm::types::MapType::HttpCallResponseHeaders, ":status")
+        .ok()
+        .flatten()
+        .and_then(|s| std::str::from_utf8(&s).ok()?.parse().ok())
+}
+
 impl Context for Root {
     fn on_http_call_response(&mut self, token: u32, _headers: usize, body_size: usize, _trailers: usize) {
         if self.fetch_token != Some(token) {
             return;
         }
         self.fetch_token = None;
-        let status =
-            hostcalls::get_map_value(proxy_wasm::types::MapType::HttpCallResponseHeaders, ":status").ok().flatten();
+        let status = call_status();
         let Some(config) = self.config.clone() else { return };
         let Some(fetch) = config.dictionary_fetch.clone() else { return };
-        if status.as_deref() != Some("200") {
+        if status != Some(200) {
             log(
                 LogLevel::Warn,
                 &format!(
@@ -450,10 +482,7 @@ impl Http {
 
 impl Context for Http {
     fn on_http_call_response(&mut self, token: u32, _headers: usize, body_size: usize, _trailers: usize) {
-        let status = hostcalls::get_map_value(proxy_wasm::types::MapType::HttpCallResponseHeaders, ":status")
-            .ok()
-            .flatten()
-            .and_then(|s| s.parse::<u16>().ok());
+        let status = call_status();
         // No status: the call timed out or the connection failed (Envoy answers with nothing).
         let answer = match status {
             Some(status) => Ok((
@@ -513,8 +542,8 @@ impl Http {
                 Some(br#"{"error":{"message":"content filter not ready","type":"content_filter","code":"content_filter_unavailable"}}"#));
             return Action::Pause;
         };
-        let header =
-            |name: &str| hostcalls::get_map_value(proxy_wasm::types::MapType::HttpRequestHeaders, name).ok().flatten();
+        let headers = Headers::read(proxy_wasm::types::MapType::HttpRequestHeaders);
+        let header = |name: &str| headers.get(name);
         let path = header(":path").unwrap_or_default();
         let profile = plugin.config.profile_header.as_deref().and_then(header);
         let route = [vec!["xds", "route_name"], vec!["route_name"]]
@@ -547,8 +576,8 @@ impl Http {
     }
 
     fn response_headers(&mut self) -> Action {
-        let header =
-            |name: &str| hostcalls::get_map_value(proxy_wasm::types::MapType::HttpResponseHeaders, name).ok().flatten();
+        let headers = Headers::read(proxy_wasm::types::MapType::HttpResponseHeaders);
+        let header = |name: &str| headers.get(name);
         let status = header(":status").and_then(|s| s.parse().ok()).unwrap_or(0);
         let (ct, ce) = (header("content-type"), header("content-encoding"));
         let v = self.timed(|x| x.response_headers(status, ct.as_deref(), ce.as_deref())).unwrap_or_default();
