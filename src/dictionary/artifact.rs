@@ -152,12 +152,7 @@ impl<'a> Reader<'_, 'a> {
     fn checksum(mut self) -> Result<u64, Error> {
         const PIECE: usize = 1 << 20;
         while self.at < self.end {
-            let n = PIECE.min(self.end - self.at);
-            let piece = (self.read)(self.at, n)
-                .filter(|p| p.len() == n)
-                .ok_or_else(|| Error::artifact(format!("truncated at byte {}", self.at)))?;
-            self.sum.update(&piece);
-            self.at += n;
+            self.take(PIECE.min(self.end - self.at), "the payload")?;
         }
         Ok(self.sum.digest())
     }

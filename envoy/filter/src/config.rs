@@ -613,9 +613,10 @@ fn parse_config(de: &mut serde_json::Deserializer<serde_json::de::SliceRead<'_>>
 }
 
 /// Deserializes the part of the configuration at `at` ("" for the top level); the error names
-/// the field, a missing one by its own name ([`aigc_edge::Error::from_json`]). Through the JSON text, as the core parses policies:
-/// one deserializer type for every configuration type (a second, over `serde_json::Value`, cost
-/// the filter ~40 KB of code, and V8 compiles every byte before the first request).
+/// the field, a missing one by its own name ([`aigc_edge::Error::from_json`]). Through the JSON
+/// text, as the core parses policies: one deserializer type for every configuration type (a
+/// second, over `serde_json::Value`, cost the filter ~40 KB of code, and V8 compiles every byte
+/// before the first request).
 fn from_object<T: serde::de::DeserializeOwned>(
     object: serde_json::Map<String, serde_json::Value>,
     at: &str,

@@ -51,18 +51,17 @@ impl Shape for Chat {
         // A chunk shaped like the last one is read without parsing it again; the shape is
         // taken out while its delta borrows the chunk and the lanes take the text.
         let shape = lanes.shape.take();
-        let handled = match shape.as_ref().and_then(|shape| Some((shape.read(data)?, shape.indexes()))) {
-            Some((delta, indexes)) => fast_rewrite(lanes, event, data, &[delta], indexes, out),
-            None => match fast::scan(data) {
-                Some((deltas, indexes)) => {
-                    let handled = fast_rewrite(lanes, event, data, &deltas, &indexes, out);
-                    lanes.shape = fast::Shape::of(data, &deltas, &indexes);
-                    return handled;
-                }
-                None => false,
-            },
+        if let Some((delta, indexes)) = shape.as_ref().and_then(|shape| Some((shape.read(data)?, shape.indexes()))) {
+            let handled = fast_rewrite(lanes, event, data, &[delta], indexes, out);
+            lanes.shape = shape;
+            return handled;
+        }
+        let Some((deltas, indexes)) = fast::scan(data) else {
+            lanes.shape = shape;
+            return false;
         };
-        lanes.shape = shape;
+        let handled = fast_rewrite(lanes, event, data, &deltas, &indexes, out);
+        lanes.shape = fast::Shape::of(data, &deltas, &indexes);
         handled
     }
 
