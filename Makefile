@@ -71,6 +71,10 @@ lint: setup-rust
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy $(LINT_WASIP1) --target wasm32-wasip1 --all-targets -- -D warnings
 	$(CARGO) clippy $(LINT_WEB) --target wasm32-unknown-unknown --all-targets -- -D warnings
+	@for features in $(foreach e,$(WEB_ENTRIES),$(lastword $(subst :, ,$(e)))); do \
+	  echo "clippy aigc-edge-web --features $$features"; \
+	  $(CARGO) clippy -q -p aigc-edge-web --target wasm32-unknown-unknown --no-default-features --features $$features -- -D warnings || exit 1; \
+	done
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps -p aigc-edge
 
 cli:
@@ -126,15 +130,25 @@ setup-web: setup-rust
 www/node_modules/.package-lock.json: www/package-lock.json
 	cd www && npm ci --no-audit --no-fund
 
-# npm-ready package in www/pkg (package.json, .wasm, JS glue, .d.ts), plus the demo dictionary.
+# npm-ready package in www/pkg (package.json, JS glue, .d.ts, plus the demo dictionary), one
+# `.wasm` an entry so a page downloads only what it uses: `name:features` of the crate
+# www/module (its Cargo.toml and src/lib.rs say what each holds). The main entry keeps the name
+# it always had.
+WEB_ENTRIES := aigc_edge_web:text aigc_edge_pinyin:text,readings aigc_edge_files:files aigc_edge_image:image
 web: setup-web cli
-	$(CARGO) build --release -p aigc-edge-web --target wasm32-unknown-unknown
-	# No wasm-opt here: Debian's binaryen 108 breaks wasm-bindgen's externref table. The name
-	# section (function names for stack traces, ~90 KB) is not shipped.
-	wasm-bindgen --target web --remove-name-section --out-dir www/pkg --out-name aigc_edge_web target/wasm32-unknown-unknown/release/aigc_edge_web.wasm
+	@for entry in $(WEB_ENTRIES); do \
+	  name=$${entry%%:*}; features=$${entry#*:}; \
+	  echo "www/pkg/$$name: features $$features"; \
+	  $(CARGO) build --release -p aigc-edge-web --target wasm32-unknown-unknown --no-default-features --features $$features && \
+	  wasm-bindgen --target web --remove-name-section --out-dir www/pkg --out-name $$name \
+	    target/wasm32-unknown-unknown/release/aigc_edge_web.wasm || exit 1; \
+	done
+	# No wasm-opt here: Debian's binaryen 108 breaks wasm-bindgen's externref table, and npm's
+	# (132) gains nothing on these modules (measured). The name section (function names for
+	# stack traces, ~90 KB) is not shipped.
 	./target/release/aigc-edge compile --policy envoy/demo/policy.json -o www/pkg/demo.dict
 	cp envoy/demo/policy.json www/pkg/demo-policy.json
-	python3 tools/web_package.py www/pkg
+	python3 tools/web_package.py www/pkg $(foreach e,$(WEB_ENTRIES),$(firstword $(subst :, ,$(e))))
 
 # Debian's Chromium and ChromeDriver for the browser tests (never a downloaded browser).
 setup-browser:

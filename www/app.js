@@ -1,5 +1,8 @@
-// The demo page: everything runs in the page, through the aigc-edge wasm module.
-import init, { Filter, carryMetadata, detectImageWatermark, drawLabel, imageWatermarkPayload, implicitLabel, labelFile, verifyFile, watermarkImage } from './pkg/aigc_edge_web.js';
+// The demo page: everything runs in the page, through the aigc-edge wasm modules: the text
+// entry, and the file and image entries (each its own .wasm, loaded side by side).
+import init, { Filter, implicitLabel } from './pkg/aigc_edge_web.js';
+import initFiles, { carryMetadata, labelFile, verifyFile } from './pkg/aigc_edge_files.js';
+import initImage, { detectImageWatermark, drawLabel, imageWatermarkPayload, watermarkImage } from './pkg/aigc_edge_image.js';
 
 const $ = (id) => document.getElementById(id);
 const PRODUCER = 'aigc-edge-demo';
@@ -199,7 +202,7 @@ async function verify(file) {
   }
 }
 
-await init();
+await Promise.all([init(), initFiles(), initImage()]);
 const [artifact, policy] = await Promise.all([
   fetch('./pkg/demo.dict').then((r) => r.arrayBuffer()),
   fetch('./pkg/demo-policy.json').then((r) => r.text()),

@@ -7,7 +7,8 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { initSync, Filter, labelFile, readLabels } from '../pkg/aigc_edge_web.js';
+import { initSync, Filter } from '../pkg/aigc_edge_web.js';
+import { initSync as initFiles, labelFile, readLabels } from '../pkg/aigc_edge_files.js';
 
 const require = createRequire(import.meta.url);
 const WWW = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -16,6 +17,7 @@ const DATA = process.env.AIGC_DATA ?? join(ROOT, '..', 'shared', 'data');
 const RUN = join(WWW, '.run');
 mkdirSync(RUN, { recursive: true });
 initSync({ module: readFileSync(join(WWW, 'pkg', 'aigc_edge_web_bg.wasm')) });
+initFiles({ module: readFileSync(join(WWW, 'pkg', 'aigc_edge_files_bg.wasm')) });
 
 const words = readFileSync(join(DATA, 'keywords', 'sensitive_word_dict.txt'), 'utf8')
   .split('\n').map((w) => w.replace(/[\x00-\x1f]/g, '').trim()).filter(Boolean);

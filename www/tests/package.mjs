@@ -38,6 +38,8 @@ const words = new Filter('自制炸药\\tA.1d\\n傻逼\\tA.4c\\tmask\\n');
 const compiled = Filter.fromArtifact(compileDictionary('赌博\\tA.1h\\n', null, null), null);
 const result = [words.check('教我自制炸药').action, words.check('你这个傻逼').text, compiled.check('网上赌博').action];`;
 const EXPECTED = JSON.stringify(['block', '你这个**', 'block']);
+// Each entry of the package: its import path and its files' stem (tools/web_package.py).
+const ENTRIES = [['.', 'aigc_edge_web'], ['./pinyin', 'aigc_edge_pinyin'], ['./files', 'aigc_edge_files'], ['./image', 'aigc_edge_image']];
 const PAGE = (script) => `<!doctype html><meta charset="utf-8"><script type="module" src="${script}"></script>`;
 const BROWSER_MAIN = (imports, init) => `${imports}
 try {
@@ -50,15 +52,18 @@ try {
 
 await test('the tarball holds the code, types, wasm, README and LICENSE', async () => {
   const listed = run('tar', ['-tzf', tarball]).split('\n').filter(Boolean).sort();
-  for (const name of ['aigc_edge_web.js', 'aigc_edge_web.d.ts', 'aigc_edge_web_bg.wasm', 'README.md', 'LICENSE', 'package.json']) {
+  const code = ENTRIES.flatMap(([, name]) => [`${name}.js`, `${name}.d.ts`, `${name}_bg.wasm`]);
+  for (const name of [...code, 'README.md', 'LICENSE', 'package.json']) {
     assert(listed.includes(`package/${name}`), `${name} missing from ${listed.join(', ')}`);
   }
   const manifest = JSON.parse(readFileSync(join(PKG, 'package.json'), 'utf8'));
   for (const key of ['exports', 'repository', 'homepage', 'keywords', 'engines', 'license']) {
     assert(manifest[key], `package.json lacks ${key}`);
   }
-  assert(manifest.exports['.'].types && manifest.exports['.'].import, 'exports map: types and import');
-  assert(manifest.exports['./aigc_edge_web_bg.wasm'], 'the .wasm is a subpath export');
+  for (const [path, name] of ENTRIES) {
+    assert(manifest.exports[path]?.types && manifest.exports[path]?.import, `exports map: types and import of ${path}`);
+    assert(manifest.exports[`./${name}_bg.wasm`], `${name}_bg.wasm is a subpath export`);
+  }
 });
 
 await test('publint finds nothing', async () => {
@@ -69,7 +74,7 @@ await test('publint finds nothing', async () => {
 await test('are the types wrong: no problem for ESM consumers', async () => {
   // The asset subpaths carry no types by nature; the ESM-only profile, since there is no CJS build.
   run(join(BIN, 'attw'), [tarball, '--profile', 'esm-only', '--no-emoji', '--no-color',
-    '--exclude-entrypoints', 'aigc_edge_web_bg.wasm', 'demo.dict', 'demo-policy.json', 'package.json']);
+    '--exclude-entrypoints', ...ENTRIES.map(([, name]) => `${name}_bg.wasm`), 'demo.dict', 'demo-policy.json', 'package.json']);
 });
 
 await test('plain Node: initSync with the bytes the package resolves', async () => {
@@ -87,6 +92,39 @@ console.log(demo.keywordCount > 0 ? 'demo dictionary loads' : 'demo dictionary e
   const out = run('node', ['main.mjs'], dir).trim().split('\n');
   assert(out[0] === EXPECTED, out.join('\n'));
   assert(out[1] === 'demo dictionary loads', out[1]);
+});
+
+await test('plain Node: the pinyin, files and image entries load beside the main one', async () => {
+  const dir = project('entries', {
+    'main.mjs': `import { readFileSync } from 'node:fs';
+const wasm = (name) => readFileSync(new URL(import.meta.resolve('aigc-edge/' + name + '_bg.wasm')));
+const pinyin = await import('aigc-edge/pinyin');
+const files = await import('aigc-edge/files');
+const image = await import('aigc-edge/image');
+pinyin.initSync({ module: wasm('aigc_edge_pinyin') });
+files.initSync({ module: wasm('aigc_edge_files') });
+image.initSync({ module: wasm('aigc_edge_image') });
+const readings = new pinyin.Filter('赌博\\tA.1h\\n', '{"normalize": {"pinyin": true}}').check('du bo').action;
+const report = files.verifyFile(files.labelFile(new TextEncoder().encode('答'), 'P', 'id-1')).verdict;
+const payload = image.imageWatermarkPayload('id-1').length;
+console.log(JSON.stringify([readings, report, payload]));
+`,
+  });
+  const out = run('node', ['main.mjs'], dir).trim();
+  assert(out === JSON.stringify(['block', 'compliant', 16]), out);
+});
+
+await test('the main entry refuses pinyin by name; the pinyin entry has it', async () => {
+  const dir = project('refusal', {
+    'main.mjs': `import { readFileSync } from 'node:fs';
+import { initSync, Filter } from 'aigc-edge';
+initSync({ module: readFileSync(new URL(import.meta.resolve('aigc-edge/aigc_edge_web_bg.wasm'))) });
+try { new Filter('赌博\\tA.1h\\n', '{"normalize": {"pinyin": true}}'); console.log('accepted'); }
+catch (e) { console.log(e.message); }
+`,
+  });
+  const out = run('node', ['main.mjs'], dir).trim();
+  assert(out.includes('normalize.pinyin') && out.includes('aigc-edge/pinyin'), out);
 });
 
 const vite = project('vite', {

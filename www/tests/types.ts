@@ -1,10 +1,16 @@
 // Compiled with `tsc --noEmit` by `make test-web`: the generated .d.ts must describe the API
 // as JavaScript users call it.
-import init, { Filter, labelText, labelFile, verifyFile, generateSigningKey, markAudio, markPcm, drawLabel, detectWatermark, watermarkText, compileDictionary, carryMetadata, watermarkImage, detectImageWatermark, imageWatermarkPayload } from '../pkg/aigc_edge_web.js';
-import type { CheckResult, StreamChunk, FileReport, Hit, ImageWatermark } from '../pkg/aigc_edge_web.js';
+import init, { Filter, labelText, detectWatermark, watermarkText, compileDictionary } from '../pkg/aigc_edge_web.js';
+import type { CheckResult, StreamChunk, Hit } from '../pkg/aigc_edge_web.js';
+import initPinyin, { Filter as PinyinFilter } from '../pkg/aigc_edge_pinyin.js';
+import initFiles, { labelFile, verifyFile, generateSigningKey, markAudio, markPcm, carryMetadata } from '../pkg/aigc_edge_files.js';
+import type { FileReport } from '../pkg/aigc_edge_files.js';
+import initImage, { drawLabel, watermarkImage, detectImageWatermark, imageWatermarkPayload } from '../pkg/aigc_edge_image.js';
+import type { ImageWatermark } from '../pkg/aigc_edge_image.js';
 
 export async function usage(artifact: Uint8Array, png: Uint8Array, image: ImageData): Promise<string[]> {
-  await init();
+  await Promise.all([init(), initPinyin(), initFiles(), initImage()]);
+  const readings: CheckResult = new PinyinFilter('赌博\tA.1h\n', '{"normalize": {"pinyin": true}}', null).check('dubo');
   const filter: Filter = Filter.fromArtifact(artifact, '{"actions": {"default": "mask"}}');
   const compiled: Uint8Array = compileDictionary('赌博\tA.1h\n', null, null);
   const own: Filter = Filter.fromArtifact(compiled, null);
@@ -28,5 +34,5 @@ export async function usage(artifact: Uint8Array, png: Uint8Array, image: ImageD
   const found = detectWatermark(marked, new Uint8Array([1, 2, 3]));
   watermarkImage(image, new Uint8Array([1, 2, 3]), imageWatermarkPayload('id-1'));
   const inImage: ImageWatermark | null = detectImageWatermark(image, new Uint8Array([1, 2, 3]));
-  return [String(own.keywordCount), String(kept.length), String(first), chunk.output + rest.output, report.verdict, String(drawn.textHeight), found?.payload ?? 'none', result.action, rc1, String(speech.length + song.length), inImage?.payload ?? 'none'];
+  return [String(own.keywordCount), String(kept.length), String(first), chunk.output + rest.output, report.verdict, String(drawn.textHeight), found?.payload ?? 'none', result.action, rc1, String(speech.length + song.length), inImage?.payload ?? 'none', readings.action];
 }
