@@ -27,6 +27,12 @@ fn derive_depth_and_links(
             depth[s] = 0;
             continue;
         }
+        // Most states' parents come first in the array: one step, no walk.
+        let parent = check(s) as usize;
+        if parent < n && (parent == 0 || check(parent) != NONE) && depth[parent] != UNKNOWN {
+            depth[s] = depth[parent] + 1;
+            continue;
+        }
         let mut t = s;
         while depth[t] == UNKNOWN {
             path.push(t);
@@ -63,6 +69,11 @@ fn derive_depth_and_links(
     let mut link = vec![UNSET; n];
     link[0] = NONE;
     for s in 1..n {
+        let target = fail[s] as usize;
+        if link[target] != UNSET {
+            link[s] = if out[target] != NONE { target as u32 } else { link[target] };
+            continue;
+        }
         let mut t = s;
         while link[t] == UNSET {
             path.push(t);

@@ -165,8 +165,8 @@ const REPORT_BIT: u32 = 1 << 31;
 
 /// Sets `REPORT_BIT` on every state that has an output or an output on its failure chain.
 fn mark_reports(nodes: &mut [Node], out: &[u32], link: &[u32]) {
-    for (s, node) in nodes.iter_mut().enumerate() {
-        if out.get(s).is_some_and(|&o| o != NONE) || link.get(s).is_some_and(|&l| l != NONE) {
+    for ((node, &o), &l) in nodes.iter_mut().zip(out).zip(link) {
+        if o != NONE || l != NONE {
             node.base |= REPORT_BIT;
         }
     }
