@@ -6,6 +6,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
 import { assert, launchChromium, open, summary, test } from './harness.mjs';
 
 const WWW = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -64,6 +65,13 @@ await test('the tarball holds the code, types, wasm, README and LICENSE', async 
     assert(manifest.exports[path]?.types && manifest.exports[path]?.import, `exports map: types and import of ${path}`);
     assert(manifest.exports[`./${name}_bg.wasm`], `${name}_bg.wasm is a subpath export`);
   }
+});
+
+await test('the main entry a page downloads stays within 200 KiB gzip', async () => {
+  // The JS glue and the .wasm, as tools/web_package.py reports them (issue 15's target).
+  const kib = ['aigc_edge_web.js', 'aigc_edge_web_bg.wasm']
+    .reduce((sum, name) => sum + gzipSync(readFileSync(join(PKG, name)), { level: 9 }).length, 0) / 1024;
+  assert(kib <= 200, `aigc-edge is ${kib.toFixed(1)} KiB gzip`);
 });
 
 await test('publint finds nothing', async () => {
