@@ -2,11 +2,12 @@
 //! JavaScript as an `Error` carrying the core's message (`to_js` is the one place that maps
 //! them); nothing here can trap.
 //!
-//! The package is three entries, each its own `.wasm`, so a page downloads only what it uses:
-//! `text` (the main module: filter, streams, text labels and watermark), `files` (labels inside
-//! files, the verifier, SM2 keys, the audible label) and `image` (the image watermark and the
-//! visible label). Each is a feature of this crate; the default builds all three into one
-//! module (the tests), and `make web` builds each alone.
+//! The npm package is four entries, each its own `.wasm`, so a page downloads only what it
+//! uses: `aigc-edge` (feature `text`: filter, streams, text labels and watermark),
+//! `aigc-edge/pinyin` (`text` with `readings`: the core's reading table and segmentation),
+//! `aigc-edge/files` (`files`: labels inside files, the verifier, SM2 keys, the audible label)
+//! and `aigc-edge/image` (`image`: the image watermark and the visible label). The default
+//! features build everything into one module (the tests); `make web` builds each entry alone.
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
