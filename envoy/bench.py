@@ -204,6 +204,10 @@ def inside_the_filter(e, lua, flush=6):
         out[kind] = {"logic": delta("aigc_edge_inspect_microseconds", 0) / exchanges,
                      "callbacks": {k: v for k, v in callbacks.items() if v > 0}}
         before = after
+    # The timed build prices each kind of host call once per VM (glue.rs, `time_host_calls`).
+    prefix = "aigc_edge_hostcall_ns_"
+    out["host_calls"] = {name[len(prefix):]: total / count for name, (total, count) in after.items()
+                         if name.startswith(prefix) and count}
     return out
 
 
@@ -327,6 +331,10 @@ def print_breakdown(procs, inside, med):
               f"{cpu[ours['name']]:7.0f}")
         print(f"{'':34} callbacks, us per exchange: " +
               ", ".join(f"{k} {v:.1f}" for k, v in sorted(inside[kind]["callbacks"].items(), key=lambda kv: -kv[1])))
+    print(f"{'host calls, ns each':34} " + (", ".join(f"{k} {v:.0f}" for k, v in inside.get("host_calls", {}).items())
+                                             or "(not recorded)"))
+    print(f"{'':34} (C', each kind made 2,000 times on a VM's first request; a call that returns bytes also\n"
+          f"{'':34}  calls back into the module's allocator)")
     print("(logic: the core's work, the filter's inspection histogram; glue: the rest of its callbacks' time in V8,\n"
           " host calls included; host: C's CPU above the no-op's outside the callbacks: Envoy's side of the ABI,\n"
           " buffering and copies, context creation. Inside times are wall clock from C' under one connection,\n"

@@ -30,6 +30,9 @@ fn log(level: LogLevel, message: &str) {
 #[derive(Default)]
 struct Metrics {
     ids: HashMap<String, u32>,
+    /// The timed build's host-call prices are taken once per VM (`time_host_calls`).
+    #[cfg(feature = "callback-timings")]
+    host_calls_timed: bool,
 }
 
 impl Metrics {
@@ -119,6 +122,65 @@ impl Headers {
         }
         Some(joined)
     }
+}
+
+/// The route's name (audit records, profile selection): `xds.route_name`, or `route_name` on
+/// hosts that predate the `xds` attributes.
+fn route_name() -> Option<String> {
+    [vec!["xds", "route_name"], vec!["route_name"]]
+        .into_iter()
+        .find_map(|path| hostcalls::get_property(path).ok().flatten())
+        .and_then(|b| String::from_utf8(b).ok())
+}
+
+/// The timed build's price list of host calls: on a VM's first request, each kind of call the
+/// filter makes per exchange, made `CALLS` times and recorded as nanoseconds a call in
+/// `aigc_edge_hostcall_ns_<kind>` (what `make bench-envoy` prints beside the callbacks).
+#[cfg(feature = "callback-timings")]
+fn time_host_calls(metrics: &mut Metrics) {
+    use core::hint::black_box;
+    use proxy_wasm::types::MapType::HttpRequestHeaders;
+    const CALLS: u32 = 2000;
+    const PROBE: &str = "x-aigc-edge-probe";
+    let counter = metrics.id(MetricType::Counter, "aigc_edge_hostcall_probe");
+    let histogram = metrics.id(MetricType::Histogram, "aigc_edge_hostcall_probe_value");
+    let mut random = [0u8; 16];
+    let kinds: [(&str, &mut dyn FnMut()); 8] = [
+        ("clock", &mut || {
+            let _ = black_box(now());
+        }),
+        ("route_property", &mut || {
+            let _ = black_box(route_name());
+        }),
+        ("header_map", &mut || {
+            let _ = black_box(Headers::read(HttpRequestHeaders));
+        }),
+        ("one_header", &mut || {
+            let _ = black_box(hostcalls::get_map_value_bytes(HttpRequestHeaders, ":path"));
+        }),
+        ("header_write", &mut || {
+            let _ = black_box(hostcalls::set_map_value(HttpRequestHeaders, PROBE, Some("1")));
+        }),
+        ("counter", &mut || {
+            let _ = black_box(counter.map(|id| hostcalls::increment_metric(id, 1)));
+        }),
+        ("histogram", &mut || {
+            let _ = black_box(histogram.map(|id| hostcalls::record_metric(id, 1)));
+        }),
+        ("random_16_bytes", &mut || {
+            let _ = black_box(getrandom::fill(&mut random));
+        }),
+    ];
+    for (kind, call) in kinds {
+        let start = now();
+        for _ in 0..CALLS {
+            call();
+        }
+        if let Some(took) = elapsed(start) {
+            metrics.record(&format!("aigc_edge_hostcall_ns_{kind}"), (took.as_nanos() / u128::from(CALLS)) as u64);
+        }
+    }
+    let _ = hostcalls::set_map_value(HttpRequestHeaders, PROBE, None);
 }
 
 /// The `:status` of the answer to a host call (none: it timed out or the connection failed).
@@ -546,10 +608,7 @@ impl Http {
         let header = |name: &str| headers.get(name);
         let path = header(":path").unwrap_or_default();
         let profile = plugin.config.profile_header.as_deref().and_then(header);
-        let route = [vec!["xds", "route_name"], vec!["route_name"]]
-            .into_iter()
-            .find_map(|path| hostcalls::get_property(path).ok().flatten())
-            .and_then(|b| String::from_utf8(b).ok());
+        let route = route_name();
         let declared = plugin.config.platform.as_ref().and_then(|p| header(&p.declared_header));
         self.exchange = Some(Exchange::new(plugin, &path, profile.as_deref(), route.as_deref(), produce_id()));
         let (ct, ce) = (header("content-type"), header("content-encoding"));
@@ -639,6 +698,14 @@ impl Http {
 
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
+        #[cfg(feature = "callback-timings")]
+        {
+            let mut metrics = self.metrics.borrow_mut();
+            if !metrics.host_calls_timed {
+                metrics.host_calls_timed = true;
+                time_host_calls(&mut metrics);
+            }
+        }
         callback(self, "request_headers", |h| h.request_headers(end_of_stream))
     }
 
