@@ -200,6 +200,16 @@ impl Scanner {
         self.merge();
     }
 
+    /// [`Scanner::feed_bytes`] for a piece of a stream known to be UTF-8: scanned without
+    /// validating it again, unless an earlier piece left a character unfinished (then these
+    /// bytes decide it, as bytes).
+    pub(crate) fn feed_stream_str(&mut self, text: &str) {
+        match self.utf8_len {
+            0 => self.feed_str(text, self.pos),
+            _ => self.feed_bytes(text.as_bytes()),
+        }
+    }
+
     /// Feeds a whole text starting at byte `base` to both lanes.
     pub(crate) fn feed_str(&mut self, text: &str, base: usize) {
         self.scan_str(text, base);
@@ -286,34 +296,35 @@ impl Scanner {
     }
 
     fn scan_bytes(&mut self, mut bytes: &[u8]) {
-        let mut base = self.pos + self.utf8_len;
-        if self.utf8_len > 0 {
-            // Complete the character split across chunks.
+        // A character split across chunks is completed first. When its bytes turn out not to
+        // be one, its lead byte is a boundary and the rest is read again, which can leave
+        // another character open for `bytes` to complete: so until none is open.
+        while self.utf8_len > 0 {
             let need = utf8_width(self.utf8[0]) - self.utf8_len;
             let take = need.min(bytes.len());
             self.utf8[self.utf8_len..self.utf8_len + take].copy_from_slice(&bytes[..take]);
             self.utf8_len += take;
             bytes = &bytes[take..];
-            base += take;
             if take < need {
                 return;
             }
-            let held = self.utf8;
-            let len = self.utf8_len;
+            let (held, len, start) = (self.utf8, self.utf8_len, self.pos);
             self.utf8_len = 0;
-            let start = base - len;
             match core::str::from_utf8(&held[..len]) {
                 Ok(s) => self.scan_str(s, start),
                 Err(_) => {
-                    // Not a character after all: the lead byte is invalid, the rest re-read.
                     self.boundary(start + 1);
-                    let rest = held[1..len].to_vec();
-                    self.pos = start + 1;
-                    self.scan_bytes(&rest);
-                    base = self.pos + self.utf8_len;
+                    self.scan_or_hold(&held[1..len]);
                 }
             }
         }
+        self.scan_or_hold(bytes);
+    }
+
+    /// Scans `bytes` from `self.pos`, no character open: invalid bytes act as boundaries, and a
+    /// character cut short at the end is held for the next chunk to complete.
+    fn scan_or_hold(&mut self, mut bytes: &[u8]) {
+        let mut base = self.pos;
         while !bytes.is_empty() {
             match core::str::from_utf8(bytes) {
                 Ok(s) => {
@@ -334,6 +345,7 @@ impl Scanner {
                         None => {
                             self.utf8[..rest.len()].copy_from_slice(rest);
                             self.utf8_len = rest.len();
+                            self.pos = base;
                             return;
                         }
                     }

@@ -193,11 +193,35 @@ impl Stream {
 
     /// Pushes a chunk; returns what is settled. After a block every call is refused.
     pub fn write(&mut self, bytes: &[u8]) -> Result<Chunk, StreamBlocked> {
+        self.push(bytes, |scanner| scanner.feed_bytes(bytes))
+    }
+
+    /// [`Stream::write`] for a piece that is already a `&str` (a decoded JSON string, a
+    /// JavaScript string): the same chunk, without validating its UTF-8 again.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use aigc_edge::{Dictionary, Filter, KeywordFormat, KeywordKind, KeywordList, Policy};
+    /// # let mut list = KeywordList::new();
+    /// # list.add_source("k", "赌博\tA.1h\tmask\n".as_bytes(), KeywordFormat::Native, KeywordKind::Deny);
+    /// # let filter = Filter::new(Arc::new(Dictionary::new(&list)?), &Policy::default())?;
+    /// let mut stream = filter.stream();
+    /// let mut out = stream.write_str("网上赌").unwrap().output;
+    /// out.extend(stream.write_str("博").unwrap().output);
+    /// out.extend(stream.finish().output);
+    /// assert_eq!(String::from_utf8(out).unwrap(), "网上**");
+    /// # Ok::<(), aigc_edge::Error>(())
+    /// ```
+    pub fn write_str(&mut self, text: &str) -> Result<Chunk, StreamBlocked> {
+        self.push(text.as_bytes(), |scanner| scanner.feed_stream_str(text))
+    }
+
+    fn push(&mut self, bytes: &[u8], feed: impl FnOnce(&mut Scanner)) -> Result<Chunk, StreamBlocked> {
         if self.blocked.is_some() {
             return Err(StreamBlocked);
         }
         self.buf.extend_from_slice(bytes);
-        self.scanner.feed_bytes(bytes);
+        feed(&mut self.scanner);
         self.scan_pii(false);
         Ok(self.drain(false))
     }

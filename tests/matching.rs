@@ -136,7 +136,21 @@ struct Streamed {
     pii: Vec<(usize, usize)>,
 }
 
+/// Streams `chunks` through `write`; when every chunk is UTF-8, also through `write_str`, which
+/// must give the same output, hits and personal information.
 fn stream_all(f: &Filter, chunks: &[&[u8]]) -> Streamed {
+    let by_bytes = stream_with(f, chunks, false);
+    if chunks.iter().all(|c| std::str::from_utf8(c).is_ok()) {
+        let by_str = stream_with(f, chunks, true);
+        let sizes: Vec<usize> = chunks.iter().map(|c| c.len()).collect();
+        assert_eq!(by_str.out, by_bytes.out, "write_str output, chunks {sizes:?}");
+        assert_eq!(by_str.hits, by_bytes.hits, "write_str hits, chunks {sizes:?}");
+        assert_eq!(by_str.pii, by_bytes.pii, "write_str personal information, chunks {sizes:?}");
+    }
+    by_bytes
+}
+
+fn stream_with(f: &Filter, chunks: &[&[u8]], as_str: bool) -> Streamed {
     let mut stream = f.stream();
     let mut r = Streamed { out: Vec::new(), hits: Vec::new(), pii: Vec::new() };
     let take = |c: aigc_edge::Chunk, r: &mut Streamed| {
@@ -145,11 +159,43 @@ fn stream_all(f: &Filter, chunks: &[&[u8]]) -> Streamed {
         r.pii.extend(c.pii.iter().map(|p| (p.start, p.end)));
     };
     for chunk in chunks {
-        take(stream.write(chunk).unwrap(), &mut r);
+        let written = match std::str::from_utf8(chunk) {
+            Ok(text) if as_str => stream.write_str(text),
+            _ => stream.write(chunk),
+        };
+        take(written.unwrap(), &mut r);
     }
     take(stream.finish(), &mut r);
     r.hits.sort();
     r
+}
+
+#[test]
+fn a_character_left_open_before_a_keyword_does_not_hide_it() {
+    // A chunk ending in the first bytes of a character that never completes, then a keyword
+    // whose first character those bytes seem to begin: the stray bytes pass through and the
+    // keyword is still found, however the bytes are cut (once, it was missed when the cut fell
+    // after the stray bytes). The second piece also goes through `write_str` (`stream_all`).
+    let f = filter("赌博", "", MASK_ALL);
+    let strays: [&[u8]; 7] = [b"\xe8", b"\xe8\xb5", b"\xe8\xe8", b"\xf0\x9f", b"\xf0\x9f\x98", b"\xc3", b"\xe5\x8d"];
+    for stray in strays {
+        let mut input = Vec::new();
+        let mut want = Vec::new();
+        for _ in 0..2 {
+            input.extend_from_slice(stray);
+            input.extend_from_slice("赌博".as_bytes());
+            want.extend_from_slice(stray);
+            want.extend_from_slice(b"**");
+        }
+        let mut splits: Vec<Vec<&[u8]>> = (0..=input.len()).map(|k| vec![&input[..k], &input[k..]]).collect();
+        splits.push(input.chunks(1).collect());
+        for chunks in splits {
+            let sizes: Vec<usize> = chunks.iter().map(|c| c.len()).collect();
+            let r = stream_all(&f, &chunks);
+            assert_eq!(r.out, want, "{stray:x?} chunks {sizes:?}");
+            assert_eq!(r.hits.len(), 2, "{stray:x?} chunks {sizes:?}");
+        }
+    }
 }
 
 /// Runs a stream over `chunks`; returns output and `(start, end)` of every hit.

@@ -179,7 +179,7 @@ impl Lanes {
             lane.window_start += drop;
         }
         let Some(stream) = lane.stream.as_mut() else { return String::new() };
-        let Ok(chunk) = stream.write(text.as_bytes()) else { return String::new() };
+        let Ok(chunk) = stream.write_str(text) else { return String::new() };
         self.absorb(at, chunk)
     }
 

@@ -225,7 +225,7 @@ impl FilterStream {
     #[wasm_bindgen(unchecked_return_type = "StreamChunk")]
     pub fn write(&mut self, text: &str) -> Result<JsValue, JsError> {
         let stream = self.stream.as_mut().ok_or_else(|| JsError::new("stream already finished"))?;
-        let chunk = stream.write(text.as_bytes()).map_err(to_js)?;
+        let chunk = stream.write_str(text).map_err(to_js)?;
         self.chunks.push((self.written, self.written16, text.to_string()));
         self.written += text.len();
         self.written16 += text.encode_utf16().count();
