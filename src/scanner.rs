@@ -296,23 +296,26 @@ impl Scanner {
     }
 
     fn scan_bytes(&mut self, mut bytes: &[u8]) {
-        // A character split across chunks is completed first. When its bytes turn out not to
-        // be one, its lead byte is a boundary and the rest is read again, which can leave
-        // another character open for `bytes` to complete: so until none is open.
+        // A character split across chunks is completed first, its bytes judged as they come
+        // (as one write of them all would): when they turn out not to be one, its lead byte is
+        // a boundary and the rest is read again, which can leave another character open for
+        // `bytes` to complete: so until none is open.
         while self.utf8_len > 0 {
             let need = utf8_width(self.utf8[0]) - self.utf8_len;
             let take = need.min(bytes.len());
             self.utf8[self.utf8_len..self.utf8_len + take].copy_from_slice(&bytes[..take]);
             self.utf8_len += take;
             bytes = &bytes[take..];
-            if take < need {
-                return;
-            }
             let (held, len, start) = (self.utf8, self.utf8_len, self.pos);
-            self.utf8_len = 0;
             match core::str::from_utf8(&held[..len]) {
-                Ok(s) => self.scan_str(s, start),
+                Ok(s) => {
+                    self.utf8_len = 0;
+                    self.scan_str(s, start);
+                }
+                // Still a character's beginning (this chunk ran out): the next one continues it.
+                Err(e) if e.error_len().is_none() => return,
                 Err(_) => {
+                    self.utf8_len = 0;
                     self.boundary(start + 1);
                     self.scan_or_hold(&held[1..len]);
                 }

@@ -152,19 +152,21 @@ struct PiiStream {
     found: Vec<PiiHit>,
 }
 
-/// The character starting `bytes` and its width; `None` when it is cut short. Invalid bytes
-/// read as one replacement character each.
+/// The character starting `bytes` and its width; `None` when it is cut short (the bytes so far
+/// begin a character). Invalid bytes read as one replacement character each, as soon as they
+/// are seen to be invalid, however the stream is cut.
 fn first_char(bytes: &[u8]) -> Option<(char, usize)> {
     let b0 = *bytes.first()?;
     if b0 < 0x80 {
         return Some((char::from(b0), 1));
     }
     let width = utf8_width(b0);
-    let head = bytes.get(..width)?;
-    Some(match core::str::from_utf8(head).ok().and_then(|s| s.chars().next()) {
-        Some(c) => (c, width),
-        None => (char::REPLACEMENT_CHARACTER, 1),
-    })
+    let head = bytes.get(..width.min(bytes.len()))?;
+    match core::str::from_utf8(head) {
+        Ok(s) => s.chars().next().map(|c| (c, width)),
+        Err(e) if e.error_len().is_none() => None,
+        Err(_) => Some((char::REPLACEMENT_CHARACTER, 1)),
+    }
 }
 
 impl Stream {

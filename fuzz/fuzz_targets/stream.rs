@@ -1,5 +1,6 @@
-//! The streaming matcher over arbitrary bytes and chunking agrees with the whole-text check,
-//! keywords and personal information alike.
+//! The streaming matcher over arbitrary bytes and chunking agrees with one write of the same
+//! bytes (invalid UTF-8 included) and, for UTF-8, with the whole-text check, keywords and
+//! personal information alike.
 #![no_main]
 use std::sync::Arc;
 
@@ -26,6 +27,10 @@ fuzz_target!(|data: &[u8]| {
     // Runs longer than the stream's PII window (320 bytes) are checked in pieces; skip those.
     let longest_run =
         rest.split(|b| !(b.is_ascii_alphanumeric() || b"@.+-_%: ".contains(b))).map(<[u8]>::len).max().unwrap_or(0);
+    let mut once = f.stream();
+    let mut whole = once.write(rest).expect("not blocked").output;
+    whole.extend(once.finish().output);
+    assert_eq!(out, whole, "chunks of {} bytes", usize::from(split / 2).max(1));
     if let (Ok(text), true) = (std::str::from_utf8(rest), longest_run < 300) {
         assert_eq!(out, f.check(text).text.unwrap_or_else(|| text.to_string()).into_bytes());
     }
