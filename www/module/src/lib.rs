@@ -48,12 +48,13 @@ fn new_id() -> String {
     aigc_edge::label::produce_id(&bytes)
 }
 
-/// The one place core errors become JavaScript errors. An entry built without the reading
-/// table and segmentation (the main one) names the entry that has them when the core refuses a
-/// policy or artifact for their lack (its refusals all say "not in this build").
+/// The one place core errors become JavaScript errors. The text entry built without the
+/// reading table and segmentation (the main one) names the entry that has them when the core
+/// refuses a policy or artifact for their lack (its refusals all say "not in this build"; the
+/// package test holds the two to each other).
 fn to_js(e: impl std::fmt::Display) -> JsError {
     let message = e.to_string();
-    if !cfg!(feature = "readings") && message.contains("not in this build") {
+    if cfg!(all(feature = "text", not(feature = "readings"))) && message.contains("not in this build") {
         return JsError::new(&format!("{message}; the aigc-edge/pinyin entry has it"));
     }
     JsError::new(&message)
