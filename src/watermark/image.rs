@@ -38,19 +38,24 @@
 //! Detection needs neither the original nor its size. It takes the luminance's high-pass residual,
 //! tries the tile period the embedder would have chosen for an image of this size (right unless
 //! it was resized), then the periods the residual's autocorrelation proposes (scored over all
-//! their multiples, so the fundamental wins), folds the whole image onto one tile at each period,
-//! and cross-correlates the fold with the sync pattern (FFT) to find the tile's offset. Then the
-//! payload chips are read at the best offset, decoded, and checked.
+//! their multiples, so the fundamental wins). Each candidate is read at the scale the image was
+//! marked at: the image is resampled (Keys' cubic) until the candidate tile is as many pixels as
+//! a tile the embedder measured, and high-passed again there, so a halved or shrunk screenshot is
+//! read in the band the mark was put in and not in the coarser band the resize moved the photo's
+//! texture into. At each candidate the whole image is folded onto one tile, the fold
+//! cross-correlated with the sync pattern (FFT) to find the tile's offset, and the payload chips
+//! read at the best offset, decoded, and checked; the first candidate whose payload passes every
+//! check is the answer.
 //!
 //! # Never a wrong payload
 //!
 //! A payload is reported only when the sync peak stands [`SYNC_Z`] standard deviations above the
 //! correlation surface, the Viterbi output passes its CRC-16 and the decoded chips agree with the
 //! re-encoded codeword. On an unmarked image (or one marked under another key) the surface is
-//! noise: detection tests at most (5 periods × 7 refinements + 4 finer ones) × 4,096 offsets
-//! ≈ 1.6 × 10⁵ positions, so a false sync peak has probability ≤ 1.6 × 10⁵ × Q(5.5) ≈ 3 × 10⁻³ per image
-//! (Q the Gaussian tail; a union bound), and it must then pass the CRC (2⁻¹⁶): ≤ 5 × 10⁻⁸ per
-//! image.
+//! noise: detection tests at most 5 candidate periods × (7 refinements + 4 finer ones) × 4,096
+//! offsets ≈ 2.3 × 10⁵ positions, so a false sync peak has probability ≤ 2.3 × 10⁵ × Q(5.5)
+//! ≈ 4.3 × 10⁻³ per image (Q the Gaussian tail; a union bound), and it must then pass the CRC
+//! (2⁻¹⁶): ≤ 7 × 10⁻⁸ per image.
 //!
 //! # What removes it
 //!
@@ -128,6 +133,20 @@ const SPECTRUM_RADIUS: usize = 4;
 const SPECTRUM_CAP: f32 = 8.0;
 const PERIOD_STEPS: [f32; 7] = [-0.75, -0.5, -0.25, 0.0, 0.25, 0.5, 0.75];
 const FINE_STEPS: [f32; 2] = [0.125, 0.0625];
+/// The tile period, in working pixels, an image marked at its own size measures: each candidate
+/// period is read with the image rescaled to it.
+const CANONICAL_PERIOD: f32 = CHIPS as f32 * MIN_CHIP_PX;
+/// Candidates within this share of the canonical period are read as they are.
+const RESCALE_TOLERANCE: f32 = 0.1;
+/// The largest enlargement tried (a small photo halved is read at 2×), and the most pixels a
+/// rescaled working image may have. A photo marked at 512 px or more keeps its period's share
+/// of the side through a resize (the chips grow with the image), so its expected period is
+/// right; the enlargements that matter are of photos marked below that (4 px chips) and then
+/// shrunk, whose working images are small (a 512 × 1024 photo halved and read at 2× is this
+/// bound). Past it a candidate is read unscaled: a large image whose autocorrelation proposes a
+/// short period is never enlarged into buffers of many megabytes.
+const MAX_RESCALE: f32 = 2.5;
+const MAX_RESCALED_PIXELS: usize = 1 << 19;
 
 /// The 64 bits a watermark carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -391,37 +410,54 @@ impl ImageWatermark {
         // The period the embedder chose for an image of this size (right unless it was resized
         // or a large image cropped), then what the autocorrelation proposes.
         let expected = CHIPS as f32 * chip_px(w, h) / work_factor(w, h) as f32;
-        let (residual, w, h) = residual(&luma(rgba), w, h);
+        let (work, w, h) = working(&luma(rgba), w, h);
+        let native = high_pass(&work, w, h);
         let mut candidates = vec![expected];
-        for p in periods(&residual, w, h) {
+        for p in periods(&native, w, h) {
             if candidates.iter().all(|c| (c - p).abs() > 0.5) {
                 candidates.push(p);
             }
         }
         let template = self.sync_spectrum();
-
-        let mut best: Option<Peak> = None;
-        let consider = |period: f32, best: &mut Option<Peak>| {
-            let fold = fold(&residual, w, h, period);
-            let peak = correlate(&fold, &template);
-            if best.as_ref().is_none_or(|b| peak.z > b.z) {
-                *best = Some(Peak { fold, period, ..peak });
-            }
-        };
+        // Each candidate is searched on its own and its best offset decoded: the first payload
+        // that passes every check is the answer.
         for period in candidates {
+            // A resized image is read at the scale it was marked at: the high-pass then keeps the
+            // band the embedder measured (and cancelled the photo's share of), not the band a
+            // resize moved the photo's texture into (+3 to 8 dB on the chips of a halved photo).
+            let scale = CANONICAL_PERIOD / period;
+            let rescaled = ((scale - 1.0).abs() > RESCALE_TOLERANCE && scale <= MAX_RESCALE)
+                .then(|| rescale(&work, w, h, scale))
+                .filter(|(_, rw, rh)| rw * rh <= MAX_RESCALED_PIXELS)
+                .map(|(pixels, rw, rh)| (high_pass(&pixels, rw, rh), rw, rh));
+            let (residual, rw, rh, scale) = match &rescaled {
+                Some((residual, rw, rh)) => (&residual[..], *rw, *rh, scale),
+                None => (&native[..], w, h, 1.0),
+            };
+            let mut best: Option<Peak> = None;
+            let consider = |period: f32, best: &mut Option<Peak>| {
+                let fold = fold(residual, rw, rh, period);
+                let peak = correlate(&fold, &template);
+                if best.as_ref().is_none_or(|b| peak.z > b.z) {
+                    *best = Some(Peak { fold, period, ..peak });
+                }
+            };
             for step in PERIOD_STEPS {
-                consider(period + step, &mut best);
+                consider((period + step) * scale, &mut best);
+            }
+            // Finer around the best: on a small image's small chips a quarter pixel of period
+            // drifts by a third of a chip across the image.
+            for step in FINE_STEPS {
+                if let Some(centre) = best.as_ref().map(|b| b.period) {
+                    consider(centre - step * scale, &mut best);
+                    consider(centre + step * scale, &mut best);
+                }
+            }
+            if let Some(found) = best.filter(|b| b.z >= SYNC_Z).and_then(|b| self.decode(&b)) {
+                return Ok(Some(found));
             }
         }
-        // Finer around the best: on a small image's small chips a quarter pixel of period
-        // drifts by a third of a chip across the image.
-        for step in FINE_STEPS {
-            if let Some(centre) = best.as_ref().map(|b| b.period) {
-                consider(centre - step, &mut best);
-                consider(centre + step, &mut best);
-            }
-        }
-        Ok(best.filter(|b| b.z >= SYNC_Z).and_then(|b| self.decode(&b)))
+        Ok(None)
     }
 
     /// The conjugate spectrum of the sync pattern on the fold's grid.
@@ -554,9 +590,14 @@ fn box_blur(src: &[f32], w: usize, h: usize, r: usize) -> Vec<f32> {
     out
 }
 
-/// The luminance averaged down by a whole factor to the working resolution, minus its local mean,
-/// clipped: what is left is texture, noise and the mark.
+/// The luminance averaged down by a whole factor to the working resolution, then high-passed.
 fn residual(luma: &[f32], w: usize, h: usize) -> (Vec<f32>, usize, usize) {
+    let (work, ww, wh) = working(luma, w, h);
+    (high_pass(&work, ww, wh), ww, wh)
+}
+
+/// The luminance summed over blocks of [`work_factor`]² pixels: the detector's working resolution.
+fn working(luma: &[f32], w: usize, h: usize) -> (Vec<f32>, usize, usize) {
     let factor = work_factor(w, h);
     let (ww, wh) = (w / factor, h / factor);
     let mut work = vec![0f32; ww * wh];
@@ -567,7 +608,12 @@ fn residual(luma: &[f32], w: usize, h: usize) -> (Vec<f32>, usize, usize) {
             *o += block.iter().sum::<f32>();
         }
     }
-    let blurred = box_blur(&work, ww, wh, 3);
+    (work, ww, wh)
+}
+
+/// The working luminance minus its local mean, clipped: what is left is texture, noise and the mark.
+fn high_pass(work: &[f32], ww: usize, wh: usize) -> Vec<f32> {
+    let blurred = box_blur(work, ww, wh, 3);
     let mut residual: Vec<f32> = work.iter().zip(&blurred).map(|(v, b)| v - b).collect();
     // Each pixel weighed by its neighbourhood's texture: the mark is scaled with the texture,
     // the photo's own residual grows with it, so dividing by it evens the signal-to-noise ratio.
@@ -576,7 +622,57 @@ fn residual(luma: &[f32], w: usize, h: usize) -> (Vec<f32>, usize, usize) {
     for (v, t) in residual.iter_mut().zip(&texture) {
         *v = (*v / (t + TEXTURE_FLOOR)).clamp(-RESIDUAL_CLIP, RESIDUAL_CLIP);
     }
-    (residual, ww, wh)
+    residual
+}
+
+/// `src` (`w × h`) resampled by `scale` on both axes with Keys' cubic (a = -1/2), widened by
+/// `1 / scale` when shrinking so nothing aliases.
+fn rescale(src: &[f32], w: usize, h: usize, scale: f32) -> (Vec<f32>, usize, usize) {
+    let (nw, nh) = (((w as f32 * scale) as usize).max(1), ((h as f32 * scale) as usize).max(1));
+    // For each output position along an axis: the first source index and the weights from there.
+    let taps = |n: usize, out: usize| -> Vec<(usize, Vec<f32>)> {
+        let stretch = (1.0 / scale).max(1.0);
+        let support = 2.0 * stretch;
+        (0..out)
+            .map(|i| {
+                let centre = (i as f32 + 0.5) / scale - 0.5;
+                let first = (centre - support).ceil().max(0.0) as usize;
+                let last = ((centre + support).floor().max(0.0) as usize).min(n - 1);
+                let mut weights: Vec<f32> = (first..=last).map(|j| keys_cubic((j as f32 - centre) / stretch)).collect();
+                let sum: f32 = weights.iter().sum();
+                if sum != 0.0 {
+                    weights.iter_mut().for_each(|v| *v /= sum);
+                }
+                (first.min(last), weights)
+            })
+            .collect()
+    };
+    let (columns, rows) = (taps(w, nw), taps(h, nh));
+    let mut across = Vec::with_capacity(nw * h);
+    for row in src.chunks_exact(w) {
+        across.extend(
+            columns.iter().map(|(first, weights)| weights.iter().zip(&row[*first..]).map(|(k, v)| k * v).sum::<f32>()),
+        );
+    }
+    let mut out = vec![0f32; nw * nh];
+    for ((first, weights), line) in rows.iter().zip(out.chunks_exact_mut(nw)) {
+        for (k, from) in weights.iter().zip(across.chunks_exact(nw).skip(*first)) {
+            line.iter_mut().zip(from).for_each(|(o, v)| *o += k * v);
+        }
+    }
+    (out, nw, nh)
+}
+
+/// Keys' cubic convolution kernel with a = -1/2 (Catmull-Rom), support ±2.
+fn keys_cubic(x: f32) -> f32 {
+    let x = x.abs();
+    if x < 1.0 {
+        (1.5 * x - 2.5) * x * x + 1.0
+    } else if x < 2.0 {
+        ((-0.5 * x + 2.5) * x - 4.0) * x + 2.0
+    } else {
+        0.0
+    }
 }
 
 /// 2-D FFT in place, rows then columns; both sides powers of two. Only rustfft's radix-4
@@ -647,17 +743,30 @@ fn periods(residual: &[f32], w: usize, h: usize) -> Vec<f32> {
 /// bin the mean of the pixels that fall in it.
 fn fold(residual: &[f32], w: usize, h: usize, period: f32) -> Vec<f32> {
     let bin = |i: usize| (((i as f32 + 0.5) % period) / period * BINS as f32) as usize % BINS;
-    let columns: Vec<usize> = (0..w).map(bin).collect();
-    let mut sums = vec![0f32; BINS * BINS];
-    let mut counts = vec![0u32; BINS * BINS];
+    // Rows of the same bin are summed first (contiguous adds), so the scatter into the tile's
+    // columns runs once per bin row, not once per pixel; a bin's count is its row count times
+    // its column count.
+    let mut rows = vec![0f32; BINS * w];
+    let mut row_counts = [0u32; BINS];
     for (y, row) in residual.chunks_exact(w).take(h).enumerate() {
-        let base = bin(y) * BINS;
-        for (&x, &v) in columns.iter().zip(row) {
-            sums[base + x] += v;
-            counts[base + x] += 1;
+        let b = bin(y);
+        row_counts[b] += 1;
+        rows[b * w..(b + 1) * w].iter_mut().zip(row).for_each(|(s, v)| *s += v);
+    }
+    let columns: Vec<usize> = (0..w).map(bin).collect();
+    let mut column_counts = [0u32; BINS];
+    columns.iter().for_each(|&x| column_counts[x] += 1);
+    let mut fold = vec![0f32; BINS * BINS];
+    for ((sums, count), acc) in fold.chunks_exact_mut(BINS).zip(row_counts).zip(rows.chunks_exact(w)) {
+        if count > 0 {
+            for (&x, &v) in columns.iter().zip(acc) {
+                sums[x] += v;
+            }
+            sums.iter_mut()
+                .zip(column_counts)
+                .for_each(|(s, n)| *s = if n > 0 { *s / (n * count) as f32 } else { 0.0 });
         }
     }
-    let mut fold: Vec<f32> = sums.iter().zip(&counts).map(|(s, &n)| if n > 0 { s / n as f32 } else { 0.0 }).collect();
     let mean = fold.iter().sum::<f32>() / fold.len() as f32;
     fold.iter_mut().for_each(|v| *v -= mean);
     fold
@@ -917,6 +1026,33 @@ mod tests {
         assert_eq!(Payload::from_hex("0123456789abcdef").unwrap(), Payload(0x0123_4567_89ab_cdef));
         assert!(Payload::from_hex("xyz").is_err());
         assert_eq!(Payload(0xab).to_string(), "00000000000000ab");
+    }
+
+    #[test]
+    fn rescaling_keeps_levels_and_ramps() {
+        // (width, height, scale): a constant stays constant and a ramp stays the same ramp in
+        // the interior (where the kernel does not reach the edge; a widened kernel to within a
+        // sixtieth of a step), enlarging and shrinking.
+        for (w, h, scale) in [(40usize, 30usize, 2.0f32), (40, 30, 1.37), (64, 48, 0.5), (64, 48, 0.8)] {
+            let flat = vec![7.5f32; w * h];
+            let (out, nw, nh) = rescale(&flat, w, h, scale);
+            assert_eq!((nw, nh), ((w as f32 * scale) as usize, (h as f32 * scale) as usize));
+            assert!(out.iter().all(|v| (v - 7.5).abs() < 1e-4), "{w}x{h} x{scale}: flat");
+            let ramp: Vec<f32> = (0..w * h).map(|i| (i % w) as f32 * 3.0 + (i / w) as f32).collect();
+            let (out, nw, nh) = rescale(&ramp, w, h, scale);
+            let margin = (4.0 * scale.max(1.0 / scale)).ceil() as usize;
+            for y in margin..nh - margin {
+                for x in margin..nw - margin {
+                    let (sx, sy) = ((x as f32 + 0.5) / scale - 0.5, (y as f32 + 0.5) / scale - 0.5);
+                    let want = sx * 3.0 + sy;
+                    assert!(
+                        (out[y * nw + x] - want).abs() < 0.05,
+                        "{w}x{h} x{scale} at {x},{y}: {} != {want}",
+                        out[y * nw + x]
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -29,7 +29,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 # synthetic images: the targets are for natural photos).
 PHOTOS = ["astronaut", "camera", "chelsea", "coffee", "rocket", "coins", "moon", "hubble_deep_field",
           "immunohistochemistry", "retina", "brick", "grass", "gravel", "clock", "cat", "stereo_motorcycle"]
-QUICK = ["astronaut", "chelsea", "coffee", "camera"]
+QUICK = ["astronaut", "chelsea", "coffee", "camera", "brick"]
 
 
 def photos(names):
@@ -82,9 +82,10 @@ ATTACKS = [
     ("screenshot: 75% -> JPEG 70 -> PNG", lambda im: reencode(reencode(scaled(im, 0.75), "JPEG", quality=70), "PNG")),
 ]
 STRETCH = {"crop central 60% (stretch)"}
-# Below the 95% on small photos (chips of 4 px at 512 px fall under 3 px): --quick holds
-# them to a floor that catches a regression, and every run prints where they stand.
-MARGINAL = {"resize 50%", "screenshot: 75% -> JPEG 70 -> PNG", "crop central 60% (stretch)"}
+# The stretch goal, below 95% on small photos (a 60% crop of a 300 px photo holds under three
+# tiles a side): --quick holds it to a floor that catches a regression, and every run prints
+# where it stands. Every other attack is held to the 95%.
+MARGINAL = {"crop central 60% (stretch)"}
 MARGINAL_FLOOR = 0.75
 
 
