@@ -30,8 +30,8 @@
 //! equally to R, G and B (so grey stays grey) and scaled by the local contrast (texture hides it;
 //! flat sky gets little). The embedder is *informed*: it runs the detector's own measurement on the
 //! unmarked image, sees how much of each chip the photo itself already contributes, and gives each
-//! chip what it takes to reach a common margin (at least half of it from the mark, so a crop does
-//! not undo it). The whole change is held to a mean squared error of [`PSNR_DB`], and capped where
+//! chip what it takes to reach a common margin (counting on 70% of the photo's share and taking
+//! at least half of the margin from the mark, so a crop or a resize does not undo it). The whole change is held to a mean squared error of [`PSNR_DB`], and capped where
 //! the image is flat, at what would take SSIM there below about 0.985; the budget the cap frees
 //! goes to textured areas.
 //!
@@ -437,10 +437,10 @@ impl ImageWatermark {
             // band the embedder measured (and cancelled the photo's share of), not the band a
             // resize moved the photo's texture into (+3 to 8 dB on the chips of a halved photo).
             let scale = CANONICAL_PERIOD / period;
-            let rescaled = ((scale - 1.0).abs() > RESCALE_TOLERANCE && scale <= MAX_RESCALE)
-                .then(|| rescale(&work, w, h, scale))
-                .filter(|(_, rw, rh)| rw * rh <= MAX_RESCALED_PIXELS)
-                .map(|(pixels, rw, rh)| (high_pass(&pixels, rw, rh), rw, rh));
+            let (rw, rh) = rescaled_size(w, h, scale);
+            let rescaled =
+                ((scale - 1.0).abs() > RESCALE_TOLERANCE && scale <= MAX_RESCALE && rw * rh <= MAX_RESCALED_PIXELS)
+                    .then(|| (high_pass(&rescale(&work, w, h, scale), rw, rh), rw, rh));
             let (residual, rw, rh, scale) = match &rescaled {
                 Some((residual, rw, rh)) => (&residual[..], *rw, *rh, scale),
                 None => (&native[..], w, h, 1.0),
@@ -636,10 +636,16 @@ fn high_pass(work: &[f32], ww: usize, wh: usize) -> Vec<f32> {
     residual
 }
 
-/// `src` (`w × h`) resampled by `scale` on both axes with Keys' cubic (a = -1/2), widened by
-/// `1 / scale` when shrinking so nothing aliases.
-fn rescale(src: &[f32], w: usize, h: usize, scale: f32) -> (Vec<f32>, usize, usize) {
-    let (nw, nh) = (((w as f32 * scale) as usize).max(1), ((h as f32 * scale) as usize).max(1));
+/// The size of a `w × h` image rescaled by `scale`: known before any pixel is computed, so the
+/// bound on it is checked before the buffer exists.
+fn rescaled_size(w: usize, h: usize, scale: f32) -> (usize, usize) {
+    (((w as f32 * scale) as usize).max(1), ((h as f32 * scale) as usize).max(1))
+}
+
+/// `src` (`w × h`) resampled by `scale` on both axes to [`rescaled_size`] with Keys' cubic
+/// (a = -1/2), widened by `1 / scale` when shrinking so nothing aliases.
+fn rescale(src: &[f32], w: usize, h: usize, scale: f32) -> Vec<f32> {
+    let (nw, nh) = rescaled_size(w, h, scale);
     // For each output position along an axis: the first source index and the weights from there.
     let taps = |n: usize, out: usize| -> Vec<(usize, Vec<f32>)> {
         let stretch = (1.0 / scale).max(1.0);
@@ -671,7 +677,7 @@ fn rescale(src: &[f32], w: usize, h: usize, scale: f32) -> (Vec<f32>, usize, usi
             line.iter_mut().zip(from).for_each(|(o, v)| *o += k * v);
         }
     }
-    (out, nw, nh)
+    out
 }
 
 /// Keys' cubic convolution kernel with a = -1/2 (Catmull-Rom), support ±2.
@@ -1045,12 +1051,14 @@ mod tests {
         // the interior (where the kernel does not reach the edge; a widened kernel to within a
         // sixtieth of a step), enlarging and shrinking.
         for (w, h, scale) in [(40usize, 30usize, 2.0f32), (40, 30, 1.37), (64, 48, 0.5), (64, 48, 0.8)] {
-            let flat = vec![7.5f32; w * h];
-            let (out, nw, nh) = rescale(&flat, w, h, scale);
+            let (nw, nh) = rescaled_size(w, h, scale);
             assert_eq!((nw, nh), ((w as f32 * scale) as usize, (h as f32 * scale) as usize));
+            let flat = vec![7.5f32; w * h];
+            let out = rescale(&flat, w, h, scale);
+            assert_eq!(out.len(), nw * nh);
             assert!(out.iter().all(|v| (v - 7.5).abs() < 1e-4), "{w}x{h} x{scale}: flat");
             let ramp: Vec<f32> = (0..w * h).map(|i| (i % w) as f32 * 3.0 + (i / w) as f32).collect();
-            let (out, nw, nh) = rescale(&ramp, w, h, scale);
+            let out = rescale(&ramp, w, h, scale);
             let margin = (4.0 * scale.max(1.0 / scale)).ceil() as usize;
             for y in margin..nh - margin {
                 for x in margin..nw - margin {
